@@ -1,0 +1,149 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/presence/presence/handlers"
+)
+
+// config is every setting of the service. Each is a flag and an environment
+// variable PRESENCE_<FLAG NAME>, e.g. --write-timeout and
+// PRESENCE_WRITE_TIMEOUT; a flag wins over the variable.
+type config struct {
+	Addr              string
+	Heartbeat         time.Duration
+	Window            time.Duration
+	WriteTimeout      time.Duration
+	Retry             time.Duration
+	MaxStreams        int
+	MaxRooms          int
+	RoomsLimit        int
+	Drain             time.Duration
+	TCPUserTimeout    time.Duration
+	SendBuffer        int
+	ReadHeaderTimeout time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+	LogFormat         string
+	LogLevel          slog.Level
+}
+
+// envName is the environment variable of a flag.
+func envName(flagName string) string {
+	return "PRESENCE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseConfig reads settings from getenv and args, checks them, and fills
+// in the defaults that depend on the machine. Errors name the setting.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("presence", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.Addr, "addr", ":8080", "address to listen on")
+	fs.DurationVar(&c.Heartbeat, "heartbeat", 15*time.Second, "interval of the comment line sent on every stream to keep it alive and detect dead peers")
+	fs.DurationVar(&c.Window, "window", 100*time.Millisecond, "coalescing window: a room sends at most one count per window (longer while fan-outs are slow, up to 4 windows)")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", 4*time.Second, "a stream whose write stalls this long is cut off")
+	fs.DurationVar(&c.Retry, "retry", 3*time.Second, "reconnect delay sent to clients in the retry: field")
+	fs.IntVar(&c.MaxStreams, "max-streams", 0, "most open streams; 0 means the open-file limit less 5% (at least 100 less)")
+	fs.IntVar(&c.MaxRooms, "max-rooms", 10000, "most rooms with open streams")
+	fs.IntVar(&c.RoomsLimit, "rooms-limit", 100, "rooms listed by GET /api/rooms when no limit is given")
+	fs.DurationVar(&c.Drain, "drain", 10*time.Second, "on SIGINT or SIGTERM, the longest wait for streams and requests to end")
+	fs.DurationVar(&c.TCPUserTimeout, "tcp-user-timeout", 10*time.Second, "TCP_USER_TIMEOUT: a peer that acknowledges nothing this long is dropped (0: kernel default)")
+	fs.IntVar(&c.SendBuffer, "send-buffer", 8192, "SO_SNDBUF requested per connection, in bytes (the kernel doubles it; 0: kernel default)")
+	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 5*time.Second, "time allowed to read request headers")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 60*time.Second, "keep-alive connections idle this long are closed")
+	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 16<<10, "largest request header accepted, in bytes")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: presence [flags]\n\nEvery flag can also be set by an environment variable; the flag wins.\n\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			fmt.Fprintf(stderr, "  --%s (%s, default %q)\n    \t%s\n", f.Name, envName(f.Name), f.DefValue, f.Usage)
+		})
+	}
+
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %v", envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments %q (settings are flags, see --help)", fs.Args())
+	}
+	return c, c.check()
+}
+
+// check rejects settings that cannot work and fills in machine defaults.
+func (c *config) check() error {
+	var errs []error
+	positive := func(name string, d time.Duration) {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("--%s (%s) must be positive, got %s", name, envName(name), d))
+		}
+	}
+	nonNegative := func(name string, n int) {
+		if n < 0 {
+			errs = append(errs, fmt.Errorf("--%s (%s) must not be negative, got %d", name, envName(name), n))
+		}
+	}
+	positive("heartbeat", c.Heartbeat)
+	positive("window", c.Window)
+	positive("write-timeout", c.WriteTimeout)
+	positive("retry", c.Retry)
+	positive("drain", c.Drain)
+	positive("read-header-timeout", c.ReadHeaderTimeout)
+	positive("idle-timeout", c.IdleTimeout)
+	nonNegative("max-streams", c.MaxStreams)
+	nonNegative("send-buffer", c.SendBuffer)
+	if c.TCPUserTimeout < 0 {
+		errs = append(errs, fmt.Errorf("--tcp-user-timeout (%s) must not be negative, got %s", envName("tcp-user-timeout"), c.TCPUserTimeout))
+	}
+	if c.MaxRooms < 1 {
+		errs = append(errs, fmt.Errorf("--max-rooms (%s) must be at least 1, got %d", envName("max-rooms"), c.MaxRooms))
+	}
+	if c.RoomsLimit < 1 || c.RoomsLimit > handlers.MaxRoomsLimit {
+		errs = append(errs, fmt.Errorf("--rooms-limit (%s) must be from 1 to %d, got %d", envName("rooms-limit"), handlers.MaxRoomsLimit, c.RoomsLimit))
+	}
+	if c.MaxHeaderBytes < 1024 {
+		errs = append(errs, fmt.Errorf("--max-header-bytes (%s) must be at least 1024, got %d", envName("max-header-bytes"), c.MaxHeaderBytes))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format (%s) must be text or json, got %q", envName("log-format"), c.LogFormat))
+	}
+	if len(errs) == 0 {
+		if most := handlers.MaxWriteTimeout(c.Window, c.Heartbeat); c.WriteTimeout > most {
+			errs = append(errs, fmt.Errorf("--write-timeout (%s) must be at most %s with this window and heartbeat, got %s: a stalled client would otherwise hold up its room", envName("write-timeout"), most.Round(time.Millisecond), c.WriteTimeout))
+		}
+	}
+	if c.MaxStreams == 0 {
+		var lim syscall.Rlimit
+		if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			errs = append(errs, fmt.Errorf("--max-streams: reading the open-file limit: %w", err))
+		} else {
+			c.MaxStreams = defaultMaxStreams(int(min(lim.Cur, 1<<30)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// defaultMaxStreams leaves 5% of the open-file limit, at least 100 files,
+// for the listener, logs and outgoing connections.
+func defaultMaxStreams(nofile int) int {
+	return max(1, nofile-max(100, nofile/20))
+}

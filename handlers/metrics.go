@@ -1,0 +1,62 @@
+package handlers
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/presence/presence/presence"
+)
+
+// Disconnect reasons, the values of the reason label.
+const (
+	reasonClient   = "client"   // the client went away
+	reasonEvicted  = "evicted"  // a write stalled past the write deadline
+	reasonShutdown = "shutdown" // the server is draining
+)
+
+// Metrics are the service's Prometheus collectors. Build them with
+// NewMetrics on a registry of the caller's, so tests get their own.
+type Metrics struct {
+	connects   prometheus.Counter
+	disconnect *prometheus.CounterVec
+	refused    *prometheus.CounterVec
+	events     prometheus.Counter
+	deliveries prometheus.Counter
+}
+
+// NewMetrics registers the collectors on reg; stats feeds the gauges.
+func NewMetrics(reg prometheus.Registerer, stats func() presence.Stats) *Metrics {
+	m := &Metrics{
+		connects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "presence_connects_total", Help: "Streams opened.",
+		}),
+		disconnect: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "presence_disconnects_total",
+			Help: "Streams closed, by reason: client (went away), evicted (write stalled past the deadline), shutdown.",
+		}, []string{"reason"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "presence_refused_total",
+			Help: "Streams refused, by reason: stream_limit, room_limit, shutting_down.",
+		}, []string{"reason"}),
+		events: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "presence_events_published_total", Help: "Count events published to rooms.",
+		}),
+		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "presence_deliveries_total", Help: "Count events written to streams.",
+		}),
+	}
+	for _, r := range []string{reasonClient, reasonEvicted, reasonShutdown} {
+		m.disconnect.WithLabelValues(r)
+	}
+	for _, r := range []string{"stream_limit", "room_limit", "shutting_down"} {
+		m.refused.WithLabelValues(r)
+	}
+	reg.MustRegister(m.connects, m.disconnect, m.refused, m.events, m.deliveries,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "presence_streams_open", Help: "Streams open on this node.",
+		}, func() float64 { return float64(stats().Streams) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "presence_rooms", Help: "Rooms with streams on this node.",
+		}, func() float64 { return float64(stats().Rooms) }),
+	)
+	return m
+}

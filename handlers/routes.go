@@ -1,0 +1,45 @@
+// Package handlers is the HTTP side of presence: the router, the SSE
+// streams (over r3labs/sse), the JSON API, health, metrics and the page.
+package handlers
+
+import (
+	"io/fs"
+	"log/slog"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Options is what the router needs besides its dependencies.
+type Options struct {
+	Stream StreamOptions
+	// RoomsLimit is how many rooms GET /api/rooms lists by default.
+	RoomsLimit int
+}
+
+// NewRouter lists every route of the service.
+func NewRouter(b *Broadcaster, opts Options, m *Metrics, gatherer prometheus.Gatherer, static fs.FS, log *slog.Logger) http.Handler {
+	r := chi.NewRouter()
+	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, "no such path")
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+	})
+
+	stream := handleStream(b, opts.Stream, m, log)
+	r.Get("/events", stream)
+	r.Get("/rooms/{room}/events", stream)
+
+	r.Get("/api/rooms", handleRooms(b.hub, opts.RoomsLimit))
+	r.Get("/api/rooms/{room}", handleRoom(b.hub))
+
+	r.Get("/healthz", handleHealthz())
+	r.Get("/readyz", handleReadyz(b.Ready))
+	r.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+
+	r.Get("/", handlePage(static, "index.html"))
+	return r
+}

@@ -1,0 +1,135 @@
+// Command presence streams live user counts to browsers over Server-Sent
+// Events: every open page shows, at once and exactly, how many are here.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/presence/presence/handlers"
+	"github.com/presence/presence/presence"
+	"github.com/presence/presence/static"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "presence:", err)
+		os.Exit(1)
+	}
+}
+
+// run is the whole program, with its inputs passed in so that tests can run
+// it in parallel: it serves until ctx is done or a signal comes, then drains.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := newLogger(cfg, stderr)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var hub *presence.Hub // set below; the gauges read it only when scraped
+	metrics := handlers.NewMetrics(reg, func() presence.Stats { return hub.Stats() })
+	b, err := handlers.NewBroadcaster(presence.NewMemory(), presence.HubOptions{
+		Window:     cfg.Window,
+		MaxStreams: cfg.MaxStreams,
+		MaxRooms:   cfg.MaxRooms,
+	}, cfg.Heartbeat, metrics)
+	if err != nil {
+		return err
+	}
+	hub = b.Hub()
+
+	router := handlers.NewRouter(b, handlers.Options{
+		Stream:     handlers.StreamOptions{Retry: cfg.Retry, WriteTimeout: cfg.WriteTimeout},
+		RoomsLimit: cfg.RoomsLimit,
+	}, metrics, reg, static.FS, log)
+
+	ln, err := listen(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{
+		Handler:           router,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		IdleTimeout:       cfg.IdleTimeout,
+		// No WriteTimeout: it would cut every stream. Streams set a deadline
+		// on each write instead.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	heartbeatCtx, stopHeartbeat := context.WithCancel(context.Background())
+	heartbeatDone := make(chan struct{})
+	go func() {
+		defer close(heartbeatDone)
+		b.Run(heartbeatCtx)
+	}()
+	defer func() { stopHeartbeat(); <-heartbeatDone }()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "max_streams", cfg.MaxStreams)
+	fmt.Fprintf(stdout, "presence listening on http://%s\n", ln.Addr())
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	log.Info("shutting down", "drain", cfg.Drain.String(), "streams", hub.Stats().Streams)
+	// A fresh context: the one we got is already cancelled.
+	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.Drain)
+	defer cancel()
+	if err := b.Shutdown(drainCtx); err != nil {
+		log.Warn("streams did not end within the drain time", "open", hub.Stats().Streams)
+	}
+	if err := srv.Shutdown(drainCtx); err != nil {
+		log.Warn("connections did not close within the drain time; closing them", "err", err)
+		_ = srv.Close()
+	}
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// newLogger returns the service's logger: text or JSON on w.
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// listen opens the TCP listener before serving, so that ":0" works and a
+// port in use is reported at once.
+func listen(ctx context.Context, cfg config) (net.Listener, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	return &tunedListener{Listener: ln, userTimeout: cfg.TCPUserTimeout, sendBuffer: cfg.SendBuffer}, nil
+}

@@ -1,0 +1,289 @@
+package presence
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults for HubOptions fields left zero.
+const (
+	DefaultWindow     = 100 * time.Millisecond
+	DefaultMaxStreams = 10000
+	DefaultMaxRooms   = 10000
+)
+
+// windowFactor and maxWindowFactor shape the adaptive window: after a fan-out
+// that took d, the room waits at least windowFactor*d before the next one,
+// but never more than maxWindowFactor times the base window. A fixed window
+// makes a ramp of N joins cost O(N^2) deliveries; letting the window follow
+// the cost of the last fan-out keeps the fan-out share of CPU bounded.
+const (
+	windowFactor    = 4
+	maxWindowFactor = 4
+)
+
+// HubOptions configures a Hub. The zero value is usable.
+type HubOptions struct {
+	// Window is the coalescing window: a room publishes at most one count
+	// per window, and a change in a quiet room is published at once.
+	Window time.Duration
+	// MaxStreams caps the streams this node holds.
+	MaxStreams int
+	// MaxRooms caps the rooms this node holds streams in.
+	MaxRooms int
+}
+
+// Hub tracks the streams of this node by room and tells the Notifier the
+// counts, coalesced. One Hub serves the whole process.
+type Hub struct {
+	backend   Backend
+	notify    Notifier
+	window    time.Duration
+	maxWindow time.Duration
+	maxStr    int
+	maxRooms  int
+	nextID    atomic.Uint64
+
+	mu      sync.Mutex
+	rooms   map[string]*room
+	streams int
+	closed  bool
+	drained chan struct{} // closed once closed and no stream is left
+}
+
+// room is the hub's state of one room on this node. Fields under Hub.mu
+// unless marked otherwise.
+type room struct {
+	name      string
+	local     int         // streams of this node in the room
+	count     int         // latest count from the backend
+	published int         // last count handed to Publish; -1 before any
+	force     bool        // publish even if the count did not change
+	timer     *time.Timer // pending publish, nil if none
+	lastPub   time.Time   // when the last publish started
+
+	pubMu        sync.Mutex   // serialises Publish calls of this room
+	pubStart     atomic.Int64 // unix nanos of the last publish
+	lastDelivery atomic.Int64 // unix nanos of the latest delivery to a stream
+}
+
+// NewHub returns a Hub over backend that tells notify about counts.
+func NewHub(backend Backend, notify Notifier, opts HubOptions) (*Hub, error) {
+	if backend == nil || notify == nil {
+		return nil, fmt.Errorf("presence: backend and notifier are required")
+	}
+	if opts.Window < 0 || opts.MaxStreams < 0 || opts.MaxRooms < 0 {
+		return nil, fmt.Errorf("presence: window and limits must not be negative")
+	}
+	if opts.Window == 0 {
+		opts.Window = DefaultWindow
+	}
+	if opts.MaxStreams == 0 {
+		opts.MaxStreams = DefaultMaxStreams
+	}
+	if opts.MaxRooms == 0 {
+		opts.MaxRooms = DefaultMaxRooms
+	}
+	return &Hub{
+		backend:   backend,
+		notify:    notify,
+		window:    opts.Window,
+		maxWindow: maxWindowFactor * opts.Window,
+		maxStr:    opts.MaxStreams,
+		maxRooms:  opts.MaxRooms,
+		rooms:     make(map[string]*room),
+	}, nil
+}
+
+// Stream is one client's place in a room, from Join to Leave.
+type Stream struct {
+	hub    *Hub
+	room   *room
+	member Member
+	once   sync.Once
+}
+
+// Room returns the name of the stream's room.
+func (s *Stream) Room() string { return s.room.name }
+
+// Delivered tells the hub that a count event reached this stream's socket.
+// The hub uses the latest delivery to learn how long a fan-out takes.
+func (s *Stream) Delivered() {
+	s.room.lastDelivery.Store(time.Now().UnixNano())
+}
+
+// Leave takes the stream out of its room. Calling it again does nothing.
+func (s *Stream) Leave() {
+	s.once.Do(func() { s.hub.leave(s) })
+}
+
+// Join puts a new stream in roomName and returns it with the room's count,
+// which includes the new stream.
+func (h *Hub) Join(roomName string) (*Stream, int, error) {
+	if err := ValidateRoom(roomName); err != nil {
+		return nil, 0, err
+	}
+	m := Member{ID: strconv.FormatUint(h.nextID.Add(1), 10)}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, 0, ErrClosed
+	}
+	if h.streams >= h.maxStr {
+		return nil, 0, ErrStreamLimit
+	}
+	r := h.rooms[roomName]
+	if r == nil {
+		if len(h.rooms) >= h.maxRooms {
+			return nil, 0, ErrRoomLimit
+		}
+		r = &room{name: roomName, published: -1}
+		h.notify.RoomOpened(roomName)
+		h.rooms[roomName] = r
+	}
+	count, err := h.backend.Join(roomName, m)
+	if err != nil {
+		if r.local == 0 {
+			h.dropLocked(r)
+		}
+		return nil, 0, fmt.Errorf("join %s: %w", roomName, err)
+	}
+	r.local++
+	h.streams++
+	r.count = count
+	h.scheduleLocked(r)
+	return &Stream{hub: h, room: r, member: m}, count, nil
+}
+
+func (h *Hub) leave(s *Stream) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := s.room
+	r.count = h.backend.Leave(r.name, s.member)
+	r.local--
+	h.streams--
+	if h.closed && h.streams == 0 {
+		close(h.drained)
+	}
+	if r.local == 0 {
+		h.dropLocked(r)
+		return
+	}
+	h.scheduleLocked(r)
+}
+
+// dropLocked forgets an empty room so that memory returns to idle.
+func (h *Hub) dropLocked(r *room) {
+	if r.timer != nil {
+		r.timer.Stop()
+		r.timer = nil
+	}
+	delete(h.rooms, r.name)
+	h.notify.RoomClosed(r.name)
+}
+
+// Refresh is called once a new stream can receive publishes; seen is the
+// count it was sent on Join. If the count moved in between, the stream may
+// have missed that publish, so the room publishes again at its next turn.
+func (h *Hub) Refresh(roomName string, seen int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if r := h.rooms[roomName]; r != nil && r.count != seen {
+		r.force = true
+		h.scheduleLocked(r)
+	}
+}
+
+// scheduleLocked arranges one publish of r, no sooner than a window after
+// the last one. A publish already pending will carry the newest count.
+func (h *Hub) scheduleLocked(r *room) {
+	if r.timer != nil {
+		return
+	}
+	delay := time.Until(r.lastPub.Add(h.windowOf(r)))
+	if delay < 0 {
+		delay = 0
+	}
+	r.timer = time.AfterFunc(delay, func() { h.flush(r) })
+}
+
+// windowOf is the room's current window: the base window, or longer while
+// fan-outs to the room take a long time.
+func (h *Hub) windowOf(r *room) time.Duration {
+	w := h.window
+	if fan := time.Duration(r.lastDelivery.Load() - r.pubStart.Load()); fan > 0 {
+		w = max(w, windowFactor*fan)
+	}
+	return min(w, h.maxWindow)
+}
+
+// flush publishes r's newest count if it changed or a refresh asked for it.
+func (h *Hub) flush(r *room) {
+	r.pubMu.Lock()
+	defer r.pubMu.Unlock()
+
+	h.mu.Lock()
+	r.timer = nil
+	if h.rooms[r.name] != r || (r.count == r.published && !r.force) {
+		h.mu.Unlock()
+		return
+	}
+	count := r.count
+	r.published, r.force = count, false
+	now := time.Now()
+	r.lastPub = now
+	h.mu.Unlock()
+
+	r.pubStart.Store(now.UnixNano())
+	h.notify.Publish(r.name, count)
+}
+
+// Count returns the room's count.
+func (h *Hub) Count(roomName string) int { return h.backend.Count(roomName) }
+
+// Rooms returns up to limit non-empty rooms and how many there are in all.
+func (h *Hub) Rooms(limit int) ([]RoomCount, int) { return h.backend.Rooms(limit) }
+
+// RoomNames returns the rooms this node holds streams in.
+func (h *Hub) RoomNames() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	names := make([]string, 0, len(h.rooms))
+	for name := range h.rooms {
+		names = append(names, name)
+	}
+	return names
+}
+
+// Stats is a snapshot of the hub for metrics.
+type Stats struct {
+	Streams int // open streams on this node
+	Rooms   int // rooms with streams on this node
+}
+
+// Stats returns the current numbers.
+func (h *Hub) Stats() Stats {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return Stats{Streams: h.streams, Rooms: len(h.rooms)}
+}
+
+// Close makes Join fail with ErrClosed from now on. Streams already open
+// stay until they Leave; the transport ends them. It returns a channel that
+// is closed once the last stream has left.
+func (h *Hub) Close() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.closed {
+		h.closed = true
+		h.drained = make(chan struct{})
+		if h.streams == 0 {
+			close(h.drained)
+		}
+	}
+	return h.drained
+}

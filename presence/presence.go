@@ -1,0 +1,90 @@
+// Package presence keeps who is where: rooms, their counts, and when to tell
+// the streams about a change. It knows nothing of HTTP or of the wire format;
+// the transport registers a Notifier and opens one Stream per client.
+package presence
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors returned by Hub.Join. The transport maps them to answers.
+var (
+	// ErrInvalidRoom means the room name breaks the naming rule.
+	ErrInvalidRoom = errors.New("invalid room name")
+	// ErrStreamLimit means this node holds as many streams as it may.
+	ErrStreamLimit = errors.New("too many open streams")
+	// ErrRoomLimit means this node holds as many rooms as it may.
+	ErrRoomLimit = errors.New("too many rooms")
+	// ErrClosed means the hub is shutting down and takes no new streams.
+	ErrClosed = errors.New("shutting down")
+)
+
+// DefaultRoom is the room of clients that name none.
+const DefaultRoom = "lobby"
+
+// MaxRoomLen is the longest room name allowed.
+const MaxRoomLen = 64
+
+// RoomRule says in words which room names are allowed, for error messages.
+const RoomRule = "room names are 1 to 64 characters from A-Z a-z 0-9 . _ -"
+
+// ValidateRoom reports whether name is an allowed room name. Names are kept
+// short and plain so that they are safe in URLs, logs, metrics and keys of a
+// shared store without escaping.
+func ValidateRoom(name string) error {
+	if len(name) == 0 || len(name) > MaxRoomLen {
+		return fmt.Errorf("%w: %s", ErrInvalidRoom, RoomRule)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return fmt.Errorf("%w: %s", ErrInvalidRoom, RoomRule)
+		}
+	}
+	return nil
+}
+
+// Member is one participant of a room. Today every stream is its own member;
+// the ID is there so that people (a user or a visitor with several tabs) can
+// be told apart later without changing the shape of the API.
+type Member struct {
+	// ID identifies the member within its room; unique per stream for now.
+	ID string
+}
+
+// RoomCount is a room and how many are in it.
+type RoomCount struct {
+	Room  string `json:"room"`
+	Count int    `json:"count"`
+}
+
+// Backend is where a room's count comes from. Memory serves one node; a
+// shared store lets several nodes add up to one count. The Hub calls it with
+// its own lock held, so implementations must not call back into the Hub.
+type Backend interface {
+	// Join adds m to room and returns the room's count after it.
+	Join(room string, m Member) (int, error)
+	// Leave removes m from room and returns the room's count after it.
+	Leave(room string, m Member) int
+	// Count returns the room's count; 0 for a room nobody is in.
+	Count(room string) int
+	// Rooms returns up to limit non-empty rooms, sorted by name, and how
+	// many non-empty rooms there are in all.
+	Rooms(limit int) ([]RoomCount, int)
+}
+
+// Notifier is told what the streams need to know. Implemented by the
+// transport; the Hub never blocks on it while holding its lock, except for
+// RoomOpened and RoomClosed, which must be quick.
+type Notifier interface {
+	// RoomOpened is called before the first stream of a room joins.
+	RoomOpened(room string)
+	// RoomClosed is called after the last stream of a room left.
+	RoomClosed(room string)
+	// Publish sends a room's count to every stream of the room. Calls for
+	// one room never overlap, and come at most once per window.
+	Publish(room string, count int)
+}
