@@ -49,7 +49,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.Addr, "addr", ":8080", "address to listen on")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", 15*time.Second, "interval of the comment line sent on every stream to keep it alive and detect dead peers")
 	fs.DurationVar(&c.Window, "window", 100*time.Millisecond, "coalescing window: a room sends at most one count per window (longer while fan-outs are slow, up to 4 windows)")
-	fs.DurationVar(&c.WriteTimeout, "write-timeout", 4*time.Second, "a stream whose write stalls this long is cut off")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", 4*time.Second, "a stream whose write stalls this long is cut off (default lowered if --window or --heartbeat need it)")
 	fs.DurationVar(&c.Retry, "retry", 3*time.Second, "reconnect delay sent to clients in the retry: field")
 	fs.IntVar(&c.MaxStreams, "max-streams", 0, "most open streams; 0 means the open-file limit less 5% (at least 100 less)")
 	fs.IntVar(&c.MaxRooms, "max-rooms", 10000, "most rooms with open streams")
@@ -85,6 +85,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q (settings are flags, see --help)", fs.Args())
+	}
+	writeTimeoutSet := false
+	fs.Visit(func(f *flag.Flag) { writeTimeoutSet = writeTimeoutSet || f.Name == "write-timeout" })
+	if !writeTimeoutSet && c.Window > 0 && c.Heartbeat > 0 {
+		// The default follows a shorter window or heartbeat rather than
+		// refusing a setting the user did not make.
+		c.WriteTimeout = min(c.WriteTimeout, handlers.MaxWriteTimeout(c.Window, c.Heartbeat))
 	}
 	return c, c.check()
 }

@@ -31,9 +31,9 @@ type StreamOptions struct {
 func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logger) http.HandlerFunc {
 	retry := []byte(fmt.Sprintf("retry: %d\n\n", opts.Retry.Milliseconds()))
 	return func(w http.ResponseWriter, r *http.Request) {
-		room := chi.URLParam(r, "room")
-		if room == "" {
-			room = presence.DefaultRoom
+		room := presence.DefaultRoom
+		if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePattern() != "/events" {
+			room = chi.URLParam(r, "room")
 		}
 		st, count, err := b.hub.Join(room)
 		if err != nil {
