@@ -58,12 +58,13 @@ type Hub struct {
 // unless marked otherwise.
 type room struct {
 	name      string
-	local     int         // streams of this node in the room
-	count     int         // latest count from the backend
-	published int         // last count handed to Publish; -1 before any
-	force     bool        // publish even if the count did not change
-	timer     *time.Timer // pending publish, nil if none
-	lastPub   time.Time   // when the last publish started
+	local     int           // streams of this node in the room
+	count     int           // latest count from the backend
+	published int           // last count handed to Publish; -1 before any
+	force     bool          // publish even if the count did not change
+	timer     *time.Timer   // pending publish, nil if none
+	lastPub   time.Time     // when the last publish started
+	fanout    time.Duration // how long the previous publish took to reach the last stream
 
 	pubMu        sync.Mutex   // serialises Publish calls of this room
 	pubStart     atomic.Int64 // unix nanos of the last publish
@@ -214,11 +215,8 @@ func (h *Hub) scheduleLocked(r *room) {
 // windowOf is the room's current window: the base window, or longer while
 // fan-outs to the room take a long time.
 func (h *Hub) windowOf(r *room) time.Duration {
-	w := h.window
-	if fan := time.Duration(r.lastDelivery.Load() - r.pubStart.Load()); fan > 0 {
-		w = max(w, windowFactor*fan)
-	}
-	return min(w, h.maxWindow)
+	fan := max(r.fanout, time.Duration(r.lastDelivery.Load()-r.pubStart.Load()))
+	return min(max(h.window, windowFactor*fan), h.maxWindow)
 }
 
 // flush publishes r's newest count if it changed or a refresh asked for it.
@@ -236,6 +234,7 @@ func (h *Hub) flush(r *room) {
 	r.published, r.force = count, false
 	now := time.Now()
 	r.lastPub = now
+	r.fanout = max(0, time.Duration(r.lastDelivery.Load()-r.pubStart.Load()))
 	h.mu.Unlock()
 
 	r.pubStart.Store(now.UnixNano())

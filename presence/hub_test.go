@@ -1,0 +1,216 @@
+package presence
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// recorder is a Notifier that remembers what it was told.
+type recorder struct {
+	mu     sync.Mutex
+	opened []string
+	closed []string
+	pubs   []publish
+}
+
+type publish struct {
+	room  string
+	count int
+	at    time.Time
+}
+
+func (r *recorder) RoomOpened(room string) {
+	r.mu.Lock()
+	r.opened = append(r.opened, room)
+	r.mu.Unlock()
+}
+func (r *recorder) RoomClosed(room string) {
+	r.mu.Lock()
+	r.closed = append(r.closed, room)
+	r.mu.Unlock()
+}
+func (r *recorder) Publish(room string, n int) {
+	r.mu.Lock()
+	r.pubs = append(r.pubs, publish{room, n, time.Now()})
+	r.mu.Unlock()
+}
+
+func (r *recorder) published() []publish {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]publish(nil), r.pubs...)
+}
+
+func newHub(t *testing.T, opts HubOptions) (*Hub, *recorder) {
+	t.Helper()
+	rec := &recorder{}
+	h, err := NewHub(NewMemory(), rec, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, rec
+}
+
+func TestValidateRoom(t *testing.T) {
+	for _, ok := range []string{"lobby", "a", "A-Z_0.9", strings.Repeat("x", 64)} {
+		if err := ValidateRoom(ok); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", strings.Repeat("x", 65), "a b", "a/b", "é", "a\x00", "a:b", "%20"} {
+		if err := ValidateRoom(bad); !errors.Is(err, ErrInvalidRoom) {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestMemoryNeverNegative(t *testing.T) {
+	m := NewMemory()
+	if n := m.Leave("x", Member{}); n != 0 {
+		t.Fatalf("leave of empty room gave %d", n)
+	}
+	m.Join("b", Member{})
+	m.Join("a", Member{})
+	m.Join("a", Member{})
+	rooms, total := m.Rooms(1)
+	if total != 2 || len(rooms) != 1 || rooms[0] != (RoomCount{"a", 2}) {
+		t.Fatalf("Rooms(1) = %v, %d", rooms, total)
+	}
+}
+
+func TestQuietRoomPublishesAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, rec := newHub(t, HubOptions{Window: 100 * time.Millisecond})
+		start := time.Now()
+		s, n, err := h.Join("r")
+		if err != nil || n != 1 {
+			t.Fatalf("join: %d %v", n, err)
+		}
+		synctest.Wait()
+		if p := rec.published(); len(p) != 1 || p[0].count != 1 || p[0].at != start {
+			t.Fatalf("publishes %v, want one of 1 at once", p)
+		}
+		s.Leave()
+		s.Leave() // twice is harmless
+		synctest.Wait()
+		if h.Stats() != (Stats{}) || len(rec.closed) != 1 {
+			t.Fatalf("after leave: %+v, closed %v", h.Stats(), rec.closed)
+		}
+	})
+}
+
+func TestBurstIsCoalesced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const window = 100 * time.Millisecond
+		h, rec := newHub(t, HubOptions{Window: window})
+		var streams []*Stream
+		for i := range 50 {
+			s, _, err := h.Join("r")
+			if err != nil {
+				t.Fatal(err)
+			}
+			streams = append(streams, s)
+			if i%5 == 0 {
+				time.Sleep(7 * time.Millisecond)
+			}
+		}
+		time.Sleep(time.Second)
+		p := rec.published()
+		for i := 1; i < len(p); i++ {
+			if gap := p[i].at.Sub(p[i-1].at); gap < window {
+				t.Fatalf("publishes %v and %v only %s apart", p[i-1], p[i], gap)
+			}
+		}
+		if last := p[len(p)-1].count; last != 50 {
+			t.Fatalf("last published %d, want 50", last)
+		}
+		for _, s := range streams {
+			s.Leave()
+		}
+	})
+}
+
+func TestWindowFollowsSlowFanOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const window = 100 * time.Millisecond
+		h, rec := newHub(t, HubOptions{Window: window})
+		a, _, _ := h.Join("r")
+		synctest.Wait()
+		// The fan-out of that publish takes 150ms to reach the last stream.
+		time.Sleep(150 * time.Millisecond)
+		a.Delivered()
+		time.Sleep(time.Second)
+		b, _, _ := h.Join("r")
+		synctest.Wait()
+		c, _, _ := h.Join("r") // within the window after b's publish
+		time.Sleep(2 * time.Second)
+		p := rec.published()
+		if len(p) != 3 {
+			t.Fatalf("publishes %v", p)
+		}
+		if gap := p[2].at.Sub(p[1].at); gap != 4*window {
+			t.Fatalf("gap after a slow fan-out %s, want 4 windows (capped)", gap)
+		}
+		for _, s := range []*Stream{a, b, c} {
+			s.Leave()
+		}
+	})
+}
+
+func TestRefreshRepublishesOnlyWhenMissed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, rec := newHub(t, HubOptions{})
+		a, seen, _ := h.Join("r")
+		time.Sleep(time.Second)
+		h.Refresh("r", seen) // nothing changed since a's first count
+		time.Sleep(time.Second)
+		if n := len(rec.published()); n != 1 {
+			t.Fatalf("%d publishes, want 1", n)
+		}
+		b, _, _ := h.Join("r")
+		time.Sleep(time.Second)
+		h.Refresh("r", 1) // a subscriber that saw 1 while the count is 2
+		time.Sleep(time.Second)
+		p := rec.published()
+		if len(p) != 3 || p[2].count != 2 {
+			t.Fatalf("publishes %v, want a forced third one of 2", p)
+		}
+		a.Leave()
+		b.Leave()
+	})
+}
+
+func TestLimitsAndClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, _ := newHub(t, HubOptions{MaxStreams: 3, MaxRooms: 2})
+		a, _, _ := h.Join("a")
+		b, _, _ := h.Join("b")
+		if _, _, err := h.Join("c"); !errors.Is(err, ErrRoomLimit) {
+			t.Fatalf("third room: %v", err)
+		}
+		c, _, _ := h.Join("a")
+		if _, _, err := h.Join("a"); !errors.Is(err, ErrStreamLimit) {
+			t.Fatalf("fourth stream: %v", err)
+		}
+		if _, _, err := h.Join("bad name"); !errors.Is(err, ErrInvalidRoom) {
+			t.Fatalf("bad room: %v", err)
+		}
+		drained := h.Close()
+		if _, _, err := h.Join("a"); !errors.Is(err, ErrClosed) {
+			t.Fatalf("after close: %v", err)
+		}
+		a.Leave()
+		b.Leave()
+		select {
+		case <-drained:
+			t.Fatal("drained with a stream left")
+		default:
+		}
+		c.Leave()
+		<-drained
+	})
+}
