@@ -214,3 +214,17 @@ func TestLimitsAndClose(t *testing.T) {
 		<-drained
 	})
 }
+
+// FuzzValidateRoom checks the room rule against a plain reading of it.
+func FuzzValidateRoom(f *testing.F) {
+	for _, s := range []string{"lobby", "", "a b", "é", strings.Repeat("z", 64), strings.Repeat("z", 65), "a/b", "..", "\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		want := len(name) >= 1 && len(name) <= 64 &&
+			strings.Trim(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == ""
+		if got := ValidateRoom(name) == nil; got != want {
+			t.Fatalf("ValidateRoom(%q) accepted=%v, want %v", name, got, want)
+		}
+	})
+}
