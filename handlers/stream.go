@@ -86,8 +86,10 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 func subscribeRequest(ctx context.Context, r *http.Request, room string, seen int) *http.Request {
 	r2 := r.WithContext(ctx)
 	r2.URL = &url.URL{Path: r.URL.Path, RawQuery: url.Values{"stream": {room}, seenParam: {strconv.Itoa(seen)}}.Encode()}
-	r2.Header = r.Header.Clone()
-	r2.Header.Del("Last-Event-ID")
+	if _, ok := r.Header["Last-Event-Id"]; ok {
+		r2.Header = r.Header.Clone()
+		r2.Header.Del("Last-Event-ID")
+	}
 	return r2
 }
 
