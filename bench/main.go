@@ -1,0 +1,268 @@
+// Command bench is the load tool of the presence service: it builds the
+// service and a minimal net/http baseline ("floor", ./floor), starts each as
+// a fresh subprocess per run, opens N SSE streams to it over loopback and
+// measures ramp time, convergence, fan-out latency, server CPU and memory.
+// See README.md in this folder for what each number means.
+//
+// Run it from the repository root:
+//
+//	go run ./bench
+//	go run ./bench --targets floor --n 500,1500
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+}
+
+type options struct {
+	ns           []int
+	rate         float64
+	probes       int
+	targets      []string
+	sources      int
+	presenceArgs []string
+	jsonPath     string
+	svgPath      string
+	cpuProfile   string
+}
+
+func parseFlags() (options, error) {
+	var o options
+	nList := flag.String("n", "5000,15000", "comma-separated numbers of clients, one run per value and target")
+	flag.Float64Var(&o.rate, "rate", 3000, "ramp rate, connects per second")
+	flag.IntVar(&o.probes, "probes", 20, "fan-out probes: this many joins and as many leaves")
+	targets := flag.String("targets", "presence,floor", "comma-separated targets: presence, floor")
+	flag.IntVar(&o.sources, "sources", 4, "number of loopback source addresses 127.0.0.2, 127.0.0.3, ...")
+	pargs := flag.String("presence-args", "", "extra arguments appended to the presence command line (split on spaces)")
+	flag.StringVar(&o.jsonPath, "json", "", "write the raw results as JSON to this file")
+	flag.StringVar(&o.svgPath, "svg", "docs/bench-fanout.svg", "write the chart here (relative paths are relative to the repository root; empty: no chart)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this tool (not the servers) here")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %q", flag.Args())
+	}
+	for _, f := range strings.Split(*nList, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 2 {
+			return o, fmt.Errorf("--n: bad value %q (need integers >= 2)", f)
+		}
+		o.ns = append(o.ns, n)
+	}
+	for _, t := range strings.Split(*targets, ",") {
+		t = strings.TrimSpace(t)
+		if t != "presence" && t != "floor" {
+			return o, fmt.Errorf("--targets: unknown target %q", t)
+		}
+		if !slices.Contains(o.targets, t) {
+			o.targets = append(o.targets, t)
+		}
+	}
+	switch {
+	case o.rate <= 0 || o.rate > 100000:
+		return o, errors.New("--rate must be in (0, 100000]")
+	case o.probes < 0 || o.probes > 1000:
+		return o, errors.New("--probes must be in [0, 1000]")
+	case o.sources < 1 || o.sources > 250:
+		return o, errors.New("--sources must be in [1, 250]")
+	}
+	o.presenceArgs = strings.Fields(*pargs)
+	return o, nil
+}
+
+// raiseNofile sets the soft RLIMIT_NOFILE to the hard limit and returns it.
+func raiseNofile() (uint64, error) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0, err
+	}
+	rl.Cur = rl.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0, err
+	}
+	return rl.Cur, nil
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	o, err := parseFlags()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	nofile, err := raiseNofile()
+	if err != nil {
+		return fmt.Errorf("raise RLIMIT_NOFILE: %w", err)
+	}
+	// Clients, one probe, the health check and a margin for the runtime.
+	if maxN := slices.Max(o.ns); uint64(maxN)+100 > nofile {
+		return fmt.Errorf("N=%d needs more than the %d open files this process may have; use N <= %d", maxN, nofile, nofile-100)
+	}
+	if per := (slices.Max(o.ns) + o.sources - 1) / o.sources; per > 25000 {
+		return fmt.Errorf("%d connections per source address is too many for ~28,000 ephemeral ports; raise --sources", per)
+	}
+
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "presence-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	bins := map[string]string{}
+	var presenceExtra []string
+	for _, t := range o.targets {
+		bin := filepath.Join(tmp, t)
+		pkg := "."
+		if t == "floor" {
+			pkg = "./bench/floor"
+		}
+		progress("building %s (%s)", t, pkg)
+		if err := build(ctx, root, bin, pkg); err != nil {
+			return err
+		}
+		bins[t] = bin
+		if t == "presence" {
+			if hasFlag(ctx, bin, "log-level") {
+				presenceExtra = append(presenceExtra, "--log-level", "error")
+			} else {
+				progress("presence has no --log-level flag; not passing it")
+			}
+			presenceExtra = append(presenceExtra, o.presenceArgs...)
+		}
+	}
+
+	env := collectEnv(o)
+	env.Presence = presenceExtra
+	env.Source = sourceID(ctx, root)
+	var results []Result
+	failed := false
+	// N outer, targets inner: runs compared at the same N are close in time.
+	for _, n := range o.ns {
+		for _, t := range o.targets {
+			if ctx.Err() != nil {
+				break
+			}
+			cfg := runConfig{
+				target: t, bin: bins[t], n: n, rate: o.rate, probes: o.probes,
+				sources: o.sources, logPath: filepath.Join(tmp, fmt.Sprintf("%s-%d.log", t, n)),
+			}
+			if t == "presence" {
+				cfg.args = presenceExtra
+			}
+			progress("run: target=%s N=%d (load average %s)", t, n, loadAvg())
+			res, err := doRun(ctx, cfg)
+			if err != nil {
+				failed = true
+				res.Error = err.Error()
+				progress("run %s N=%d failed: %v", t, n, err)
+			}
+			results = append(results, res)
+			if err := sleepCtx(ctx, 2*time.Second); err != nil { // let sockets settle
+				break
+			}
+		}
+	}
+	if ctx.Err() != nil {
+		progress("interrupted; reporting what was measured")
+		failed = true
+	}
+
+	writeReport(os.Stdout, env, o, results)
+	if o.jsonPath != "" {
+		b, err := json.MarshalIndent(struct {
+			Env     Env      `json:"env"`
+			Results []Result `json:"results"`
+		}{env, results}, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.jsonPath, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+		progress("wrote %s", o.jsonPath)
+	}
+	if o.svgPath != "" {
+		p := o.svgPath
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(root, p)
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(renderSVG(env, o.targets, results)), 0o644); err != nil {
+			return err
+		}
+		progress("wrote %s", p)
+	}
+	if failed {
+		return errors.New("one or more runs failed or were interrupted (see above)")
+	}
+	return nil
+}
+
+// Env describes the machine and toolchain of a measurement.
+type Env struct {
+	Date      string   `json:"date"`
+	Kernel    string   `json:"kernel"`
+	NProc     int      `json:"nproc"`
+	GoVersion string   `json:"go_version"`
+	Rate      float64  `json:"rate"`
+	Probes    int      `json:"probes"`
+	Sources   int      `json:"sources"`
+	Presence  []string `json:"presence_args,omitempty"` // extra args actually passed
+	Source    string   `json:"presence_source"`         // git HEAD and a hash of the built sources
+}
+
+func collectEnv(o options) Env {
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return Env{
+		Date:      time.Now().UTC().Format(time.RFC3339),
+		Kernel:    strings.TrimSpace(string(kernel)),
+		NProc:     runtime.NumCPU(),
+		GoVersion: runtime.Version(),
+		Rate:      o.rate,
+		Probes:    o.probes,
+		Sources:   o.sources,
+	}
+}

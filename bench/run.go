@@ -1,0 +1,470 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Result is what one run (one target, one N) measured. Durations that timed
+// out are reported as -1 with the matching OK flag false.
+type Result struct {
+	Target string `json:"target"`
+	N      int    `json:"n"`
+	Error  string `json:"error,omitempty"`
+	// LoadAvg is /proc/loadavg (1, 5, 15 min) at the start of the run: other
+	// work on the machine competes with server and load tool.
+	LoadAvg string `json:"loadavg_start"`
+
+	Opened       int            `json:"opened"`         // clients that got their first event in the ramp
+	Failed       int            `json:"failed"`         // failed connections over the whole run
+	FailedByKind map[string]int `json:"failed_by_kind"` // dial, status, ended, timeout, protocol
+
+	RampS          float64 `json:"ramp_s"`           // first dial -> last client's first event
+	ConvergeRampS  float64 `json:"converge_ramp_s"`  // last first event -> all clients at N
+	ConvergeRampOK bool    `json:"converge_ramp_ok"` //
+	Dropped        int     `json:"dropped"`          // clients closed in the half drop
+	DropCloseMs    float64 `json:"drop_close_ms"`    // time our close loop took
+	ConvergeDropS  float64 `json:"converge_drop_s"`  // first close -> all remaining at N-dropped
+	ConvergeDropOK bool    `json:"converge_drop_ok"` //
+
+	FanoutSamples   int       `json:"fanout_samples"` // pooled per-client latencies
+	FanoutP50Ms     float64   `json:"fanout_p50_ms"`
+	FanoutP99Ms     float64   `json:"fanout_p99_ms"`
+	FanoutMeanMaxMs float64   `json:"fanout_mean_max_ms"`
+	ProbeMaxMs      []float64 `json:"probe_max_ms"` // per probe step: join, leave, join, ...
+	ProbeKinds      []string  `json:"probe_kinds"`
+	ProbeTimeouts   int       `json:"probe_timeouts"`
+
+	FanoutServerCPUS float64 `json:"fanout_server_cpu_s"` // server CPU over all probes
+	FanoutClientCPUS float64 `json:"fanout_client_cpu_s"` // this tool's CPU over all probes
+
+	RSSBeforeKiB   int64   `json:"rss_before_kib"`
+	RSSAfterKiB    int64   `json:"rss_after_kib"`
+	RSSPerConnKiB  float64 `json:"rss_per_conn_kib"`
+	RampCPUS       float64 `json:"ramp_cpu_s"`
+	CPUMsPerClient float64 `json:"cpu_ms_per_client"`
+}
+
+type runConfig struct {
+	target  string
+	bin     string
+	args    []string
+	n       int
+	rate    float64
+	probes  int
+	sources int
+	logPath string
+}
+
+const (
+	convergeTimeout = 30 * time.Second
+	probeTimeout    = 10 * time.Second
+	pollEvery       = 5 * time.Millisecond
+	probeJitter     = 200 * time.Millisecond // two 100 ms ticks: uniform phase
+)
+
+// load is the set of clients of one run.
+type load struct {
+	base    time.Time
+	srv     *server
+	clients []client
+	dialers []*net.Dialer
+	alive   atomic.Int64 // clients in stOpen
+	fails   [numFail]atomic.Int64
+	logged  atomic.Int64
+	ready   sync.WaitGroup // one per client until open or failed
+	exited  sync.WaitGroup // one per client goroutine
+}
+
+func (l *load) now() int64 { return int64(time.Since(l.base)) }
+
+func (l *load) hooks() streamHooks {
+	return streamHooks{
+		now: l.now,
+		onFirst: func() {
+			l.alive.Add(1)
+			l.ready.Done()
+		},
+		onFail: func(kind int, err error, wasOpen bool) {
+			if kind >= 0 {
+				l.fails[kind].Add(1)
+				if l.logged.Add(1) <= 5 {
+					progress("  client failure (%s): %v", failNames[kind], err)
+				}
+			}
+			if wasOpen {
+				l.alive.Add(-1)
+			} else {
+				l.ready.Done()
+			}
+		},
+	}
+}
+
+func (l *load) failed() (int, map[string]int) {
+	total, m := 0, map[string]int{}
+	for k := range l.fails {
+		v := int(l.fails[k].Load())
+		total += v
+		if v > 0 {
+			m[failNames[k]] = v
+		}
+	}
+	return total, m
+}
+
+// teardown stops the server first (so that the server side of each
+// connection does the active close and holds TIME_WAIT, not our source
+// ports), then closes every client and waits for the client goroutines.
+func (l *load) teardown() {
+	for i := range l.clients {
+		c := &l.clients[i]
+		c.state.CompareAndSwap(stOpen, stClosed)
+		c.state.CompareAndSwap(stPending, stClosed)
+	}
+	l.srv.stop()
+	for i := range l.clients {
+		l.clients[i].closeByUs()
+	}
+	if !waitGroupTimeout(&l.exited, 15*time.Second) {
+		progress("warning: client goroutines still running after 15s")
+	}
+}
+
+func waitGroupTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	return waitGroupCtx(context.Background(), wg, d) == nil
+}
+
+// waitGroupCtx waits for wg for at most d; it returns ctx's error if ctx
+// ends first, and context.DeadlineExceeded if d passes.
+func waitGroupCtx(ctx context.Context, wg *sync.WaitGroup, d time.Duration) error {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return context.DeadlineExceeded
+	}
+}
+
+var errServerDied = errors.New("server process exited during the run")
+
+// waitAll polls every 5 ms until every open client's latest value equals
+// want(), or until timeout. It returns the last changedAt among open clients
+// (the moment the last of them got the value).
+func (l *load) waitAll(ctx context.Context, want func() int64, timeout time.Duration) (int64, bool, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		w := want()
+		done := true
+		for i := range l.clients {
+			c := &l.clients[i]
+			if c.state.Load() == stOpen && c.latest.Load() != w {
+				done = false
+				break
+			}
+		}
+		if done {
+			var last int64
+			for i := range l.clients {
+				c := &l.clients[i]
+				if c.state.Load() == stOpen {
+					last = max(last, c.changedAt.Load())
+				}
+			}
+			return last, true, nil
+		}
+		if !l.srv.alive() {
+			return 0, false, errServerDied
+		}
+		if err := ctx.Err(); err != nil {
+			return 0, false, err
+		}
+		if time.Now().After(deadline) {
+			return 0, false, nil
+		}
+		time.Sleep(pollEvery)
+	}
+}
+
+func secs(ns int64) float64 { return float64(ns) / 1e9 }
+func msec(ns int64) float64 { return float64(ns) / 1e6 }
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// doRun performs one run against a fresh server process.
+func doRun(ctx context.Context, cfg runConfig) (res Result, err error) {
+	res = Result{Target: cfg.target, N: cfg.n, ConvergeRampS: -1, ConvergeDropS: -1, LoadAvg: loadAvg()}
+	srv, err := startServer(ctx, cfg.bin, cfg.args, cfg.logPath)
+	if err != nil {
+		return res, err
+	}
+	l := &load{base: time.Now(), srv: srv, clients: make([]client, cfg.n)}
+	defer func() {
+		l.teardown()
+		res.Failed, res.FailedByKind = l.failed()
+		if err != nil {
+			err = fmt.Errorf("%w\n--- server log tail ---\n%s", err, srv.logTail(2000))
+		}
+	}()
+	for i := range l.clients {
+		l.clients[i].latest.Store(-1)
+	}
+	for s := 0; s < cfg.sources; s++ {
+		l.dialers = append(l.dialers, newDialer(net.IPv4(127, 0, 0, byte(2+s))))
+	}
+	pid := srv.cmd.Process.Pid
+	cpu0, err := procCPU(pid)
+	if err != nil {
+		return res, err
+	}
+	rss0, err := procRSS(pid)
+	if err != nil {
+		return res, err
+	}
+
+	// 1. Ramp, paced at cfg.rate connects per second.
+	progress("  ramp: %d clients at %.0f/s over %d source addresses", cfg.n, cfg.rate, cfg.sources)
+	h := l.hooks()
+	rampStart := l.now()
+	start := time.Now()
+	started := 0
+	for started < cfg.n {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		if !srv.alive() {
+			return res, errServerDied
+		}
+		due := min(cfg.n, int(time.Since(start).Seconds()*cfg.rate)+1)
+		for ; started < due; started++ {
+			c, d := &l.clients[started], l.dialers[started%len(l.dialers)]
+			l.ready.Add(1)
+			l.exited.Add(1)
+			go func() {
+				defer l.exited.Done()
+				runClient(c, d, srv.addr, h)
+			}()
+		}
+		time.Sleep(time.Millisecond)
+	}
+	rampLimit := time.Duration(float64(cfg.n)/cfg.rate*float64(time.Second)) + 2*openTimeout
+	if err := waitGroupCtx(ctx, &l.ready, rampLimit); err != nil {
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		progress("  warning: ramp not settled after %v", rampLimit)
+	}
+	var lastFirst int64
+	for i := range l.clients {
+		c := &l.clients[i]
+		if c.state.Load() == stOpen {
+			res.Opened++
+			lastFirst = max(lastFirst, c.firstAt.Load())
+		}
+	}
+	if res.Opened == 0 {
+		return res, errors.New("no client connected")
+	}
+	res.RampS = secs(lastFirst - rampStart)
+	f, _ := l.failed()
+	progress("  ramp done: %d open, %d failed, %.2f s", res.Opened, f, res.RampS)
+
+	// 2. Convergence after the ramp.
+	want := func() int64 { return l.alive.Load() }
+	last, ok, err := l.waitAll(ctx, want, convergeTimeout)
+	if err != nil {
+		return res, err
+	}
+	res.ConvergeRampOK = ok
+	if ok {
+		res.ConvergeRampS = secs(max(0, last-lastFirst))
+		progress("  converged after ramp: %.3f s", res.ConvergeRampS)
+	} else {
+		progress("  convergence after ramp: timeout after %v", convergeTimeout)
+	}
+
+	// 3. Server CPU and memory for the ramp.
+	cpu1, err := procCPU(pid)
+	if err != nil {
+		return res, err
+	}
+	rss1, err := procRSS(pid)
+	if err != nil {
+		return res, err
+	}
+	open := l.alive.Load()
+	res.RampCPUS = cpu1 - cpu0
+	res.RSSBeforeKiB, res.RSSAfterKiB = rss0, rss1
+	if open > 0 {
+		res.CPUMsPerClient = res.RampCPUS * 1000 / float64(open)
+		res.RSSPerConnKiB = float64(rss1-rss0) / float64(open)
+	}
+	progress("  server: ramp CPU %.2f s, RSS %d -> %d KiB", res.RampCPUS, rss0, rss1)
+
+	// 4. Fan-out latency at rest.
+	self := os.Getpid()
+	scpu0, _ := procCPU(pid)
+	ccpu0, _ := procCPU(self)
+	if err := l.fanout(ctx, cfg, &res); err != nil {
+		return res, err
+	}
+	scpu1, _ := procCPU(pid)
+	ccpu1, _ := procCPU(self)
+	res.FanoutServerCPUS, res.FanoutClientCPUS = scpu1-scpu0, ccpu1-ccpu0
+	progress("  fan-out CPU: server %.2f s, load tool %.2f s", res.FanoutServerCPUS, res.FanoutClientCPUS)
+
+	// 5. Half drop: close every second open client at once.
+	var victims []*client
+	for i := range l.clients {
+		if i%2 == 1 && l.clients[i].state.Load() == stOpen {
+			victims = append(victims, &l.clients[i])
+		}
+	}
+	dropStart := l.now()
+	for _, c := range victims {
+		if c.closeByUs() {
+			l.alive.Add(-1)
+			res.Dropped++
+		}
+	}
+	res.DropCloseMs = msec(l.now() - dropStart)
+	progress("  half drop: closed %d clients in %.1f ms", res.Dropped, res.DropCloseMs)
+	last, ok, err = l.waitAll(ctx, want, convergeTimeout)
+	if err != nil {
+		return res, err
+	}
+	res.ConvergeDropOK = ok
+	if ok {
+		res.ConvergeDropS = secs(max(0, last-dropStart))
+		progress("  converged after half drop: %.3f s", res.ConvergeDropS)
+	} else {
+		progress("  convergence after half drop: timeout after %v", convergeTimeout)
+	}
+	return res, nil
+}
+
+// fanout runs cfg.probes joins and leaves of one extra probe connection.
+// Join latency of a client: from just before the probe's request is written
+// to the moment that client's latest value became the new count. Leave
+// latency: from just before the probe's socket is closed to the same.
+func (l *load) fanout(ctx context.Context, cfg runConfig, res *Result) error {
+	var pooled []int64
+	var sumMax float64
+	steps := 0
+	// collect records each open client's latency since t0 and the maximum.
+	collect := func(t0 int64, kind string) {
+		var mx int64
+		for i := range l.clients {
+			c := &l.clients[i]
+			if c.state.Load() == stOpen {
+				d := max(0, c.changedAt.Load()-t0)
+				pooled = append(pooled, d)
+				mx = max(mx, d)
+			}
+		}
+		res.ProbeMaxMs = append(res.ProbeMaxMs, msec(mx))
+		res.ProbeKinds = append(res.ProbeKinds, kind)
+		sumMax += msec(mx)
+		steps++
+	}
+	d := l.dialers[0]
+	for p := 0; p < cfg.probes; p++ {
+		// Random pause so probes hit random phases of any server tick.
+		if err := sleepCtx(ctx, rand.N(probeJitter)); err != nil {
+			return err
+		}
+		probe := &client{}
+		probe.latest.Store(-1)
+		got := make(chan bool, 1)
+		var probeExited sync.WaitGroup
+		probeExited.Add(1)
+		go func() {
+			defer probeExited.Done()
+			runClient(probe, d, l.srv.addr, streamHooks{
+				now:     l.now,
+				onFirst: func() { got <- true },
+				onFail: func(kind int, err error, wasOpen bool) {
+					if kind >= 0 {
+						progress("  probe failure (%s): %v", failNames[kind], err)
+					}
+					if !wasOpen {
+						got <- false
+					}
+				},
+			})
+		}()
+		// Join.
+		_, ok, err := l.waitAll(ctx, func() int64 { return l.alive.Load() + 1 }, probeTimeout)
+		if err != nil {
+			probe.closeByUs()
+			return err
+		}
+		if ok {
+			collect(probe.requestAt.Load(), "join")
+		} else {
+			res.ProbeTimeouts++
+			progress("  probe %d join: timeout", p+1)
+		}
+		select { // the probe itself must be open or settled before leaving
+		case <-got:
+		case <-time.After(probeTimeout):
+		}
+		if err := sleepCtx(ctx, rand.N(probeJitter)); err != nil {
+			probe.closeByUs()
+			return err
+		}
+		// Leave.
+		t0 := l.now()
+		probe.closeByUs()
+		_, ok, err = l.waitAll(ctx, func() int64 { return l.alive.Load() }, probeTimeout)
+		if err != nil {
+			return err
+		}
+		if ok {
+			collect(t0, "leave")
+		} else {
+			res.ProbeTimeouts++
+			progress("  probe %d leave: timeout", p+1)
+		}
+		waitGroupTimeout(&probeExited, 5*time.Second)
+	}
+	res.FanoutSamples = len(pooled)
+	if len(pooled) > 0 {
+		slices.Sort(pooled)
+		res.FanoutP50Ms = msec(percentile(pooled, 0.50))
+		res.FanoutP99Ms = msec(percentile(pooled, 0.99))
+		res.FanoutMeanMaxMs = sumMax / float64(steps)
+	}
+	progress("  fan-out: %d samples, p50 %.1f ms, p99 %.1f ms, mean max %.1f ms, %d probe timeouts",
+		res.FanoutSamples, res.FanoutP50Ms, res.FanoutP99Ms, res.FanoutMeanMaxMs, res.ProbeTimeouts)
+	return nil
+}
+
+// percentile returns the nearest-rank p-quantile of sorted xs.
+func percentile(xs []int64, p float64) int64 {
+	i := int(float64(len(xs))*p+0.999999999) - 1
+	return xs[min(max(i, 0), len(xs)-1)]
+}
