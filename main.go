@@ -74,7 +74,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		IdleTimeout:       cfg.IdleTimeout,
 		// No WriteTimeout: it would cut every stream. Streams set a deadline
 		// on each write instead.
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext: b.BaseContext, // streams end when the broadcaster shuts down
 	}
 
 	heartbeatCtx, stopHeartbeat := context.WithCancel(context.Background())

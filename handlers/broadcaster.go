@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"net"
 	"strconv"
 	"time"
 
@@ -107,6 +108,11 @@ func (b *Broadcaster) Run(ctx context.Context) {
 		}
 	}
 }
+
+// BaseContext is for http.Server.BaseContext: request contexts derived from
+// it end when Shutdown starts, and with them every open stream. (One shared
+// parent instead of a callback per stream keeps each stream smaller.)
+func (b *Broadcaster) BaseContext(net.Listener) context.Context { return b.closing }
 
 // Ready reports whether the broadcaster takes new streams.
 func (b *Broadcaster) Ready() bool { return b.closing.Err() == nil }

@@ -51,10 +51,11 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		h.Set("X-Accel-Buffering", "no") // or nginx buffers the stream
 		w.WriteHeader(http.StatusOK)
 
+		// The request's context ends with the client or, through the
+		// server's BaseContext, on shutdown; cancel also ends it when a
+		// write fails.
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
-		stop := context.AfterFunc(b.closing, cancel)
-		defer stop()
 
 		sw := &streamWriter{w: w, rc: http.NewResponseController(w), timeout: opts.WriteTimeout, cancel: cancel, stream: st, metrics: m}
 		// The first count goes straight to the socket (r3labs cannot send to
@@ -107,7 +108,9 @@ type streamWriter struct {
 	metrics *Metrics
 }
 
-func (s *streamWriter) Header() http.Header { return s.w.Header() }
+// Header returns a throwaway map: the headers went out with the first
+// event, and r3labs still sets its own, which would only grow the live one.
+func (s *streamWriter) Header() http.Header { return http.Header{} }
 
 // WriteHeader does nothing: the status went out with the first event.
 func (s *streamWriter) WriteHeader(int) {}

@@ -65,6 +65,8 @@ type room struct {
 	timer     *time.Timer   // pending publish, nil if none
 	lastPub   time.Time     // when the last publish started
 	fanout    time.Duration // how long the previous publish took to reach the last stream
+	changes   int           // count changes since the last publish
+	busy      bool          // the last publish carried more than one change
 
 	pubMu        sync.Mutex   // serialises Publish calls of this room
 	pubStart     atomic.Int64 // unix nanos of the last publish
@@ -156,6 +158,7 @@ func (h *Hub) Join(roomName string) (*Stream, int, error) {
 	r.local++
 	h.streams++
 	r.count = count
+	r.changes++
 	h.scheduleLocked(r)
 	return &Stream{hub: h, room: r, member: m}, count, nil
 }
@@ -167,6 +170,7 @@ func (h *Hub) leave(s *Stream) {
 	r.count = h.backend.Leave(r.name, s.member)
 	r.local--
 	h.streams--
+	r.changes++
 	if h.closed && h.streams == 0 {
 		close(h.drained)
 	}
@@ -212,9 +216,14 @@ func (h *Hub) scheduleLocked(r *room) {
 	r.timer = time.AfterFunc(delay, func() { h.flush(r) })
 }
 
-// windowOf is the room's current window: the base window, or longer while
-// fan-outs to the room take a long time.
+// windowOf is the room's current window: the base window, or, while the
+// room is busy (changes come faster than the window) and fan-outs to it take
+// long, a multiple of the last fan-out's duration. A quiet room keeps the
+// base window, so that a single join or leave is seen as soon as possible.
 func (h *Hub) windowOf(r *room) time.Duration {
+	if !r.busy {
+		return h.window
+	}
 	fan := max(r.fanout, time.Duration(r.lastDelivery.Load()-r.pubStart.Load()))
 	return min(max(h.window, windowFactor*fan), h.maxWindow)
 }
@@ -235,6 +244,7 @@ func (h *Hub) flush(r *room) {
 	now := time.Now()
 	r.lastPub = now
 	r.fanout = max(0, time.Duration(r.lastDelivery.Load()-r.pubStart.Load()))
+	r.busy, r.changes = r.changes > 1, 0
 	h.mu.Unlock()
 
 	r.pubStart.Store(now.UnixNano())

@@ -140,22 +140,34 @@ func TestWindowFollowsSlowFanOut(t *testing.T) {
 		h, rec := newHub(t, HubOptions{Window: window})
 		a, _, _ := h.Join("r")
 		synctest.Wait()
+		// A burst: two changes in one window make the room busy.
+		b, _, _ := h.Join("r")
+		c, _, _ := h.Join("r")
+		time.Sleep(window)
 		// The fan-out of that publish takes 150ms to reach the last stream.
 		time.Sleep(150 * time.Millisecond)
 		a.Delivered()
 		time.Sleep(time.Second)
-		b, _, _ := h.Join("r")
+		b.Leave() // two changes at once: the room is busy
+		c.Leave()
 		synctest.Wait()
-		c, _, _ := h.Join("r") // within the window after b's publish
+		d, _, _ := h.Join("r") // waits for the longer window
+		time.Sleep(time.Second)
+		e, _, _ := h.Join("r") // quiet again: at once
+		synctest.Wait()
+		f, _, _ := h.Join("r") // one change after one: the base window
 		time.Sleep(2 * time.Second)
 		p := rec.published()
-		if len(p) != 3 {
+		if len(p) != 6 {
 			t.Fatalf("publishes %v", p)
 		}
-		if gap := p[2].at.Sub(p[1].at); gap != 4*window {
-			t.Fatalf("gap after a slow fan-out %s, want 4 windows (capped)", gap)
+		if gap := p[3].at.Sub(p[2].at); gap != 4*window {
+			t.Fatalf("gap after a slow fan-out in a busy room %s, want 4 windows (capped)", gap)
 		}
-		for _, s := range []*Stream{a, b, c} {
+		if gap := p[5].at.Sub(p[4].at); gap != window {
+			t.Fatalf("gap in a quiet room %s, want the base window", gap)
+		}
+		for _, s := range []*Stream{a, d, e, f} {
 			s.Leave()
 		}
 	})
