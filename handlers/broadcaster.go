@@ -29,10 +29,6 @@ func MaxWriteTimeout(window, heartbeat time.Duration) time.Duration {
 	return time.Duration(float64(subscriberQueue*3/4) / perSecond * float64(time.Second))
 }
 
-// seenParam carries, in the URL handed to r3labs, the count a stream was
-// sent first, for OnSubscribe.
-const seenParam = "seen"
-
 // Broadcaster is the stream transport: the presence Hub plus an r3labs/sse
 // server with one stream per room. It implements presence.Notifier.
 //
@@ -63,14 +59,6 @@ func NewBroadcaster(backend presence.Backend, opts presence.HubOptions, heartbea
 		return nil, err
 	}
 	b.hub = hub
-	// Runs (in its own goroutine) once a subscriber is registered with its
-	// room's stream, so that it gets every publish from then on; a change
-	// made between its first event and then is published again.
-	srv.OnSubscribe = func(room string, sub *sse.Subscriber) {
-		if seen, err := strconv.Atoi(sub.URL.Query().Get(seenParam)); err == nil {
-			hub.Refresh(room, seen)
-		}
-	}
 	b.closing, b.close = context.WithCancel(context.Background())
 	return b, nil
 }

@@ -2,14 +2,12 @@ package handlers
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -30,6 +28,9 @@ type StreamOptions struct {
 // count at once, then every change, coalesced, and heartbeats.
 func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logger) http.HandlerFunc {
 	retry := []byte(fmt.Sprintf("retry: %d\n\n", opts.Retry.Milliseconds()))
+	// Header values shared by every stream (net/http only reads them), so
+	// that a stream allocates none of its own.
+	eventStream, noCache, no := []string{"text/event-stream"}, []string{"no-cache"}, []string{"no"}
 	return func(w http.ResponseWriter, r *http.Request) {
 		room := presence.DefaultRoom
 		if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePattern() != "/events" {
@@ -46,18 +47,16 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		m.connects.Inc()
 
 		h := w.Header()
-		h.Set("Content-Type", "text/event-stream")
-		h.Set("Cache-Control", "no-cache")
-		h.Set("X-Accel-Buffering", "no") // or nginx buffers the stream
+		h["Content-Type"] = eventStream
+		h["Cache-Control"] = noCache
+		h["X-Accel-Buffering"] = no // or nginx buffers the stream
 		w.WriteHeader(http.StatusOK)
 
-		// The request's context ends with the client or, through the
-		// server's BaseContext, on shutdown; cancel also ends it when a
-		// write fails.
-		ctx, cancel := context.WithCancel(r.Context())
-		defer cancel()
-
-		sw := &streamWriter{w: w, rc: http.NewResponseController(w), timeout: opts.WriteTimeout, cancel: cancel, stream: st, metrics: m}
+		// r3labs serves until the request's context ends: when the client
+		// goes, on shutdown (through the server's BaseContext), or when a
+		// write fails (net/http cancels a connection's context on a failed
+		// write, a missed write deadline included).
+		sw := &streamWriter{w: w, rc: http.NewResponseController(w), timeout: opts.WriteTimeout, stream: st, metrics: m}
 		// The first count goes straight to the socket (r3labs cannot send to
 		// one subscriber); it does not time a fan-out, so it skips Delivered.
 		_, _ = w.Write(retry)
@@ -65,7 +64,7 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		sw.Flush()
 		if sw.err == nil {
 			m.deliveries.Inc()
-			b.srv.ServeHTTP(sw, subscribeRequest(ctx, r, room, count))
+			b.srv.ServeHTTP(sw, subscribeRequest(r, room))
 		}
 
 		reason := reasonClient
@@ -81,12 +80,13 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 }
 
 // subscribeRequest is the request handed to r3labs: the stream id is the
-// room, the count already sent rides along for OnSubscribe, and
-// Last-Event-ID is dropped, since r3labs refuses a non-numeric one and a
-// reconnecting client only needs the current count, which it got.
-func subscribeRequest(ctx context.Context, r *http.Request, room string, seen int) *http.Request {
-	r2 := r.WithContext(ctx)
-	r2.URL = &url.URL{Path: r.URL.Path, RawQuery: url.Values{"stream": {room}, seenParam: {strconv.Itoa(seen)}}.Encode()}
+// room (room names need no escaping), and Last-Event-ID is dropped, since
+// r3labs refuses a non-numeric one and a reconnecting client only needs the
+// current count, which it got.
+func subscribeRequest(r *http.Request, room string) *http.Request {
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.URL = &url.URL{Path: r.URL.Path, RawQuery: "stream=" + room}
 	if _, ok := r.Header["Last-Event-Id"]; ok {
 		r2.Header = r.Header.Clone()
 		r2.Header.Del("Last-Event-ID")
@@ -95,13 +95,13 @@ func subscribeRequest(ctx context.Context, r *http.Request, room string, seen in
 }
 
 // streamWriter wraps a stream's ResponseWriter for r3labs: headers are
-// already sent, every flush has a write deadline, and the first failed write
-// ends the stream (r3labs ignores write errors and would keep a dead client).
+// already sent, every flush has a write deadline, and after the first failed
+// write nothing more is tried (r3labs ignores write errors; the request's
+// context, cancelled by net/http on that failure, ends its loop).
 type streamWriter struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	timeout time.Duration
-	cancel  context.CancelFunc
 	stream  *presence.Stream
 	err     error // first write error; the stream is over once set
 	event   bool  // an event (not only a comment) is buffered
@@ -112,8 +112,10 @@ type streamWriter struct {
 // event, and r3labs still sets its own, which would only grow the live one.
 func (s *streamWriter) Header() http.Header { return http.Header{} }
 
-// WriteHeader does nothing: the status went out with the first event.
-func (s *streamWriter) WriteHeader(int) {}
+// WriteHeader is called by r3labs right after it registered the subscriber
+// with the room's stream (the status itself went out with the first event):
+// from now on the stream gets every publish.
+func (s *streamWriter) WriteHeader(int) { s.stream.Subscribed() }
 
 var eventField = []byte("event: ")
 
@@ -151,7 +153,4 @@ func (s *streamWriter) Flush() {
 	}
 }
 
-func (s *streamWriter) fail(err error) {
-	s.err = err
-	s.cancel()
-}
+func (s *streamWriter) fail(err error) { s.err = err }

@@ -106,6 +106,7 @@ type Stream struct {
 	hub    *Hub
 	room   *room
 	member Member
+	seen   int // the count returned by Join, the stream's first
 	once   sync.Once
 }
 
@@ -160,7 +161,7 @@ func (h *Hub) Join(roomName string) (*Stream, int, error) {
 	r.count = count
 	r.changes++
 	h.scheduleLocked(r)
-	return &Stream{hub: h, room: r, member: m}, count, nil
+	return &Stream{hub: h, room: r, member: m, seen: count}, count, nil
 }
 
 func (h *Hub) leave(s *Stream) {
@@ -191,13 +192,15 @@ func (h *Hub) dropLocked(r *room) {
 	h.notify.RoomClosed(r.name)
 }
 
-// Refresh is called once a new stream can receive publishes; seen is the
-// count it was sent on Join. If the count moved in between, the stream may
-// have missed that publish, so the room publishes again at its next turn.
-func (h *Hub) Refresh(roomName string, seen int) {
+// Subscribed is called once the stream receives every publish of its room
+// (the transport may register it some time after Join). If the count moved
+// since the stream was sent its first count, it may have missed that
+// publish, so the room publishes again at its next turn.
+func (s *Stream) Subscribed() {
+	h, r := s.hub, s.room
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if r := h.rooms[roomName]; r != nil && r.count != seen {
+	if h.rooms[r.name] == r && r.count != s.seen {
 		r.force = true
 		h.scheduleLocked(r)
 	}

@@ -173,19 +173,19 @@ func TestWindowFollowsSlowFanOut(t *testing.T) {
 	})
 }
 
-func TestRefreshRepublishesOnlyWhenMissed(t *testing.T) {
+func TestSubscribedRepublishesOnlyWhenMissed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h, rec := newHub(t, HubOptions{})
-		a, seen, _ := h.Join("r")
+		a, _, _ := h.Join("r")
 		time.Sleep(time.Second)
-		h.Refresh("r", seen) // nothing changed since a's first count
+		a.Subscribed() // nothing changed since a's first count
 		time.Sleep(time.Second)
 		if n := len(rec.published()); n != 1 {
 			t.Fatalf("%d publishes, want 1", n)
 		}
 		b, _, _ := h.Join("r")
 		time.Sleep(time.Second)
-		h.Refresh("r", 1) // a subscriber that saw 1 while the count is 2
+		a.Subscribed() // as if a had been registered only now: it saw 1, the count is 2
 		time.Sleep(time.Second)
 		p := rec.published()
 		if len(p) != 3 || p[2].count != 2 {
