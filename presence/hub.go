@@ -15,14 +15,18 @@ const (
 	DefaultMaxRooms   = 10000
 )
 
-// windowFactor and maxWindowFactor shape the adaptive window: after a fan-out
-// that took d, the room waits at least windowFactor*d before the next one,
-// but never more than maxWindowFactor times the base window. A fixed window
-// makes a ramp of N joins cost O(N^2) deliveries; letting the window follow
-// the cost of the last fan-out keeps the fan-out share of CPU bounded.
+// How a room coalesces. A change in a quiet room is published at once;
+// after a publish the room waits at least the base window. If changes are
+// still coming when the window ends (a ramp, a mass disconnect), it waits
+// until they pause for settleFraction of the window, but no longer than the
+// busy window: windowFactor times the last fan-out's duration, between one
+// and maxWindowFactor base windows. A fixed window makes a ramp of N joins
+// cost O(N^2) deliveries, none of which anyone needs but the last; this way
+// a busy room publishes rarely, and the moment it calms down.
 const (
+	settleFraction  = 2 // settle = window / settleFraction
 	windowFactor    = 4
-	maxWindowFactor = 4
+	maxWindowFactor = 10
 )
 
 // HubOptions configures a Hub. The zero value is usable.
@@ -57,16 +61,15 @@ type Hub struct {
 // room is the hub's state of one room on this node. Fields under Hub.mu
 // unless marked otherwise.
 type room struct {
-	name      string
-	local     int           // streams of this node in the room
-	count     int           // latest count from the backend
-	published int           // last count handed to Publish; -1 before any
-	force     bool          // publish even if the count did not change
-	timer     *time.Timer   // pending publish, nil if none
-	lastPub   time.Time     // when the last publish started
-	fanout    time.Duration // how long the previous publish took to reach the last stream
-	changes   int           // count changes since the last publish
-	busy      bool          // the last publish carried more than one change
+	name       string
+	local      int           // streams of this node in the room
+	count      int           // latest count from the backend
+	published  int           // last count handed to Publish; -1 before any
+	force      bool          // publish even if the count did not change
+	timer      *time.Timer   // pending publish, nil if none
+	lastPub    time.Time     // when the last publish started
+	fanout     time.Duration // how long the previous publish took to reach the last stream
+	lastChange time.Time     // when the count last changed
 
 	pubMu        sync.Mutex   // serialises Publish calls of this room
 	pubStart     atomic.Int64 // unix nanos of the last publish
@@ -159,7 +162,7 @@ func (h *Hub) Join(roomName string) (*Stream, int, error) {
 	r.local++
 	h.streams++
 	r.count = count
-	r.changes++
+	r.lastChange = time.Now()
 	h.scheduleLocked(r)
 	return &Stream{hub: h, room: r, member: m, seen: count}, count, nil
 }
@@ -171,7 +174,7 @@ func (h *Hub) leave(s *Stream) {
 	r.count = h.backend.Leave(r.name, s.member)
 	r.local--
 	h.streams--
-	r.changes++
+	r.lastChange = time.Now()
 	if h.closed && h.streams == 0 {
 		close(h.drained)
 	}
@@ -209,29 +212,21 @@ func (s *Stream) Subscribed() {
 // scheduleLocked arranges one publish of r, no sooner than a window after
 // the last one. A publish already pending will carry the newest count.
 func (h *Hub) scheduleLocked(r *room) {
-	if r.timer != nil {
-		return
+	if r.timer == nil {
+		r.timer = time.AfterFunc(max(0, time.Until(r.lastPub.Add(h.window))), func() { h.flush(r) })
 	}
-	delay := time.Until(r.lastPub.Add(h.windowOf(r)))
-	if delay < 0 {
-		delay = 0
-	}
-	r.timer = time.AfterFunc(delay, func() { h.flush(r) })
 }
 
-// windowOf is the room's current window: the base window, or, while the
-// room is busy (changes come faster than the window) and fan-outs to it take
-// long, a multiple of the last fan-out's duration. A quiet room keeps the
-// base window, so that a single join or leave is seen as soon as possible.
-func (h *Hub) windowOf(r *room) time.Duration {
-	if !r.busy {
-		return h.window
-	}
+// busyWindow is the longest a busy room waits between publishes: a multiple
+// of how long the last fan-out took, at least the base window and at most
+// maxWindowFactor of them.
+func (h *Hub) busyWindow(r *room) time.Duration {
 	fan := max(r.fanout, time.Duration(r.lastDelivery.Load()-r.pubStart.Load()))
-	return min(max(h.window, windowFactor*fan), h.maxWindow)
+	return min(max(h.window, windowFactor*fan), maxWindowFactor*h.window)
 }
 
-// flush publishes r's newest count if it changed or a refresh asked for it.
+// flush publishes r's newest count if it changed or a refresh asked for it,
+// unless the count is still moving and the busy window allows a wait.
 func (h *Hub) flush(r *room) {
 	r.pubMu.Lock()
 	defer r.pubMu.Unlock()
@@ -242,12 +237,16 @@ func (h *Hub) flush(r *room) {
 		h.mu.Unlock()
 		return
 	}
+	now := time.Now()
+	if settled, latest := r.lastChange.Add(h.window/settleFraction), r.lastPub.Add(h.busyWindow(r)); now.Before(settled) && now.Before(latest) {
+		r.timer = time.AfterFunc(min(settled.Sub(now), latest.Sub(now)), func() { h.flush(r) })
+		h.mu.Unlock()
+		return
+	}
 	count := r.count
 	r.published, r.force = count, false
-	now := time.Now()
 	r.lastPub = now
 	r.fanout = max(0, time.Duration(r.lastDelivery.Load()-r.pubStart.Load()))
-	r.busy, r.changes = r.changes > 1, 0
 	h.mu.Unlock()
 
 	r.pubStart.Store(now.UnixNano())

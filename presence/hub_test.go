@@ -11,10 +11,11 @@ import (
 
 // recorder is a Notifier that remembers what it was told.
 type recorder struct {
-	mu     sync.Mutex
-	opened []string
-	closed []string
-	pubs   []publish
+	mu        sync.Mutex
+	opened    []string
+	closed    []string
+	pubs      []publish
+	onPublish func() // if set, called on every publish
 }
 
 type publish struct {
@@ -36,7 +37,11 @@ func (r *recorder) RoomClosed(room string) {
 func (r *recorder) Publish(room string, n int) {
 	r.mu.Lock()
 	r.pubs = append(r.pubs, publish{room, n, time.Now()})
+	hook := r.onPublish
 	r.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 }
 
 func (r *recorder) published() []publish {
@@ -134,40 +139,52 @@ func TestBurstIsCoalesced(t *testing.T) {
 	})
 }
 
-func TestWindowFollowsSlowFanOut(t *testing.T) {
+func TestBusyRoomWaitsToSettle(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const window = 100 * time.Millisecond
+		const fanout = 150 * time.Millisecond // each publish takes this long to reach the last stream
 		h, rec := newHub(t, HubOptions{Window: window})
 		a, _, _ := h.Join("r")
+		rec.mu.Lock()
+		rec.onPublish = func() { time.AfterFunc(fanout, a.Delivered) }
+		rec.mu.Unlock()
 		synctest.Wait()
-		// A burst: two changes in one window make the room busy.
-		b, _, _ := h.Join("r")
-		c, _, _ := h.Join("r")
-		time.Sleep(window)
-		// The fan-out of that publish takes 150ms to reach the last stream.
-		time.Sleep(150 * time.Millisecond)
-		a.Delivered()
-		time.Sleep(time.Second)
-		b.Leave() // two changes at once: the room is busy
-		c.Leave()
-		synctest.Wait()
-		d, _, _ := h.Join("r") // waits for the longer window
-		time.Sleep(time.Second)
-		e, _, _ := h.Join("r") // quiet again: at once
-		synctest.Wait()
-		f, _, _ := h.Join("r") // one change after one: the base window
+
+		// A ramp: a join every 10ms for two seconds.
+		start := time.Now()
+		var ramp []*Stream
+		for time.Since(start) < 2*time.Second {
+			time.Sleep(10 * time.Millisecond)
+			s, _, _ := h.Join("r")
+			ramp = append(ramp, s)
+		}
+		lastChange := time.Now()
 		time.Sleep(2 * time.Second)
+
 		p := rec.published()
-		if len(p) != 6 {
+		// The first publish is at once (a quiet room), the second a window
+		// later (no fan-out measured yet), then every 4 fan-outs while busy.
+		if len(p) < 5 {
 			t.Fatalf("publishes %v", p)
 		}
-		if gap := p[3].at.Sub(p[2].at); gap != 4*window {
-			t.Fatalf("gap after a slow fan-out in a busy room %s, want 4 windows (capped)", gap)
+		for i := 2; i < len(p)-1; i++ {
+			if gap := p[i].at.Sub(p[i-1].at); gap != 4*fanout {
+				t.Fatalf("gap %d in a busy room %s, want 4 fan-outs (%s): %v", i, gap, 4*fanout, p)
+			}
 		}
-		if gap := p[5].at.Sub(p[4].at); gap != window {
-			t.Fatalf("gap in a quiet room %s, want the base window", gap)
+		// Once the changes stop, the count goes out after half a window.
+		last := p[len(p)-1]
+		if last.at != lastChange.Add(window/2) || last.count != h.Count("r") {
+			t.Fatalf("last publish %v, want the count %d at %s", last, h.Count("r"), lastChange.Add(window/2))
 		}
-		for _, s := range []*Stream{a, d, e, f} {
+
+		// Quiet again: a single change goes out at once.
+		c, _, _ := h.Join("r")
+		synctest.Wait()
+		if p := rec.published(); p[len(p)-1].at != time.Now() {
+			t.Fatalf("quiet room publish at %v, want now", p[len(p)-1])
+		}
+		for _, s := range append(ramp, a, c) {
 			s.Leave()
 		}
 	})
