@@ -292,3 +292,16 @@ func TestChurnLeavesExactCounts(t *testing.T) {
 	}
 	_ = fmt.Sprint()
 }
+
+func TestRoomCap(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "--max-rooms", "1")
+	a := dial(t, s, "/rooms/one/events")
+	a.waitCount(t, 1)
+	status, h, body := get(t, s.URL+"/rooms/two/events")
+	if status != 503 || h.Get("Retry-After") == "" || !strings.Contains(body, "rooms") {
+		t.Fatalf("second room: %d %q %s", status, h.Get("Retry-After"), body)
+	}
+	b := dial(t, s, "/rooms/one/events") // more streams in the same room are fine
+	b.waitCount(t, 2)
+}

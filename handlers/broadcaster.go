@@ -75,10 +75,15 @@ func (b *Broadcaster) RoomOpened(room string) { b.srv.CreateStream(room) }
 func (b *Broadcaster) RoomClosed(room string) { b.srv.RemoveStream(room) }
 
 // Publish implements presence.Notifier. Every publish is a fresh Event:
-// r3labs may rewrite an event it is given.
-func (b *Broadcaster) Publish(room string, count int) {
+// r3labs may rewrite an event it is given. Its id is the room's publish
+// sequence, which the stream writers report back to time the fan-out.
+func (b *Broadcaster) Publish(room string, count int, seq uint64) {
 	b.metrics.events.Inc()
-	b.srv.Publish(room, &sse.Event{Event: []byte("user count"), Data: []byte(strconv.Itoa(count))})
+	b.srv.Publish(room, &sse.Event{
+		ID:    []byte(strconv.FormatUint(seq, 10)),
+		Event: []byte("user count"),
+		Data:  []byte(strconv.Itoa(count)),
+	})
 }
 
 // Run sends a heartbeat comment to every room until ctx is done.

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -103,8 +104,9 @@ type streamWriter struct {
 	rc      *http.ResponseController
 	timeout time.Duration
 	stream  *presence.Stream
-	err     error // first write error; the stream is over once set
-	event   bool  // an event (not only a comment) is buffered
+	err     error  // first write error; the stream is over once set
+	event   bool   // a count event (not only a comment) is buffered
+	seq     uint64 // its publish sequence
 	metrics *Metrics
 }
 
@@ -117,14 +119,17 @@ func (s *streamWriter) Header() http.Header { return http.Header{} }
 // from now on the stream gets every publish.
 func (s *streamWriter) WriteHeader(int) { s.stream.Subscribed() }
 
-var eventField = []byte("event: ")
+var idField = []byte("id: ")
 
 func (s *streamWriter) Write(p []byte) (int, error) {
 	if s.err != nil {
 		return 0, s.err
 	}
-	if bytes.HasPrefix(p, eventField) {
-		s.event = true
+	// r3labs writes a count event's "id: <seq>" line in one call.
+	if rest, ok := bytes.CutPrefix(p, idField); ok {
+		if seq, err := strconv.ParseUint(string(bytes.TrimSuffix(rest, []byte("\n"))), 10, 64); err == nil {
+			s.seq, s.event = seq, true
+		}
 	}
 	n, err := s.w.Write(p)
 	if err != nil {
@@ -148,7 +153,7 @@ func (s *streamWriter) Flush() {
 	}
 	if s.event {
 		s.event = false
-		s.stream.Delivered()
+		s.stream.Delivered(s.seq)
 		s.metrics.deliveries.Inc()
 	}
 }

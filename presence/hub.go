@@ -18,14 +18,14 @@ const (
 // How a room coalesces. A change in a quiet room is published at once;
 // after a publish the room waits at least the base window. If changes are
 // still coming when the window ends (a ramp, a mass disconnect), it waits
-// until they pause for settleFraction of the window, but no longer than the
-// busy window: windowFactor times the last fan-out's duration, between one
+// until they, and the last fan-out, pause for 1/settleFraction of the
+// window, but no longer than the busy window: windowFactor times the last fan-out's duration, between one
 // and maxWindowFactor base windows. A fixed window makes a ramp of N joins
 // cost O(N^2) deliveries, none of which anyone needs but the last; this way
 // a busy room publishes rarely, and the moment it calms down.
 const (
 	settleFraction  = 2 // settle = window / settleFraction
-	windowFactor    = 4
+	windowFactor    = 8
 	maxWindowFactor = 10
 )
 
@@ -62,18 +62,22 @@ type Hub struct {
 // unless marked otherwise.
 type room struct {
 	name       string
-	local      int           // streams of this node in the room
-	count      int           // latest count from the backend
-	published  int           // last count handed to Publish; -1 before any
-	force      bool          // publish even if the count did not change
-	timer      *time.Timer   // pending publish, nil if none
-	lastPub    time.Time     // when the last publish started
-	fanout     time.Duration // how long the previous publish took to reach the last stream
-	lastChange time.Time     // when the count last changed
+	local      int         // streams of this node in the room
+	count      int         // latest count from the backend
+	published  int         // last count handed to Publish; -1 before any
+	force      bool        // publish even if the count did not change
+	timer      *time.Timer // pending publish, nil if none
+	lastPub    time.Time   // when the last publish started
+	lastChange time.Time   // when the count last changed
 
 	pubMu        sync.Mutex   // serialises Publish calls of this room
-	pubStart     atomic.Int64 // unix nanos of the last publish
+	seq          uint64       // sequence number of the last publish; under pubMu
 	lastDelivery atomic.Int64 // unix nanos of the latest delivery to a stream
+	// The last few publishes, by seq % len: their seq, start (unix nanos)
+	// and fan-out so far (the latest delivery after the start, in nanos),
+	// so that a delivery that comes after the next publish started still
+	// counts toward its own publish's fan-out.
+	recent [4]struct{ seq, start, fanout atomic.Int64 }
 }
 
 // NewHub returns a Hub over backend that tells notify about counts.
@@ -116,10 +120,27 @@ type Stream struct {
 // Room returns the name of the stream's room.
 func (s *Stream) Room() string { return s.room.name }
 
-// Delivered tells the hub that a count event reached this stream's socket.
-// The hub uses the latest delivery to learn how long a fan-out takes.
-func (s *Stream) Delivered() {
-	s.room.lastDelivery.Store(time.Now().UnixNano())
+// Delivered tells the hub that the count event of publish seq (the seq the
+// Notifier was given) reached this stream's socket. The hub learns from it
+// how long a fan-out takes.
+func (s *Stream) Delivered(seq uint64) {
+	now := time.Now().UnixNano()
+	r := s.room
+	r.lastDelivery.Store(now)
+	p := &r.recent[seq%uint64(len(r.recent))]
+	if p.seq.Load() != int64(seq) {
+		return // too old to matter
+	}
+	d := now - p.start.Load()
+	for old := p.fanout.Load(); d > old && !p.fanout.CompareAndSwap(old, d); old = p.fanout.Load() {
+	}
+}
+
+// fanout is how long the last publishes took to reach their last stream: the
+// longer of the latest one (perhaps still going) and the one before.
+func (r *room) fanout() time.Duration {
+	n := uint64(len(r.recent))
+	return time.Duration(max(r.recent[r.seq%n].fanout.Load(), r.recent[(r.seq+n-1)%n].fanout.Load()))
 }
 
 // Leave takes the stream out of its room. Calling it again does nothing.
@@ -221,8 +242,7 @@ func (h *Hub) scheduleLocked(r *room) {
 // of how long the last fan-out took, at least the base window and at most
 // maxWindowFactor of them.
 func (h *Hub) busyWindow(r *room) time.Duration {
-	fan := max(r.fanout, time.Duration(r.lastDelivery.Load()-r.pubStart.Load()))
-	return min(max(h.window, windowFactor*fan), maxWindowFactor*h.window)
+	return min(max(h.window, windowFactor*r.fanout()), maxWindowFactor*h.window)
 }
 
 // flush publishes r's newest count if it changed or a refresh asked for it,
@@ -238,7 +258,12 @@ func (h *Hub) flush(r *room) {
 		return
 	}
 	now := time.Now()
-	if settled, latest := r.lastChange.Add(h.window/settleFraction), r.lastPub.Add(h.busyWindow(r)); now.Before(settled) && now.Before(latest) {
+	// Settled: no change, and no delivery of the last fan-out, for a while.
+	// While a fan-out runs, joins and leaves are held up by it, so a pause
+	// in changes then is no sign that the room has calmed down.
+	lastActivity := max(r.lastChange.UnixNano(), r.lastDelivery.Load())
+	settled := time.Unix(0, lastActivity).Add(h.window / settleFraction)
+	if latest := r.lastPub.Add(h.busyWindow(r)); now.Before(settled) && now.Before(latest) {
 		r.timer = time.AfterFunc(min(settled.Sub(now), latest.Sub(now)), func() { h.flush(r) })
 		h.mu.Unlock()
 		return
@@ -246,11 +271,15 @@ func (h *Hub) flush(r *room) {
 	count := r.count
 	r.published, r.force = count, false
 	r.lastPub = now
-	r.fanout = max(0, time.Duration(r.lastDelivery.Load()-r.pubStart.Load()))
 	h.mu.Unlock()
 
-	r.pubStart.Store(now.UnixNano())
-	h.notify.Publish(r.name, count)
+	r.seq++
+	p := &r.recent[r.seq%uint64(len(r.recent))]
+	p.seq.Store(-1) // no delivery may count while the slot is rewritten
+	p.start.Store(now.UnixNano())
+	p.fanout.Store(0)
+	p.seq.Store(int64(r.seq))
+	h.notify.Publish(r.name, count, r.seq)
 }
 
 // Count returns the room's count.

@@ -15,7 +15,7 @@ type recorder struct {
 	opened    []string
 	closed    []string
 	pubs      []publish
-	onPublish func() // if set, called on every publish
+	onPublish func(seq uint64) // if set, called on every publish
 }
 
 type publish struct {
@@ -34,13 +34,13 @@ func (r *recorder) RoomClosed(room string) {
 	r.closed = append(r.closed, room)
 	r.mu.Unlock()
 }
-func (r *recorder) Publish(room string, n int) {
+func (r *recorder) Publish(room string, n int, seq uint64) {
 	r.mu.Lock()
 	r.pubs = append(r.pubs, publish{room, n, time.Now()})
 	hook := r.onPublish
 	r.mu.Unlock()
 	if hook != nil {
-		hook()
+		hook(seq)
 	}
 }
 
@@ -142,18 +142,18 @@ func TestBurstIsCoalesced(t *testing.T) {
 func TestBusyRoomWaitsToSettle(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const window = 100 * time.Millisecond
-		const fanout = 150 * time.Millisecond // each publish takes this long to reach the last stream
+		const fanout = 110 * time.Millisecond // each publish takes this long to reach the last stream
 		h, rec := newHub(t, HubOptions{Window: window})
 		a, _, _ := h.Join("r")
 		rec.mu.Lock()
-		rec.onPublish = func() { time.AfterFunc(fanout, a.Delivered) }
+		rec.onPublish = func(seq uint64) { time.AfterFunc(fanout, func() { a.Delivered(seq) }) }
 		rec.mu.Unlock()
 		synctest.Wait()
 
-		// A ramp: a join every 10ms for two seconds.
+		// A ramp: a join every 10ms for three seconds.
 		start := time.Now()
 		var ramp []*Stream
-		for time.Since(start) < 2*time.Second {
+		for time.Since(start) < 3*time.Second {
 			time.Sleep(10 * time.Millisecond)
 			s, _, _ := h.Join("r")
 			ramp = append(ramp, s)
@@ -162,14 +162,19 @@ func TestBusyRoomWaitsToSettle(t *testing.T) {
 		time.Sleep(2 * time.Second)
 
 		p := rec.published()
-		// The first publish is at once (a quiet room), the second a window
-		// later (no fan-out measured yet), then every 4 fan-outs while busy.
-		if len(p) < 5 {
-			t.Fatalf("publishes %v", p)
+		// At once (a quiet room), then a window apart until the first
+		// fan-out's duration is known, then every 8 fan-outs while busy.
+		for i := 1; i < len(p); i++ {
+			if gap := p[i].at.Sub(p[i-1].at); gap < window {
+				t.Fatalf("publishes %d and %d only %s apart: %v", i-1, i, gap, p)
+			}
 		}
-		for i := 2; i < len(p)-1; i++ {
-			if gap := p[i].at.Sub(p[i-1].at); gap != 4*fanout {
-				t.Fatalf("gap %d in a busy room %s, want 4 fan-outs (%s): %v", i, gap, 4*fanout, p)
+		if len(p) < 6 || len(p) > 8 {
+			t.Fatalf("%d publishes for a 3s ramp, want 6 to 8: %v", len(p), p)
+		}
+		for i := len(p) - 3; i < len(p)-1; i++ {
+			if gap := p[i].at.Sub(p[i-1].at); gap != 8*fanout {
+				t.Fatalf("gap %d in a busy room %s, want 8 fan-outs (%s): %v", i, gap, 8*fanout, p)
 			}
 		}
 		// Once the changes stop, the count goes out after half a window.

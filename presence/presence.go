@@ -85,6 +85,8 @@ type Notifier interface {
 	// RoomClosed is called after the last stream of a room left.
 	RoomClosed(room string)
 	// Publish sends a room's count to every stream of the room. Calls for
-	// one room never overlap, and come at most once per window.
-	Publish(room string, count int)
+	// one room never overlap, and come at most once per window. seq
+	// increases with every publish of the room; streams report it back
+	// through Stream.Delivered.
+	Publish(room string, count int, seq uint64)
 }

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigDefaultsAndOverrides(t *testing.T) {
+	t.Parallel()
+	c, err := parseConfig(nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":8080" || c.Heartbeat != 15*time.Second || c.Window != 100*time.Millisecond || c.WriteTimeout != 4*time.Second || c.MaxStreams < 1 {
+		t.Fatalf("defaults: %+v", c)
+	}
+	env := map[string]string{"PRESENCE_HEARTBEAT": "5s", "PRESENCE_ADDR": ":1", "PRESENCE_LOG_FORMAT": "json"}
+	c, err = parseConfig([]string{"--addr", ":2"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Heartbeat != 5*time.Second || c.Addr != ":2" || c.LogFormat != "json" {
+		t.Fatalf("env and flags: %+v", c)
+	}
+	if defaultMaxStreams(20000) != 19000 || defaultMaxStreams(1024) != 924 {
+		t.Fatalf("defaultMaxStreams: %d %d", defaultMaxStreams(20000), defaultMaxStreams(1024))
+	}
+}
+
+func TestBadSettingsStopTheStartAndNameTheSetting(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--heartbeat", "0s"}, nil, "--heartbeat (PRESENCE_HEARTBEAT) must be positive"},
+		{nil, map[string]string{"PRESENCE_WINDOW": "soon"}, `PRESENCE_WINDOW="soon"`},
+		{[]string{"--log-format", "xml"}, nil, "--log-format"},
+		{[]string{"--max-rooms", "0"}, nil, "--max-rooms"},
+		{[]string{"--rooms-limit", "5000"}, nil, "--rooms-limit"},
+		{[]string{"--write-timeout", "10s"}, nil, "--write-timeout (PRESENCE_WRITE_TIMEOUT) must be at most"},
+		{[]string{"--log-level", "loud"}, nil, "log-level"},
+		{[]string{"extra"}, nil, "unexpected arguments"},
+		{[]string{"--nope"}, nil, "flag provided but not defined: -nope"},
+	} {
+		var stderr bytes.Buffer
+		err := run(context.Background(), tc.args, func(k string) string { return tc.env[k] }, io.Discard, &stderr)
+		if err == nil || !strings.Contains(err.Error()+stderr.String(), tc.want) {
+			t.Errorf("%v %v: got %v, want an error with %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+}
+
+func TestHelpListsEverySettingWithItsVariable(t *testing.T) {
+	t.Parallel()
+	var stderr bytes.Buffer
+	if err := run(context.Background(), []string{"--help"}, func(string) string { return "" }, io.Discard, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"--addr", "PRESENCE_ADDR", "--heartbeat", "PRESENCE_HEARTBEAT", "--max-streams", "PRESENCE_WRITE_TIMEOUT"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("--help lacks %s", want)
+		}
+	}
+}
