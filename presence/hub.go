@@ -69,6 +69,7 @@ type room struct {
 	timer      *time.Timer // pending publish, nil if none
 	lastPub    time.Time   // when the last publish started
 	lastChange time.Time   // when the count last changed
+	changes    int         // changes since the last publish
 
 	pubMu        sync.Mutex   // serialises Publish calls of this room
 	seq          uint64       // sequence number of the last publish; under pubMu
@@ -184,6 +185,7 @@ func (h *Hub) Join(roomName string) (*Stream, int, error) {
 	h.streams++
 	r.count = count
 	r.lastChange = time.Now()
+	r.changes++
 	h.scheduleLocked(r)
 	return &Stream{hub: h, room: r, member: m, seen: count}, count, nil
 }
@@ -196,6 +198,7 @@ func (h *Hub) leave(s *Stream) {
 	r.local--
 	h.streams--
 	r.lastChange = time.Now()
+	r.changes++
 	if h.closed && h.streams == 0 {
 		close(h.drained)
 	}
@@ -263,13 +266,14 @@ func (h *Hub) flush(r *room) {
 	// in changes then is no sign that the room has calmed down.
 	lastActivity := max(r.lastChange.UnixNano(), r.lastDelivery.Load())
 	settled := time.Unix(0, lastActivity).Add(h.window / settleFraction)
-	if latest := r.lastPub.Add(h.busyWindow(r)); now.Before(settled) && now.Before(latest) {
+	// A single change is not a storm: it goes out now.
+	if latest := r.lastPub.Add(h.busyWindow(r)); r.changes > 1 && now.Before(settled) && now.Before(latest) {
 		r.timer = time.AfterFunc(min(settled.Sub(now), latest.Sub(now)), func() { h.flush(r) })
 		h.mu.Unlock()
 		return
 	}
 	count := r.count
-	r.published, r.force = count, false
+	r.published, r.force, r.changes = count, false, 0
 	r.lastPub = now
 	h.mu.Unlock()
 

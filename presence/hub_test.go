@@ -189,7 +189,15 @@ func TestBusyRoomWaitsToSettle(t *testing.T) {
 		if p := rec.published(); p[len(p)-1].at != time.Now() {
 			t.Fatalf("quiet room publish at %v, want now", p[len(p)-1])
 		}
-		for _, s := range append(ramp, a, c) {
+		// A single change soon after: one window after that publish, not
+		// held back by the long busy window of a room with slow fan-outs.
+		time.Sleep(20 * time.Millisecond)
+		d, _, _ := h.Join("r")
+		time.Sleep(time.Second)
+		if p := rec.published(); p[len(p)-1].at.Sub(p[len(p)-2].at) != window {
+			t.Fatalf("single change after a publish: %v, want a window later", p[len(p)-2:])
+		}
+		for _, s := range append(ramp, a, c, d) {
 			s.Leave()
 		}
 	})
