@@ -43,13 +43,18 @@ func TestBadSettingsStopTheStartAndNameTheSetting(t *testing.T) {
 		{[]string{"--log-format", "xml"}, nil, "--log-format"},
 		{[]string{"--max-rooms", "0"}, nil, "--max-rooms"},
 		{[]string{"--rooms-limit", "5000"}, nil, "--rooms-limit"},
-		{[]string{"--write-timeout", "10s"}, nil, "--write-timeout (PRESENCE_WRITE_TIMEOUT) must be at most"},
+		{[]string{"--engine", "r3labs", "--write-timeout", "10s"}, nil, "--write-timeout (PRESENCE_WRITE_TIMEOUT) must be at most"},
+		{[]string{"--engine", "turbo"}, nil, "--engine (PRESENCE_ENGINE) must be direct or r3labs"},
 		{[]string{"--log-level", "loud"}, nil, "log-level"},
 		{[]string{"extra"}, nil, "unexpected arguments"},
 		{[]string{"--nope"}, nil, "flag provided but not defined: -nope"},
 	} {
 		var stderr bytes.Buffer
-		err := run(context.Background(), tc.args, func(k string) string { return tc.env[k] }, io.Discard, &stderr)
+		// Cancelled, so that a setting wrongly accepted ends run at once.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		args := append([]string{"--addr", "127.0.0.1:0"}, tc.args...)
+		err := run(ctx, args, func(k string) string { return tc.env[k] }, io.Discard, &stderr)
 		if err == nil || !strings.Contains(err.Error()+stderr.String(), tc.want) {
 			t.Errorf("%v %v: got %v, want an error with %q", tc.args, tc.env, err, tc.want)
 		}

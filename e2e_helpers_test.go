@@ -244,3 +244,14 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// forEachEngine runs test as parallel subtests, once per stream engine.
+func forEachEngine(t *testing.T, test func(t *testing.T, engine string)) {
+	t.Parallel()
+	for _, engine := range []string{"direct", "r3labs"} {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			test(t, engine)
+		})
+	}
+}

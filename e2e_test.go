@@ -19,101 +19,105 @@ func TestMain(m *testing.M) {
 }
 
 func TestStreamOpensWithRetryAndCount(t *testing.T) {
-	t.Parallel()
-	s := startServer(t, "--retry", "2500ms")
-	a := dial(t, s, "/events")
-	if a.Status != 200 {
-		t.Fatalf("status %d", a.Status)
-	}
-	for k, want := range map[string]string{
-		"Content-Type":      "text/event-stream",
-		"Cache-Control":     "no-cache",
-		"X-Accel-Buffering": "no",
-	} {
-		if got := a.Header.Get(k); got != want {
-			t.Errorf("%s = %q, want %q", k, got, want)
+	forEachEngine(t, func(t *testing.T, engine string) {
+		s := startServer(t, "--engine", engine, "--retry", "2500ms")
+		a := dial(t, s, "/events")
+		if a.Status != 200 {
+			t.Fatalf("status %d", a.Status)
 		}
-	}
-	a.waitCount(t, 1)
-	lines := a.Lines()
-	want := []string{"retry: 2500", "", "event: user count", "data: 1", ""}
-	if len(lines) < len(want) || strings.Join(lines[:len(want)], "\n") != strings.Join(want, "\n") {
-		t.Fatalf("first lines %q, want %q", lines, want)
-	}
+		for k, want := range map[string]string{
+			"Content-Type":      "text/event-stream",
+			"Cache-Control":     "no-cache",
+			"X-Accel-Buffering": "no",
+		} {
+			if got := a.Header.Get(k); got != want {
+				t.Errorf("%s = %q, want %q", k, got, want)
+			}
+		}
+		a.waitCount(t, 1)
+		lines := a.Lines()
+		want := []string{"retry: 2500", "", "event: user count", "data: 1", ""}
+		if len(lines) < len(want) || strings.Join(lines[:len(want)], "\n") != strings.Join(want, "\n") {
+			t.Fatalf("first lines %q, want %q", lines, want)
+		}
+	})
 }
 
 func TestCountFollowsOpensAndCloses(t *testing.T) {
-	t.Parallel()
-	s := startServer(t)
-	a := dial(t, s, "/events")
-	a.waitCount(t, 1)
-	b := dial(t, s, "/events")
-	b.waitCount(t, 2)
-	a.waitCount(t, 2)
-	c := dial(t, s, "/rooms/lobby/events") // the same room by its name
-	c.waitCount(t, 3)
-	a.waitCount(t, 3)
+	forEachEngine(t, func(t *testing.T, engine string) {
+		s := startServer(t, "--engine", engine)
+		a := dial(t, s, "/events")
+		a.waitCount(t, 1)
+		b := dial(t, s, "/events")
+		b.waitCount(t, 2)
+		a.waitCount(t, 2)
+		c := dial(t, s, "/rooms/lobby/events") // the same room by its name
+		c.waitCount(t, 3)
+		a.waitCount(t, 3)
 
-	other := dial(t, s, "/rooms/other/events")
-	other.waitCount(t, 1)
+		other := dial(t, s, "/rooms/other/events")
+		other.waitCount(t, 1)
 
-	b.Close() // abrupt, like a killed process
-	a.waitCount(t, 2)
-	c.waitCount(t, 2)
-	if got := other.Last(); got != 1 {
-		t.Errorf("other room shows %d, want 1", got)
-	}
+		b.Close() // abrupt, like a killed process
+		a.waitCount(t, 2)
+		c.waitCount(t, 2)
+		if got := other.Last(); got != 1 {
+			t.Errorf("other room shows %d, want 1", got)
+		}
 
-	_, _, body := get(t, s.URL+"/api/rooms/lobby")
-	if body != `{"room":"lobby","count":2}`+"\n" {
-		t.Errorf("api room: %s", body)
-	}
-	_, _, body = get(t, s.URL+"/api/rooms")
-	if body != `{"rooms":[{"room":"lobby","count":2},{"room":"other","count":1}],"total":2,"truncated":false}`+"\n" {
-		t.Errorf("api rooms: %s", body)
-	}
-	_, _, body = get(t, s.URL+"/api/rooms?limit=1")
-	if !strings.Contains(body, `"total":2,"truncated":true`) || strings.Contains(body, "other") {
-		t.Errorf("api rooms limit=1: %s", body)
-	}
-	for _, c := range [][]int{a.Counts(), c.Counts(), other.Counts()} {
-		for _, n := range c {
-			if n < 0 {
-				t.Errorf("negative count sent: %v", c)
+		_, _, body := get(t, s.URL+"/api/rooms/lobby")
+		if body != `{"room":"lobby","count":2}`+"\n" {
+			t.Errorf("api room: %s", body)
+		}
+		_, _, body = get(t, s.URL+"/api/rooms")
+		if body != `{"rooms":[{"room":"lobby","count":2},{"room":"other","count":1}],"total":2,"truncated":false}`+"\n" {
+			t.Errorf("api rooms: %s", body)
+		}
+		_, _, body = get(t, s.URL+"/api/rooms?limit=1")
+		if !strings.Contains(body, `"total":2,"truncated":true`) || strings.Contains(body, "other") {
+			t.Errorf("api rooms limit=1: %s", body)
+		}
+		for _, c := range [][]int{a.Counts(), c.Counts(), other.Counts()} {
+			for _, n := range c {
+				if n < 0 {
+					t.Errorf("negative count sent: %v", c)
+				}
 			}
 		}
-	}
+	})
 }
 
 func TestReconnectWithOddLastEventID(t *testing.T) {
-	t.Parallel()
-	s := startServer(t)
-	for _, id := range []string{"abc", "42", "", "-1", "9999999999999999999999", "ü"} {
-		c := dial(t, s, "/events", "Last-Event-ID: "+id)
-		if c.Status != 200 {
-			t.Fatalf("Last-Event-ID %q: status %d", id, c.Status)
+	forEachEngine(t, func(t *testing.T, engine string) {
+		s := startServer(t, "--engine", engine)
+		for _, id := range []string{"abc", "42", "", "-1", "9999999999999999999999", "ü"} {
+			c := dial(t, s, "/events", "Last-Event-ID: "+id)
+			if c.Status != 200 {
+				t.Fatalf("Last-Event-ID %q: status %d", id, c.Status)
+			}
+			c.waitCount(t, 1)
+			c.Close()
+			waitUntil(t, 5*time.Second, "stream to leave", func() bool {
+				_, _, body := get(t, s.URL+"/api/rooms/lobby")
+				return strings.Contains(body, `"count":0`)
+			})
 		}
-		c.waitCount(t, 1)
-		c.Close()
-		waitUntil(t, 5*time.Second, "stream to leave", func() bool {
-			_, _, body := get(t, s.URL+"/api/rooms/lobby")
-			return strings.Contains(body, `"count":0`)
-		})
-	}
+	})
 }
 
 func TestHeartbeat(t *testing.T) {
-	t.Parallel()
-	s := startServer(t, "--heartbeat", "50ms", "--write-timeout", "1s")
-	a := dial(t, s, "/events")
-	a.waitFor(t, 5*time.Second, "two heartbeat comments", func() bool {
-		n := 0
-		for _, l := range a.Lines() {
-			if strings.HasPrefix(l, ":") {
-				n++
+	forEachEngine(t, func(t *testing.T, engine string) {
+		s := startServer(t, "--engine", engine, "--heartbeat", "50ms", "--write-timeout", "1s")
+		a := dial(t, s, "/events")
+		a.waitFor(t, 5*time.Second, "two heartbeat comments", func() bool {
+			n := 0
+			for _, l := range a.Lines() {
+				if strings.HasPrefix(l, ":") {
+					n++
+				}
 			}
-		}
-		return n >= 2
+			return n >= 2
+		})
 	})
 }
 
@@ -201,96 +205,98 @@ func metric(t *testing.T, s *testServer, name string) float64 {
 }
 
 func TestCoalescing(t *testing.T) {
-	t.Parallel()
-	const window = 200 * time.Millisecond
-	s := startServer(t, "--window", window.String())
-	obs := dial(t, s, "/rooms/c/events")
-	obs.waitCount(t, 1)
-	start := time.Now()
-	var clients []*sseClient
-	for range 40 {
-		clients = append(clients, dial(t, s, "/rooms/c/events"))
-	}
-	obs.waitCount(t, 41)
-	elapsed := time.Since(start)
-	// One event on open, then at most one per window (the window may grow
-	// under load, never shrink), and the last one exact.
-	if got, most := len(obs.Counts()), 2+int(elapsed/window); got > most {
-		t.Errorf("%d events in %s, want at most %d: %v", got, elapsed, most, obs.Counts())
-	}
-	for _, c := range clients {
-		c.Close()
-	}
-	obs.waitCount(t, 1)
+	forEachEngine(t, func(t *testing.T, engine string) {
+		const window = 200 * time.Millisecond
+		s := startServer(t, "--engine", engine, "--window", window.String())
+		obs := dial(t, s, "/rooms/c/events")
+		obs.waitCount(t, 1)
+		start := time.Now()
+		var clients []*sseClient
+		for range 40 {
+			clients = append(clients, dial(t, s, "/rooms/c/events"))
+		}
+		obs.waitCount(t, 41)
+		elapsed := time.Since(start)
+		// One event on open, then at most one per window (the window may grow
+		// under load, never shrink), and the last one exact.
+		if got, most := len(obs.Counts()), 2+int(elapsed/window); got > most {
+			t.Errorf("%d events in %s, want at most %d: %v", got, elapsed, most, obs.Counts())
+		}
+		for _, c := range clients {
+			c.Close()
+		}
+		obs.waitCount(t, 1)
+	})
 }
 
 func TestChurnLeavesExactCounts(t *testing.T) {
-	t.Parallel()
-	s := startServer(t, "--window", "20ms")
-	const n = 200
-	clients := make([]*sseClient, n)
-	var wg sync.WaitGroup
-	for i := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := dialErr(s.Addr, "/rooms/churn/events", nil)
-			if err != nil {
-				t.Error(err)
-				return
+	forEachEngine(t, func(t *testing.T, engine string) {
+		s := startServer(t, "--engine", engine, "--window", "20ms")
+		const n = 200
+		clients := make([]*sseClient, n)
+		var wg sync.WaitGroup
+		for i := range clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := dialErr(s.Addr, "/rooms/churn/events", nil)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				clients[i] = c
+				// Every fourth one leaves again at once.
+				if i%4 == 0 {
+					c.Close()
+				}
+			}()
+		}
+		wg.Wait()
+		t.Cleanup(func() {
+			for _, c := range clients {
+				if c != nil {
+					c.Close()
+				}
 			}
-			clients[i] = c
-			// Every fourth one leaves again at once.
-			if i%4 == 0 {
-				c.Close()
+		})
+		if t.Failed() {
+			return
+		}
+		var open []*sseClient
+		for i, c := range clients {
+			if i%4 != 0 {
+				open = append(open, c)
 			}
-		}()
-	}
-	wg.Wait()
-	t.Cleanup(func() {
+		}
+		for _, c := range open {
+			c.waitCount(t, len(open))
+		}
+		// Half of the rest drop at once.
+		for _, c := range open[:len(open)/2] {
+			c.Close()
+		}
+		rest := open[len(open)/2:]
+		for _, c := range rest {
+			c.waitCount(t, len(rest))
+		}
 		for _, c := range clients {
-			if c != nil {
-				c.Close()
+			for _, v := range c.Counts() {
+				if v < 1 {
+					t.Fatalf("a client was sent %d: %v", v, c.Counts())
+				}
+			}
+			if len(c.Counts()) == 0 && c != clients[0] {
+				// Closed-at-once clients may have been cut before reading.
+				continue
 			}
 		}
+		for _, c := range rest {
+			if len(c.Counts()) == 0 {
+				t.Fatal("an open stream got no count")
+			}
+		}
+		_ = fmt.Sprint()
 	})
-	if t.Failed() {
-		return
-	}
-	var open []*sseClient
-	for i, c := range clients {
-		if i%4 != 0 {
-			open = append(open, c)
-		}
-	}
-	for _, c := range open {
-		c.waitCount(t, len(open))
-	}
-	// Half of the rest drop at once.
-	for _, c := range open[:len(open)/2] {
-		c.Close()
-	}
-	rest := open[len(open)/2:]
-	for _, c := range rest {
-		c.waitCount(t, len(rest))
-	}
-	for _, c := range clients {
-		for _, v := range c.Counts() {
-			if v < 1 {
-				t.Fatalf("a client was sent %d: %v", v, c.Counts())
-			}
-		}
-		if len(c.Counts()) == 0 && c != clients[0] {
-			// Closed-at-once clients may have been cut before reading.
-			continue
-		}
-	}
-	for _, c := range rest {
-		if len(c.Counts()) == 0 {
-			t.Fatal("an open stream got no count")
-		}
-	}
-	_ = fmt.Sprint()
 }
 
 func TestRoomCap(t *testing.T) {

@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Window:     cfg.Window,
 		MaxStreams: cfg.MaxStreams,
 		MaxRooms:   cfg.MaxRooms,
-	}, cfg.Heartbeat, metrics)
+	}, cfg.Engine, cfg.Heartbeat, metrics)
 	if err != nil {
 		return err
 	}

@@ -2,59 +2,62 @@ package handlers
 
 import (
 	"context"
+	"fmt"
 	"net"
-	"strconv"
+	"net/http"
 	"time"
-
-	"github.com/r3labs/sse/v2"
 
 	"github.com/presence/presence/presence"
 )
 
-// streamBuffer is the r3labs per-room event queue. Publishes come at most
-// once per window plus heartbeats, so a short queue is plenty, and a room
-// costs little memory even with thousands of rooms.
-const streamBuffer = 16
+// Stream engines, the values of --engine. See docs/decisions/0001-stream-engine.md.
+const (
+	// EngineDirect writes each room's latest event from the stream's own
+	// handler, woken by the room's publish: the default.
+	EngineDirect = "direct"
+	// EngineR3labs serves streams with github.com/r3labs/sse/v2, one r3labs
+	// stream per room.
+	EngineR3labs = "r3labs"
+)
 
-// subscriberQueue is the fixed size of r3labs's per-subscriber channel: its
-// fan-out blocks on a subscriber whose channel is full. The write deadline is
-// validated against it (see MaxWriteTimeout).
-const subscriberQueue = 64
-
-// MaxWriteTimeout is the longest write deadline that keeps a stalled client
-// from ever blocking r3labs's fan-out for its room: within it, a room sends
-// fewer events than the subscriber channel holds, with a margin.
-func MaxWriteTimeout(window, heartbeat time.Duration) time.Duration {
-	perSecond := float64(time.Second)/float64(window) + float64(time.Second)/float64(heartbeat)
-	return time.Duration(float64(subscriberQueue*3/4) / perSecond * float64(time.Second))
+// engine delivers rooms' events to their streams. The hub tells it about
+// rooms and counts (presence.Notifier); the Broadcaster about heartbeats.
+type engine interface {
+	presence.Notifier
+	// serve sends first, then the room's events, to one stream whose
+	// headers went out, until ctx ends or a write fails; it returns that
+	// write's error. It calls st.Subscribed once the stream will see every
+	// later publish, and st.Delivered for each count event written.
+	serve(ctx context.Context, out *eventWriter, r *http.Request, st *presence.Stream, first []byte) error
+	// heartbeat sends a comment line to every stream of room.
+	heartbeat(room string)
+	// close releases what the engine holds once no stream is left.
+	close()
 }
 
-// Broadcaster is the stream transport: the presence Hub plus an r3labs/sse
-// server with one stream per room. It implements presence.Notifier.
-//
-// r3labs's fan-out blocks on a full subscriber channel, replays history and
-// leaks goroutines when a stream with subscribers is removed (see
-// shared/docs/r3labs-sse-v2.md). The Broadcaster keeps replay off, publishes
-// at most once per window per room, removes a room's stream only after its
-// last subscriber has left, and ends streams itself on shutdown.
+// Broadcaster is the stream side of the service: the presence Hub and the
+// engine that carries its counts to the streams.
 type Broadcaster struct {
-	srv       *sse.Server
+	engine    engine
 	hub       *presence.Hub
-	metrics   *Metrics
 	heartbeat time.Duration
 
 	closing context.Context // done when streams must end
 	close   context.CancelFunc
 }
 
-// NewBroadcaster builds the hub over backend and the r3labs server under it.
-func NewBroadcaster(backend presence.Backend, opts presence.HubOptions, heartbeat time.Duration, m *Metrics) (*Broadcaster, error) {
-	srv := sse.New()
-	srv.AutoReplay = false // history would grow without bound and replay to newcomers
-	srv.AutoStream = false // streams are made and removed by the hub's room lifecycle
-	srv.BufferSize = streamBuffer
-	b := &Broadcaster{srv: srv, metrics: m, heartbeat: heartbeat}
-	hub, err := presence.NewHub(backend, b, opts)
+// NewBroadcaster builds the hub over backend and the named engine under it.
+func NewBroadcaster(backend presence.Backend, opts presence.HubOptions, engineName string, heartbeat time.Duration, m *Metrics) (*Broadcaster, error) {
+	b := &Broadcaster{heartbeat: heartbeat}
+	switch engineName {
+	case EngineDirect, "":
+		b.engine = newDirectEngine(m)
+	case EngineR3labs:
+		b.engine = newR3labsEngine(m)
+	default:
+		return nil, fmt.Errorf("unknown stream engine %q (want %s or %s)", engineName, EngineDirect, EngineR3labs)
+	}
+	hub, err := presence.NewHub(backend, &countingNotifier{b.engine, m}, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -63,28 +66,19 @@ func NewBroadcaster(backend presence.Backend, opts presence.HubOptions, heartbea
 	return b, nil
 }
 
+// countingNotifier counts publishes on their way to the engine.
+type countingNotifier struct {
+	engine
+	m *Metrics
+}
+
+func (c *countingNotifier) Publish(room string, count int, seq uint64) {
+	c.m.events.Inc()
+	c.engine.Publish(room, count, seq)
+}
+
 // Hub returns the presence hub the broadcaster serves.
 func (b *Broadcaster) Hub() *presence.Hub { return b.hub }
-
-// RoomOpened implements presence.Notifier.
-func (b *Broadcaster) RoomOpened(room string) { b.srv.CreateStream(room) }
-
-// RoomClosed implements presence.Notifier. The hub calls it only after the
-// room's last stream handler has returned, so no subscriber is left on the
-// r3labs stream (removing one with subscribers would leak them).
-func (b *Broadcaster) RoomClosed(room string) { b.srv.RemoveStream(room) }
-
-// Publish implements presence.Notifier. Every publish is a fresh Event:
-// r3labs may rewrite an event it is given. Its id is the room's publish
-// sequence, which the stream writers report back to time the fan-out.
-func (b *Broadcaster) Publish(room string, count int, seq uint64) {
-	b.metrics.events.Inc()
-	b.srv.Publish(room, &sse.Event{
-		ID:    []byte(strconv.FormatUint(seq, 10)),
-		Event: []byte("user count"),
-		Data:  []byte(strconv.Itoa(count)),
-	})
-}
 
 // Run sends a heartbeat comment to every room until ctx is done.
 func (b *Broadcaster) Run(ctx context.Context) {
@@ -96,7 +90,7 @@ func (b *Broadcaster) Run(ctx context.Context) {
 			return
 		case <-t.C:
 			for _, room := range b.hub.RoomNames() {
-				b.srv.Publish(room, &sse.Event{Comment: []byte("hb")})
+				b.engine.heartbeat(room)
 			}
 		}
 	}
@@ -117,9 +111,35 @@ func (b *Broadcaster) Shutdown(ctx context.Context) error {
 	b.close()
 	select {
 	case <-drained:
-		b.srv.Close()
+		b.engine.close()
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// eventWriter writes a stream's bytes with a deadline on every flush, and
+// remembers the first failure: after it, nothing more is tried.
+type eventWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	err     error
+}
+
+func (e *eventWriter) write(p []byte) {
+	if e.err == nil {
+		_, e.err = e.w.Write(p)
+	}
+}
+
+// flush sends what is buffered, or gives up after the write deadline.
+func (e *eventWriter) flush() error {
+	if e.err == nil {
+		e.err = e.rc.SetWriteDeadline(time.Now().Add(e.timeout))
+	}
+	if e.err == nil {
+		e.err = e.rc.Flush()
+	}
+	return e.err
 }

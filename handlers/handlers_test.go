@@ -28,7 +28,7 @@ func newTestRouter(t testing.TB) (http.Handler, *Broadcaster) {
 	reg := prometheus.NewRegistry()
 	var b *Broadcaster
 	m := NewMetrics(reg, func() presence.Stats { return b.hub.Stats() })
-	b, err := NewBroadcaster(presence.NewMemory(), presence.HubOptions{}, time.Minute, m)
+	b, err := NewBroadcaster(presence.NewMemory(), presence.HubOptions{}, EngineDirect, time.Minute, m)
 	if err != nil {
 		t.Fatal(err)
 	}

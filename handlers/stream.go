@@ -1,12 +1,10 @@
 package handlers
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"time"
@@ -53,24 +51,19 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		h["X-Accel-Buffering"] = no // or nginx buffers the stream
 		w.WriteHeader(http.StatusOK)
 
-		// r3labs serves until the request's context ends: when the client
-		// goes, on shutdown (through the server's BaseContext), or when a
-		// write fails (net/http cancels a connection's context on a failed
-		// write, a missed write deadline included).
-		sw := &streamWriter{w: w, rc: http.NewResponseController(w), timeout: opts.WriteTimeout, stream: st, metrics: m}
-		// The first count goes straight to the socket (r3labs cannot send to
-		// one subscriber); it does not time a fan-out, so it skips Delivered.
-		_, _ = w.Write(retry)
-		_, _ = fmt.Fprintf(w, "event: user count\ndata: %d\n\n", count)
-		sw.Flush()
-		if sw.err == nil {
-			m.deliveries.Inc()
-			b.srv.ServeHTTP(sw, subscribeRequest(r, room))
-		}
+		out := &eventWriter{w: w, rc: http.NewResponseController(w), timeout: opts.WriteTimeout}
+		first := make([]byte, 0, len(retry)+48)
+		first = append(first, retry...)
+		first = append(first, "event: user count\ndata: "...)
+		first = strconv.AppendInt(first, int64(count), 10)
+		first = append(first, "\n\n"...)
+		// The first count does not time a fan-out: no Delivered for it.
+		err = b.engine.serve(r.Context(), out, r, st, first)
+		m.deliveries.Inc()
 
 		reason := reasonClient
 		switch {
-		case errors.Is(sw.err, os.ErrDeadlineExceeded):
+		case errors.Is(err, os.ErrDeadlineExceeded):
 			reason = reasonEvicted
 			log.Debug("stream evicted: write stalled", "room", room, "remote", r.RemoteAddr)
 		case b.closing.Err() != nil:
@@ -79,83 +72,3 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		m.disconnect.WithLabelValues(reason).Inc()
 	}
 }
-
-// subscribeRequest is the request handed to r3labs: the stream id is the
-// room (room names need no escaping), and Last-Event-ID is dropped, since
-// r3labs refuses a non-numeric one and a reconnecting client only needs the
-// current count, which it got.
-func subscribeRequest(r *http.Request, room string) *http.Request {
-	r2 := new(http.Request)
-	*r2 = *r
-	r2.URL = &url.URL{Path: r.URL.Path, RawQuery: "stream=" + room}
-	if _, ok := r.Header["Last-Event-Id"]; ok {
-		r2.Header = r.Header.Clone()
-		r2.Header.Del("Last-Event-ID")
-	}
-	return r2
-}
-
-// streamWriter wraps a stream's ResponseWriter for r3labs: headers are
-// already sent, every flush has a write deadline, and after the first failed
-// write nothing more is tried (r3labs ignores write errors; the request's
-// context, cancelled by net/http on that failure, ends its loop).
-type streamWriter struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
-	stream  *presence.Stream
-	err     error  // first write error; the stream is over once set
-	event   bool   // a count event (not only a comment) is buffered
-	seq     uint64 // its publish sequence
-	metrics *Metrics
-}
-
-// Header returns a throwaway map: the headers went out with the first
-// event, and r3labs still sets its own, which would only grow the live one.
-func (s *streamWriter) Header() http.Header { return http.Header{} }
-
-// WriteHeader is called by r3labs right after it registered the subscriber
-// with the room's stream (the status itself went out with the first event):
-// from now on the stream gets every publish.
-func (s *streamWriter) WriteHeader(int) { s.stream.Subscribed() }
-
-var idField = []byte("id: ")
-
-func (s *streamWriter) Write(p []byte) (int, error) {
-	if s.err != nil {
-		return 0, s.err
-	}
-	// r3labs writes a count event's "id: <seq>" line in one call.
-	if rest, ok := bytes.CutPrefix(p, idField); ok {
-		if seq, err := strconv.ParseUint(string(bytes.TrimSuffix(rest, []byte("\n"))), 10, 64); err == nil {
-			s.seq, s.event = seq, true
-		}
-	}
-	n, err := s.w.Write(p)
-	if err != nil {
-		s.fail(err)
-	}
-	return n, err
-}
-
-// Flush sends what is buffered, or gives up after the write deadline.
-func (s *streamWriter) Flush() {
-	if s.err != nil {
-		return
-	}
-	if err := s.rc.SetWriteDeadline(time.Now().Add(s.timeout)); err != nil {
-		s.fail(err)
-		return
-	}
-	if err := s.rc.Flush(); err != nil {
-		s.fail(err)
-		return
-	}
-	if s.event {
-		s.event = false
-		s.stream.Delivered(s.seq)
-		s.metrics.deliveries.Inc()
-	}
-}
-
-func (s *streamWriter) fail(err error) { s.err = err }

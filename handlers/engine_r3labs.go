@@ -1,0 +1,153 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/r3labs/sse/v2"
+
+	"github.com/presence/presence/presence"
+)
+
+// streamBuffer is the r3labs per-room event queue. Publishes come at most
+// once per window plus heartbeats, so a short queue is plenty, and a room
+// costs little memory even with thousands of rooms.
+const streamBuffer = 16
+
+// subscriberQueue is the fixed size of r3labs's per-subscriber channel: its
+// fan-out blocks on a subscriber whose channel is full. The write deadline is
+// validated against it (see MaxWriteTimeout).
+const subscriberQueue = 64
+
+// MaxWriteTimeout is, for the r3labs engine, the longest write deadline that
+// keeps a stalled client from ever blocking r3labs's fan-out for its room:
+// within it, a room sends fewer events than the subscriber channel holds,
+// with a margin.
+func MaxWriteTimeout(window, heartbeat time.Duration) time.Duration {
+	perSecond := float64(time.Second)/float64(window) + float64(time.Second)/float64(heartbeat)
+	return time.Duration(float64(subscriberQueue*3/4) / perSecond * float64(time.Second))
+}
+
+// r3labsEngine serves streams with an r3labs/sse server, one r3labs stream
+// per room. r3labs's fan-out blocks on a full subscriber channel, replays
+// history and leaks goroutines when a stream with subscribers is removed
+// (see shared/docs/r3labs-sse-v2.md). So: replay off, streams made and
+// removed by the hub's room lifecycle (removed only after the last
+// subscriber left), at most one publish per window, a write deadline short
+// enough that a stalled subscriber's channel never fills, and streams ended
+// through their request context.
+type r3labsEngine struct {
+	srv     *sse.Server
+	metrics *Metrics
+}
+
+func newR3labsEngine(m *Metrics) *r3labsEngine {
+	srv := sse.New()
+	srv.AutoReplay = false // history would grow without bound and replay to newcomers
+	srv.AutoStream = false // streams are made and removed by the hub's room lifecycle
+	srv.BufferSize = streamBuffer
+	return &r3labsEngine{srv: srv, metrics: m}
+}
+
+// RoomOpened implements presence.Notifier.
+func (e *r3labsEngine) RoomOpened(room string) { e.srv.CreateStream(room) }
+
+// RoomClosed implements presence.Notifier. The hub calls it only after the
+// room's last stream handler has returned, so no subscriber is left on the
+// r3labs stream (removing one with subscribers would leak them).
+func (e *r3labsEngine) RoomClosed(room string) { e.srv.RemoveStream(room) }
+
+// Publish implements presence.Notifier. Every publish is a fresh Event:
+// r3labs may rewrite an event it is given. Its id is the room's publish
+// sequence, which the stream writers report back to time the fan-out.
+func (e *r3labsEngine) Publish(room string, count int, seq uint64) {
+	e.srv.Publish(room, &sse.Event{
+		ID:    []byte(strconv.FormatUint(seq, 10)),
+		Event: []byte("user count"),
+		Data:  []byte(strconv.Itoa(count)),
+	})
+}
+
+func (e *r3labsEngine) heartbeat(room string) {
+	e.srv.Publish(room, &sse.Event{Comment: []byte("hb")})
+}
+
+func (e *r3labsEngine) close() { e.srv.Close() }
+
+// serve writes the first count itself (r3labs cannot send to one
+// subscriber), then hands the stream to r3labs, which serves until the
+// request's context ends: when the client goes, on shutdown (through the
+// server's BaseContext), or when a write fails (net/http cancels a
+// connection's context on a failed write, a missed deadline included).
+func (e *r3labsEngine) serve(_ context.Context, out *eventWriter, r *http.Request, st *presence.Stream, first []byte) error {
+	out.write(first)
+	if err := out.flush(); err != nil {
+		return err
+	}
+	e.srv.ServeHTTP(&r3labsWriter{out: out, stream: st, metrics: e.metrics}, subscribeRequest(r, st.Room()))
+	return out.err
+}
+
+// subscribeRequest is the request handed to r3labs: the stream id is the
+// room (room names need no escaping), and Last-Event-ID is dropped, since
+// r3labs refuses a non-numeric one and a reconnecting client only needs the
+// current count, which it got.
+func subscribeRequest(r *http.Request, room string) *http.Request {
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.URL = &url.URL{Path: r.URL.Path, RawQuery: "stream=" + room}
+	if _, ok := r.Header["Last-Event-Id"]; ok {
+		r2.Header = r.Header.Clone()
+		r2.Header.Del("Last-Event-ID")
+	}
+	return r2
+}
+
+// r3labsWriter is the ResponseWriter r3labs writes to: headers are already
+// sent, every flush has a write deadline, and after the first failed write
+// nothing more is tried (r3labs ignores write errors).
+type r3labsWriter struct {
+	out     *eventWriter
+	stream  *presence.Stream
+	metrics *Metrics
+	event   bool   // a count event (not only a comment) is buffered
+	seq     uint64 // its publish sequence
+}
+
+// Header returns a throwaway map: the headers went out with the first
+// event, and r3labs still sets its own, which would only grow the live one.
+func (s *r3labsWriter) Header() http.Header { return http.Header{} }
+
+// WriteHeader is called by r3labs right after it registered the subscriber
+// with the room's stream (the status itself went out with the first event):
+// from now on the stream gets every publish.
+func (s *r3labsWriter) WriteHeader(int) { s.stream.Subscribed() }
+
+var idField = []byte("id: ")
+
+func (s *r3labsWriter) Write(p []byte) (int, error) {
+	// r3labs writes a count event's "id: <seq>" line in one call.
+	if rest, ok := bytes.CutPrefix(p, idField); ok {
+		if seq, err := strconv.ParseUint(string(bytes.TrimSuffix(rest, []byte("\n"))), 10, 64); err == nil {
+			s.seq, s.event = seq, true
+		}
+	}
+	s.out.write(p)
+	if s.out.err != nil {
+		return 0, s.out.err
+	}
+	return len(p), nil
+}
+
+// Flush implements http.Flusher, which r3labs requires.
+func (s *r3labsWriter) Flush() {
+	if s.out.flush() == nil && s.event {
+		s.stream.Delivered(s.seq)
+		s.metrics.deliveries.Inc()
+	}
+	s.event = false
+}
