@@ -118,13 +118,17 @@ func (b *Broadcaster) Shutdown(ctx context.Context) error {
 	}
 }
 
-// eventWriter writes a stream's bytes with a deadline on every flush, and
-// remembers the first failure: after it, nothing more is tried.
+// eventWriter writes a stream's bytes with a write deadline, and remembers
+// the first failure: after it, nothing more is tried. The deadline is moved
+// only when less than half of it is left, so that most flushes in a burst do
+// not touch the connection's timer: a write is cut off after it stalled
+// between half and all of the timeout.
 type eventWriter struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
-	err     error
+	w        http.ResponseWriter
+	rc       *http.ResponseController
+	timeout  time.Duration
+	deadline time.Time
+	err      error
 }
 
 func (e *eventWriter) write(p []byte) {
@@ -133,13 +137,17 @@ func (e *eventWriter) write(p []byte) {
 	}
 }
 
-// flush sends what is buffered, or gives up after the write deadline.
+// flush sends what is buffered, or gives up at the write deadline.
 func (e *eventWriter) flush() error {
-	if e.err == nil {
-		e.err = e.rc.SetWriteDeadline(time.Now().Add(e.timeout))
+	if e.err != nil {
+		return e.err
 	}
-	if e.err == nil {
-		e.err = e.rc.Flush()
+	if now := time.Now(); e.deadline.Sub(now) < e.timeout/2 {
+		e.deadline = now.Add(e.timeout)
+		if e.err = e.rc.SetWriteDeadline(e.deadline); e.err != nil {
+			return e.err
+		}
 	}
+	e.err = e.rc.Flush()
 	return e.err
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/presence/presence/presence"
 )
@@ -21,13 +22,39 @@ type directEngine struct {
 	feeds   map[string]*feed // rooms with streams; entries owned by the hub's room lifecycle
 }
 
-// feed is one room's latest event and its wake-up channel.
+// feed is one room's latest state. Publishes and heartbeats (serialised by
+// mu) swap in a new state and then close the old one's channel; streams read
+// the state without locking, since thousands wake at once.
 type feed struct {
-	mu   sync.Mutex
+	mu    sync.Mutex
+	state atomic.Pointer[feedState]
+}
+
+// feedState is immutable once stored.
+type feedState struct {
 	ev   []byte        // latest count event, shared read-only by all streams
 	seq  uint64        // its publish sequence
 	hb   uint64        // heartbeats so far
-	wake chan struct{} // closed when ev or hb changes
+	wake chan struct{} // closed when a newer state is stored
+}
+
+func newFeed() *feed {
+	f := &feed{}
+	f.state.Store(&feedState{wake: make(chan struct{})})
+	return f
+}
+
+// update stores the state that change makes of the current one and wakes
+// the streams waiting on the current one.
+func (f *feed) update(change func(*feedState)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	old := f.state.Load()
+	next := *old
+	change(&next)
+	next.wake = make(chan struct{})
+	f.state.Store(&next)
+	close(old.wake)
 }
 
 func newDirectEngine(m *Metrics) *directEngine {
@@ -37,7 +64,7 @@ func newDirectEngine(m *Metrics) *directEngine {
 // RoomOpened implements presence.Notifier.
 func (e *directEngine) RoomOpened(room string) {
 	e.mu.Lock()
-	e.feeds[room] = &feed{wake: make(chan struct{})}
+	e.feeds[room] = newFeed()
 	e.mu.Unlock()
 }
 
@@ -66,20 +93,12 @@ func (e *directEngine) Publish(room string, count int, seq uint64) {
 	ev = append(ev, "\nevent: user count\ndata: "...)
 	ev = strconv.AppendInt(ev, int64(count), 10)
 	ev = append(ev, "\n\n"...)
-	f.mu.Lock()
-	f.ev, f.seq = ev, seq
-	close(f.wake)
-	f.wake = make(chan struct{})
-	f.mu.Unlock()
+	f.update(func(st *feedState) { st.ev, st.seq = ev, seq })
 }
 
 func (e *directEngine) heartbeat(room string) {
 	if f := e.feed(room); f != nil {
-		f.mu.Lock()
-		f.hb++
-		close(f.wake)
-		f.wake = make(chan struct{})
-		f.mu.Unlock()
+		f.update(func(st *feedState) { st.hb++ })
 	}
 }
 
@@ -89,38 +108,34 @@ var heartbeatLine = []byte(": hb\n\n")
 
 func (e *directEngine) serve(ctx context.Context, out *eventWriter, _ *http.Request, st *presence.Stream, first []byte) error {
 	f := e.feed(st.Room()) // exists while st is in the room
-	f.mu.Lock()
-	seq, hb, wake := f.seq, f.hb, f.wake
-	f.mu.Unlock()
+	cur := f.state.Load()
 	// From here on every publish closes a channel this stream holds.
 	st.Subscribed()
 	out.write(first)
 	if err := out.flush(); err != nil {
 		return err
 	}
+	done := ctx.Done()
 	for {
 		select {
-		case <-ctx.Done():
+		case <-done:
 			return nil
-		case <-wake:
+		case <-cur.wake:
 		}
-		f.mu.Lock()
-		ev, nseq, nhb := f.ev, f.seq, f.hb
-		wake = f.wake
-		f.mu.Unlock()
-		if nseq != seq {
-			out.write(ev)
+		next := f.state.Load()
+		if next.seq != cur.seq {
+			out.write(next.ev)
 		}
-		if nhb != hb {
+		if next.hb != cur.hb {
 			out.write(heartbeatLine)
 		}
 		if err := out.flush(); err != nil {
 			return err
 		}
-		if nseq != seq {
-			st.Delivered(nseq)
+		if next.seq != cur.seq {
+			st.Delivered(next.seq)
 			e.metrics.deliveries.Inc()
 		}
-		seq, hb = nseq, nhb
+		cur = next
 	}
 }

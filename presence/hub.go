@@ -74,11 +74,10 @@ type room struct {
 	pubMu        sync.Mutex   // serialises Publish calls of this room
 	seq          uint64       // sequence number of the last publish; under pubMu
 	lastDelivery atomic.Int64 // unix nanos of the latest delivery to a stream
-	// The last few publishes, by seq % len: their seq, start (unix nanos)
-	// and fan-out so far (the latest delivery after the start, in nanos),
-	// so that a delivery that comes after the next publish started still
-	// counts toward its own publish's fan-out.
-	recent [4]struct{ seq, start, fanout atomic.Int64 }
+	// The last few publishes, by seq % len: their seq, start and latest
+	// delivery (unix nanos), so that a delivery that comes after the next
+	// publish started still counts toward its own publish's fan-out.
+	recent [4]struct{ seq, start, last atomic.Int64 }
 }
 
 // NewHub returns a Hub over backend that tells notify about counts.
@@ -132,16 +131,18 @@ func (s *Stream) Delivered(seq uint64) {
 	if p.seq.Load() != int64(seq) {
 		return // too old to matter
 	}
-	d := now - p.start.Load()
-	for old := p.fanout.Load(); d > old && !p.fanout.CompareAndSwap(old, d); old = p.fanout.Load() {
-	}
+	p.last.Store(now) // deliveries of one publish come about in order: no need for a max
 }
 
 // fanout is how long the last publishes took to reach their last stream: the
 // longer of the latest one (perhaps still going) and the one before.
 func (r *room) fanout() time.Duration {
 	n := uint64(len(r.recent))
-	return time.Duration(max(r.recent[r.seq%n].fanout.Load(), r.recent[(r.seq+n-1)%n].fanout.Load()))
+	took := func(i uint64) int64 {
+		p := &r.recent[i%n]
+		return max(0, p.last.Load()-p.start.Load())
+	}
+	return time.Duration(max(took(r.seq), took(r.seq+n-1)))
 }
 
 // Leave takes the stream out of its room. Calling it again does nothing.
@@ -281,7 +282,7 @@ func (h *Hub) flush(r *room) {
 	p := &r.recent[r.seq%uint64(len(r.recent))]
 	p.seq.Store(-1) // no delivery may count while the slot is rewritten
 	p.start.Store(now.UnixNano())
-	p.fanout.Store(0)
+	p.last.Store(0)
 	p.seq.Store(int64(r.seq))
 	h.notify.Publish(r.name, count, r.seq)
 }
