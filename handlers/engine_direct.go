@@ -115,6 +115,7 @@ func (e *directEngine) serve(ctx context.Context, out *eventWriter, _ *http.Requ
 	if err := out.flush(); err != nil {
 		return err
 	}
+	e.metrics.deliveries.Inc() // the first count times no fan-out: no Delivered
 	done := ctx.Done()
 	for {
 		select {

@@ -88,6 +88,7 @@ func (e *r3labsEngine) serve(_ context.Context, out *eventWriter, r *http.Reques
 	if err := out.flush(); err != nil {
 		return err
 	}
+	e.metrics.deliveries.Inc() // the first count times no fan-out: no Delivered
 	e.srv.ServeHTTP(&r3labsWriter{out: out, stream: st, metrics: e.metrics}, subscribeRequest(r, st.Room()))
 	return out.err
 }

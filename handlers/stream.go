@@ -57,9 +57,7 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		first = append(first, "event: user count\ndata: "...)
 		first = strconv.AppendInt(first, int64(count), 10)
 		first = append(first, "\n\n"...)
-		// The first count does not time a fan-out: no Delivered for it.
 		err = b.engine.serve(r.Context(), out, r, st, first)
-		m.deliveries.Inc()
 
 		reason := reasonClient
 		switch {
