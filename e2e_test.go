@@ -182,7 +182,7 @@ func TestStreamCap(t *testing.T) {
 		t.Errorf("refused metric %v, want 3", v)
 	}
 	b.Close()
-	a.waitFor(t, 5*time.Second, "a free slot", func() bool {
+	waitUntil(t, 5*time.Second, "a free slot", func() bool {
 		c, err := dialErr(s.Addr, "/events", nil)
 		if err != nil {
 			return false
