@@ -21,7 +21,8 @@ const (
 )
 
 // engine delivers rooms' events to their streams. The hub tells it about
-// rooms and counts (presence.Notifier); the Broadcaster about heartbeats.
+// rooms and their counts (presence.Notifier, and the presence.Publisher it
+// returns per room); the Broadcaster about heartbeats.
 type engine interface {
 	presence.Notifier
 	// serve sends first, then the room's events, to one stream whose
@@ -57,24 +58,13 @@ func NewBroadcaster(backend presence.Backend, opts presence.HubOptions, engineNa
 	default:
 		return nil, fmt.Errorf("unknown stream engine %q (want %s or %s)", engineName, EngineDirect, EngineR3labs)
 	}
-	hub, err := presence.NewHub(backend, &countingNotifier{b.engine, m}, opts)
+	hub, err := presence.NewHub(backend, b.engine, opts)
 	if err != nil {
 		return nil, err
 	}
 	b.hub = hub
 	b.closing, b.close = context.WithCancel(context.Background())
 	return b, nil
-}
-
-// countingNotifier counts publishes on their way to the engine.
-type countingNotifier struct {
-	engine
-	m *Metrics
-}
-
-func (c *countingNotifier) Publish(room string, count int, seq uint64) {
-	c.m.events.Inc()
-	c.engine.Publish(room, count, seq)
 }
 
 // Hub returns the presence hub the broadcaster serves.

@@ -22,12 +22,13 @@ type directEngine struct {
 	feeds   map[string]*feed // rooms with streams; entries owned by the hub's room lifecycle
 }
 
-// feed is one room's latest state. Publishes and heartbeats (serialised by
+// feed is one room's latest state, and its presence.Publisher. Publishes and heartbeats (serialised by
 // mu) swap in a new state and then close the old one's channel; streams read
 // the state without locking, since thousands wake at once.
 type feed struct {
-	mu    sync.Mutex
-	state atomic.Pointer[feedState]
+	metrics *Metrics
+	mu      sync.Mutex
+	state   atomic.Pointer[feedState]
 }
 
 // feedState is immutable once stored.
@@ -38,8 +39,8 @@ type feedState struct {
 	wake chan struct{} // closed when a newer state is stored
 }
 
-func newFeed() *feed {
-	f := &feed{}
+func newFeed(m *Metrics) *feed {
+	f := &feed{metrics: m}
 	f.state.Store(&feedState{wake: make(chan struct{})})
 	return f
 }
@@ -62,14 +63,16 @@ func newDirectEngine(m *Metrics) *directEngine {
 }
 
 // RoomOpened implements presence.Notifier.
-func (e *directEngine) RoomOpened(room string) {
+func (e *directEngine) RoomOpened(room string) presence.Publisher {
+	f := newFeed(e.metrics)
 	e.mu.Lock()
-	e.feeds[room] = newFeed()
+	e.feeds[room] = f
 	e.mu.Unlock()
+	return f
 }
 
 // RoomClosed implements presence.Notifier.
-func (e *directEngine) RoomClosed(room string) {
+func (e *directEngine) RoomClosed(room string, _ presence.Publisher) {
 	e.mu.Lock()
 	delete(e.feeds, room)
 	e.mu.Unlock()
@@ -81,12 +84,9 @@ func (e *directEngine) feed(room string) *feed {
 	return e.feeds[room]
 }
 
-// Publish implements presence.Notifier: the event is built once for all.
-func (e *directEngine) Publish(room string, count int, seq uint64) {
-	f := e.feed(room)
-	if f == nil {
-		return
-	}
+// Publish implements presence.Publisher: the event is built once for all.
+func (f *feed) Publish(count int, seq uint64) {
+	f.metrics.events.Inc()
 	ev := make([]byte, 0, 48)
 	ev = append(ev, "id: "...)
 	ev = strconv.AppendUint(ev, seq, 10)

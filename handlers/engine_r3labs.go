@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/r3labs/sse/v2"
@@ -54,18 +55,43 @@ func newR3labsEngine(m *Metrics) *r3labsEngine {
 }
 
 // RoomOpened implements presence.Notifier.
-func (e *r3labsEngine) RoomOpened(room string) { e.srv.CreateStream(room) }
+func (e *r3labsEngine) RoomOpened(room string) presence.Publisher {
+	e.srv.CreateStream(room)
+	return &r3labsRoom{engine: e, name: room}
+}
 
 // RoomClosed implements presence.Notifier. The hub calls it only after the
 // room's last stream handler has returned, so no subscriber is left on the
 // r3labs stream (removing one with subscribers would leak them).
-func (e *r3labsEngine) RoomClosed(room string) { e.srv.RemoveStream(room) }
+func (e *r3labsEngine) RoomClosed(room string, p presence.Publisher) {
+	r := p.(*r3labsRoom)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	e.srv.RemoveStream(room)
+}
 
-// Publish implements presence.Notifier. Every publish is a fresh Event:
+// r3labsRoom is one room's presence.Publisher. r3labs finds streams by
+// name: closed keeps a late publish of a closed room from reaching a new
+// room of the same name.
+type r3labsRoom struct {
+	engine *r3labsEngine
+	name   string
+	mu     sync.Mutex
+	closed bool
+}
+
+// Publish implements presence.Publisher. Every publish is a fresh Event:
 // r3labs may rewrite an event it is given. Its id is the room's publish
 // sequence, which the stream writers report back to time the fan-out.
-func (e *r3labsEngine) Publish(room string, count int, seq uint64) {
-	e.srv.Publish(room, &sse.Event{
+func (r *r3labsRoom) Publish(count int, seq uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.engine.metrics.events.Inc()
+	r.engine.srv.Publish(r.name, &sse.Event{
 		ID:    []byte(strconv.FormatUint(seq, 10)),
 		Event: []byte("user count"),
 		Data:  []byte(strconv.Itoa(count)),

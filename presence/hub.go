@@ -62,6 +62,7 @@ type Hub struct {
 // unless marked otherwise.
 type room struct {
 	name       string
+	pub        Publisher   // from Notifier.RoomOpened
 	local      int         // streams of this node in the room
 	count      int         // latest count from the backend
 	published  int         // last count handed to Publish; -1 before any
@@ -172,7 +173,7 @@ func (h *Hub) Join(roomName string) (*Stream, int, error) {
 			return nil, 0, ErrRoomLimit
 		}
 		r = &room{name: roomName, published: -1}
-		h.notify.RoomOpened(roomName)
+		r.pub = h.notify.RoomOpened(roomName)
 		h.rooms[roomName] = r
 	}
 	count, err := h.backend.Join(roomName, m)
@@ -217,7 +218,7 @@ func (h *Hub) dropLocked(r *room) {
 		r.timer = nil
 	}
 	delete(h.rooms, r.name)
-	h.notify.RoomClosed(r.name)
+	h.notify.RoomClosed(r.name, r.pub)
 }
 
 // Subscribed is called once the stream receives every publish of its room
@@ -284,7 +285,7 @@ func (h *Hub) flush(r *room) {
 	p.start.Store(now.UnixNano())
 	p.last.Store(0)
 	p.seq.Store(int64(r.seq))
-	h.notify.Publish(r.name, count, r.seq)
+	r.pub.Publish(count, r.seq)
 }
 
 // Count returns the room's count.

@@ -24,19 +24,29 @@ type publish struct {
 	at    time.Time
 }
 
-func (r *recorder) RoomOpened(room string) {
+func (r *recorder) RoomOpened(room string) Publisher {
 	r.mu.Lock()
 	r.opened = append(r.opened, room)
 	r.mu.Unlock()
+	return roomRecorder{r, room}
 }
-func (r *recorder) RoomClosed(room string) {
+
+func (r *recorder) RoomClosed(room string, _ Publisher) {
 	r.mu.Lock()
 	r.closed = append(r.closed, room)
 	r.mu.Unlock()
 }
-func (r *recorder) Publish(room string, n int, seq uint64) {
+
+// roomRecorder is the Publisher a recorder hands out for one room.
+type roomRecorder struct {
+	r    *recorder
+	room string
+}
+
+func (rr roomRecorder) Publish(n int, seq uint64) {
+	r := rr.r
 	r.mu.Lock()
-	r.pubs = append(r.pubs, publish{room, n, time.Now()})
+	r.pubs = append(r.pubs, publish{rr.room, n, time.Now()})
 	hook := r.onPublish
 	r.mu.Unlock()
 	if hook != nil {

@@ -77,16 +77,22 @@ type Backend interface {
 }
 
 // Notifier is told what the streams need to know. Implemented by the
-// transport; the Hub never blocks on it while holding its lock, except for
-// RoomOpened and RoomClosed, which must be quick.
+// transport.
 type Notifier interface {
-	// RoomOpened is called before the first stream of a room joins.
-	RoomOpened(room string)
-	// RoomClosed is called after the last stream of a room left.
-	RoomClosed(room string)
-	// Publish sends a room's count to every stream of the room. Calls for
-	// one room never overlap, and come at most once per window. seq
-	// increases with every publish of the room; streams report it back
-	// through Stream.Delivered.
-	Publish(room string, count int, seq uint64)
+	// RoomOpened is called, with the hub's lock held, before the first
+	// stream of a room joins. It returns where the room's counts go until
+	// RoomClosed: a room closed and opened again under the same name gets a
+	// new Publisher, so that a late publish to the old one reaches no one.
+	RoomOpened(room string) Publisher
+	// RoomClosed is called, with the hub's lock held, after the last stream
+	// of a room left; p is what RoomOpened returned for it.
+	RoomClosed(room string, p Publisher)
+}
+
+// Publisher sends one room's counts to its streams.
+type Publisher interface {
+	// Publish sends count to every stream of the room. Calls never
+	// overlap and come at most once per window. seq increases with every
+	// publish of the room; streams report it back through Stream.Delivered.
+	Publish(count int, seq uint64)
 }
