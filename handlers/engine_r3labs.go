@@ -98,8 +98,10 @@ func (r *r3labsRoom) Publish(count int, seq uint64) {
 	})
 }
 
+// heartbeat drops the comment if the room's queue is full (its fan-out is
+// busy, so its streams are not idle), rather than hold up other rooms.
 func (e *r3labsEngine) heartbeat(room string) {
-	e.srv.Publish(room, &sse.Event{Comment: []byte("hb")})
+	e.srv.TryPublish(room, &sse.Event{Comment: []byte("hb")})
 }
 
 func (e *r3labsEngine) close() { e.srv.Close() }

@@ -188,6 +188,12 @@ func (h *Hub) Join(roomName string) (*Stream, int, error) {
 	r.count = count
 	r.lastChange = time.Now()
 	r.changes++
+	if count != r.published {
+		// The newcomer starts from count, which no publish carried: if the
+		// count goes back to the published value before the next publish,
+		// that publish must still happen, or the newcomer keeps count.
+		r.force = true
+	}
 	h.scheduleLocked(r)
 	return &Stream{hub: h, room: r, member: m, seen: count}, count, nil
 }

@@ -236,6 +236,28 @@ func TestSubscribedRepublishesOnlyWhenMissed(t *testing.T) {
 	})
 }
 
+// A newcomer is sent a count that no publish carried; if the count returns
+// to the published value before the next publish, it must still be told.
+func TestNewcomerIsCorrectedWhenTheCountReturns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, rec := newHub(t, HubOptions{Window: 100 * time.Millisecond})
+		a, _, _ := h.Join("r")
+		time.Sleep(time.Second)
+		b, _, _ := h.Join("r") // published at once: 2
+		synctest.Wait()
+		c, first, _ := h.Join("r") // within the window: c is sent 3
+		c.Subscribed()
+		b.Leave() // back to 2 before the next publish
+		time.Sleep(time.Second)
+		p := rec.published()
+		if first != 3 || p[len(p)-1].count != 2 || p[len(p)-1] == p[1] {
+			t.Fatalf("newcomer got %d, publishes %v: want a new publish of 2", first, p)
+		}
+		a.Leave()
+		c.Leave()
+	})
+}
+
 func TestLimitsAndClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h, _ := newHub(t, HubOptions{MaxStreams: 3, MaxRooms: 2})
