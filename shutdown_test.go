@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,9 +52,12 @@ func TestSIGTERMExitsZero(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	buf := make([]byte, 200)
-	n, _ := stdout.Read(buf)
-	addr := strings.TrimSpace(strings.TrimPrefix(string(buf[:n]), "presence listening on http://"))
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		t.Fatalf("no listening line: %v", err)
+	}
+	addr := strings.TrimSpace(strings.TrimPrefix(line, "presence listening on http://"))
 	s := &testServer{Addr: addr, URL: "http://" + addr}
 	c := dial(t, s, "/events")
 	c.waitCount(t, 1)
