@@ -274,8 +274,12 @@ func (h *Hub) flush(r *room) {
 	// in changes then is no sign that the room has calmed down.
 	lastActivity := max(r.lastChange.UnixNano(), r.lastDelivery.Load())
 	settled := time.Unix(0, lastActivity).Add(h.window / settleFraction)
-	// A single change is not a storm: it goes out now.
-	if latest := r.lastPub.Add(h.busyWindow(r)); r.changes > 1 && now.Before(settled) && now.Before(latest) {
+	// A single change after the last fan-out has finished is not a storm:
+	// it goes out now. (During a fan-out, changes are held up by it, so one
+	// change then may be the first of many, as when half a room drops.)
+	fanoutDone := time.Unix(0, r.lastDelivery.Load()).Add(h.window / settleFraction)
+	single := r.changes <= 1 && !now.Before(fanoutDone)
+	if latest := r.lastPub.Add(h.busyWindow(r)); !single && now.Before(settled) && now.Before(latest) {
 		r.timer = time.AfterFunc(min(settled.Sub(now), latest.Sub(now)), func() { h.flush(r) })
 		h.mu.Unlock()
 		return

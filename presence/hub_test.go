@@ -236,6 +236,40 @@ func TestSubscribedRepublishesOnlyWhenMissed(t *testing.T) {
 	})
 }
 
+// A change while a fan-out is still running may be the first of many (half
+// a room dropping): it waits for the fan-out to finish and changes to pause.
+func TestChangeDuringFanOutWaitsForIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const window = 100 * time.Millisecond
+		h, rec := newHub(t, HubOptions{Window: window})
+		a, _, _ := h.Join("r")
+		b, _, _ := h.Join("r")
+		rec.mu.Lock()
+		rec.onPublish = func(seq uint64) {
+			go func() { // a fan-out whose deliveries run for 300ms
+				for range 30 {
+					time.Sleep(10 * time.Millisecond)
+					a.Delivered(seq)
+				}
+			}()
+		}
+		rec.mu.Unlock()
+		time.Sleep(time.Second)
+		start := time.Now()
+		c, _, _ := h.Join("r") // published at once
+		time.Sleep(20 * time.Millisecond)
+		b.Leave() // during that fan-out
+		time.Sleep(2 * time.Second)
+		p := rec.published()
+		last := p[len(p)-1]
+		if want := start.Add(300*time.Millisecond + window/2); last.at != want || last.count != 2 {
+			t.Fatalf("publish after a change during a fan-out: %v at +%s, want 2 at +%s", last, last.at.Sub(start), want.Sub(start))
+		}
+		a.Leave()
+		c.Leave()
+	})
+}
+
 // A newcomer is sent a count that no publish carried; if the count returns
 // to the published value before the next publish, it must still be told.
 func TestNewcomerIsCorrectedWhenTheCountReturns(t *testing.T) {
