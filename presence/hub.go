@@ -277,7 +277,9 @@ func (h *Hub) flush(r *room) {
 	// A single change after the last fan-out has finished is not a storm:
 	// it goes out now. (During a fan-out, changes are held up by it, so one
 	// change then may be the first of many, as when half a room drops.)
-	fanoutDone := time.Unix(0, r.lastDelivery.Load()).Add(h.window / settleFraction)
+	// Deliveries come microseconds apart while a fan-out runs: a tenth of a
+	// window without one means it has finished.
+	fanoutDone := time.Unix(0, r.lastDelivery.Load()).Add(h.window / 10)
 	single := r.changes <= 1 && !now.Before(fanoutDone)
 	if latest := r.lastPub.Add(h.busyWindow(r)); !single && now.Before(settled) && now.Before(latest) {
 		r.timer = time.AfterFunc(min(settled.Sub(now), latest.Sub(now)), func() { h.flush(r) })

@@ -247,8 +247,8 @@ func TestChangeDuringFanOutWaitsForIt(t *testing.T) {
 		rec.mu.Lock()
 		rec.onPublish = func(seq uint64) {
 			go func() { // a fan-out whose deliveries run for 300ms
-				for range 30 {
-					time.Sleep(10 * time.Millisecond)
+				for range 300 {
+					time.Sleep(time.Millisecond)
 					a.Delivered(seq)
 				}
 			}()
