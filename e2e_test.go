@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -285,17 +284,12 @@ func TestChurnLeavesExactCounts(t *testing.T) {
 					t.Fatalf("a client was sent %d: %v", v, c.Counts())
 				}
 			}
-			if len(c.Counts()) == 0 && c != clients[0] {
-				// Closed-at-once clients may have been cut before reading.
-				continue
-			}
 		}
 		for _, c := range rest {
 			if len(c.Counts()) == 0 {
 				t.Fatal("an open stream got no count")
 			}
 		}
-		_ = fmt.Sprint()
 	})
 }
 

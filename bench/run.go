@@ -200,6 +200,22 @@ func (l *load) waitAll(ctx context.Context, want func() int64, timeout time.Dura
 	}
 }
 
+// converge waits until every open client has want() and returns the
+// seconds from since until the last of them got it, and whether all did
+// before the timeout.
+func (l *load) converge(ctx context.Context, want func() int64, since int64, after string) (float64, bool, error) {
+	last, ok, err := l.waitAll(ctx, want, convergeTimeout)
+	if err != nil || !ok {
+		if err == nil {
+			progress("  convergence after %s: timeout after %v", after, convergeTimeout)
+		}
+		return 0, false, err
+	}
+	s := secs(max(0, last-since))
+	progress("  converged after %s: %.3f s", after, s)
+	return s, true, nil
+}
+
 func secs(ns int64) float64 { return float64(ns) / 1e9 }
 func msec(ns int64) float64 { return float64(ns) / 1e6 }
 
@@ -294,16 +310,8 @@ func doRun(ctx context.Context, cfg runConfig) (res Result, err error) {
 
 	// 2. Convergence after the ramp.
 	want := func() int64 { return l.alive.Load() }
-	last, ok, err := l.waitAll(ctx, want, convergeTimeout)
-	if err != nil {
+	if res.ConvergeRampS, res.ConvergeRampOK, err = l.converge(ctx, want, lastFirst, "ramp"); err != nil {
 		return res, err
-	}
-	res.ConvergeRampOK = ok
-	if ok {
-		res.ConvergeRampS = secs(max(0, last-lastFirst))
-		progress("  converged after ramp: %.3f s", res.ConvergeRampS)
-	} else {
-		progress("  convergence after ramp: timeout after %v", convergeTimeout)
 	}
 
 	// 3. Server CPU and memory for the ramp.
@@ -352,16 +360,8 @@ func doRun(ctx context.Context, cfg runConfig) (res Result, err error) {
 	}
 	res.DropCloseMs = msec(l.now() - dropStart)
 	progress("  half drop: closed %d clients in %.1f ms", res.Dropped, res.DropCloseMs)
-	last, ok, err = l.waitAll(ctx, want, convergeTimeout)
-	if err != nil {
+	if res.ConvergeDropS, res.ConvergeDropOK, err = l.converge(ctx, want, dropStart, "half drop"); err != nil {
 		return res, err
-	}
-	res.ConvergeDropOK = ok
-	if ok {
-		res.ConvergeDropS = secs(max(0, last-dropStart))
-		progress("  converged after half drop: %.3f s", res.ConvergeDropS)
-	} else {
-		progress("  convergence after half drop: timeout after %v", convergeTimeout)
 	}
 	return res, nil
 }

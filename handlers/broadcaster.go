@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/presence/presence/presence"
@@ -106,6 +107,26 @@ func (b *Broadcaster) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// appendCountEvent appends a "user count" event of count to b: the one
+// format both the first event and the direct engine's publishes use.
+func appendCountEvent(b []byte, count int) []byte {
+	b = append(b, "event: user count\ndata: "...)
+	b = strconv.AppendInt(b, int64(count), 10)
+	return append(b, "\n\n"...)
+}
+
+// sendFirst writes a stream's first bytes (the retry field and its first
+// count). That count times no fan-out, so it is counted as a delivery here
+// and not reported to the hub.
+func sendFirst(out *eventWriter, first []byte, m *Metrics) error {
+	out.write(first)
+	if err := out.flush(); err != nil {
+		return err
+	}
+	m.deliveries.Inc()
+	return nil
 }
 
 // eventWriter writes a stream's bytes with a write deadline, and remembers

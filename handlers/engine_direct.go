@@ -90,9 +90,7 @@ func (f *feed) Publish(count int, seq uint64) {
 	ev := make([]byte, 0, 48)
 	ev = append(ev, "id: "...)
 	ev = strconv.AppendUint(ev, seq, 10)
-	ev = append(ev, "\nevent: user count\ndata: "...)
-	ev = strconv.AppendInt(ev, int64(count), 10)
-	ev = append(ev, "\n\n"...)
+	ev = appendCountEvent(append(ev, '\n'), count)
 	f.update(func(st *feedState) { st.ev, st.seq = ev, seq })
 }
 
@@ -111,11 +109,9 @@ func (e *directEngine) serve(ctx context.Context, out *eventWriter, _ *http.Requ
 	cur := f.state.Load()
 	// From here on every publish closes a channel this stream holds.
 	st.Subscribed()
-	out.write(first)
-	if err := out.flush(); err != nil {
+	if err := sendFirst(out, first, e.metrics); err != nil {
 		return err
 	}
-	e.metrics.deliveries.Inc() // the first count times no fan-out: no Delivered
 	done := ctx.Done()
 	for {
 		select {

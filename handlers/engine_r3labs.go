@@ -112,11 +112,9 @@ func (e *r3labsEngine) close() { e.srv.Close() }
 // server's BaseContext), or when a write fails (net/http cancels a
 // connection's context on a failed write, a missed deadline included).
 func (e *r3labsEngine) serve(_ context.Context, out *eventWriter, r *http.Request, st *presence.Stream, first []byte) error {
-	out.write(first)
-	if err := out.flush(); err != nil {
+	if err := sendFirst(out, first, e.metrics); err != nil {
 		return err
 	}
-	e.metrics.deliveries.Inc() // the first count times no fan-out: no Delivered
 	e.srv.ServeHTTP(&r3labsWriter{out: out, stream: st, metrics: e.metrics}, subscribeRequest(r, st.Room()))
 	return out.err
 }

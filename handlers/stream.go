@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -52,11 +51,7 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		w.WriteHeader(http.StatusOK)
 
 		out := &eventWriter{w: w, rc: http.NewResponseController(w), timeout: opts.WriteTimeout}
-		first := make([]byte, 0, len(retry)+48)
-		first = append(first, retry...)
-		first = append(first, "event: user count\ndata: "...)
-		first = strconv.AppendInt(first, int64(count), 10)
-		first = append(first, "\n\n"...)
+		first := appendCountEvent(append(make([]byte, 0, len(retry)+48), retry...), count)
 		err = b.engine.serve(r.Context(), out, r, st, first)
 
 		reason := reasonClient
