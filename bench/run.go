@@ -81,7 +81,8 @@ type load struct {
 	fails   [numFail]atomic.Int64
 	logged  atomic.Int64
 	ready   sync.WaitGroup // one per client until open or failed
-	exited  sync.WaitGroup // one per client goroutine
+	exited  sync.WaitGroup // one per client until its socket is closed
+	poller  *poller        // reads the streams once open
 }
 
 func (l *load) now() int64 { return int64(time.Since(l.base)) }
@@ -93,6 +94,8 @@ func (l *load) hooks() streamHooks {
 			l.alive.Add(1)
 			l.ready.Done()
 		},
+		onExit: l.exited.Done,
+		poller: l.poller,
 		onFail: func(kind int, err error, wasOpen bool) {
 			if kind >= 0 {
 				l.fails[kind].Add(1)
@@ -135,8 +138,9 @@ func (l *load) teardown() {
 		l.clients[i].closeByUs()
 	}
 	if !waitGroupTimeout(&l.exited, 15*time.Second) {
-		progress("warning: client goroutines still running after 15s")
+		progress("warning: client sockets still open after 15s")
 	}
+	l.poller.close()
 }
 
 func waitGroupTimeout(wg *sync.WaitGroup, d time.Duration) bool {
@@ -237,7 +241,12 @@ func doRun(ctx context.Context, cfg runConfig) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	l := &load{base: time.Now(), srv: srv, clients: make([]client, cfg.n)}
+	pl, err := newPoller(cfg.n)
+	if err != nil {
+		srv.stop()
+		return res, err
+	}
+	l := &load{base: time.Now(), srv: srv, clients: make([]client, cfg.n), poller: pl}
 	defer func() {
 		l.teardown()
 		res.Failed, res.FailedByKind = l.failed()
@@ -247,6 +256,7 @@ func doRun(ctx context.Context, cfg runConfig) (res Result, err error) {
 	}()
 	for i := range l.clients {
 		l.clients[i].latest.Store(-1)
+		l.clients[i].id = int32(i)
 	}
 	for s := 0; s < cfg.sources; s++ {
 		l.dialers = append(l.dialers, newDialer(net.IPv4(127, 0, 0, byte(2+s))))
@@ -279,10 +289,7 @@ func doRun(ctx context.Context, cfg runConfig) (res Result, err error) {
 			c, d := &l.clients[started], l.dialers[started%len(l.dialers)]
 			l.ready.Add(1)
 			l.exited.Add(1)
-			go func() {
-				defer l.exited.Done()
-				runClient(c, d, srv.addr, h)
-			}()
+			go runClient(c, d, srv.addr, h)
 		}
 		time.Sleep(time.Millisecond)
 	}

@@ -29,6 +29,7 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 	// Header values shared by every stream (net/http only reads them), so
 	// that a stream allocates none of its own.
 	eventStream, noCache, no := []string{"text/event-stream"}, []string{"no-cache"}, []string{"no"}
+	identity := []string{"identity"}
 	return func(w http.ResponseWriter, r *http.Request) {
 		room := presence.DefaultRoom
 		if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePattern() != "/events" {
@@ -48,6 +49,14 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		h["Content-Type"] = eventStream
 		h["Cache-Control"] = noCache
 		h["X-Accel-Buffering"] = no // or nginx buffers the stream
+		if r.ProtoMajor == 1 {
+			// A stream ends only when its connection does, so over
+			// HTTP/1.1 its body is delimited by the close rather than
+			// chunked, as the SSE specification suggests and net/http
+			// supports: each event is then one write of its own bytes,
+			// with no chunk framing to format and send.
+			h["Transfer-Encoding"] = identity
+		}
 		w.WriteHeader(http.StatusOK)
 
 		out := &eventWriter{w: w, rc: http.NewResponseController(w), timeout: opts.WriteTimeout}
