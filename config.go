@@ -34,6 +34,9 @@ type config struct {
 	MaxHeaderBytes    int
 	LogFormat         string
 	LogLevel          slog.Level
+	RedisURL          string
+	NodeID            string
+	NodeTimeout       time.Duration
 }
 
 // envName is the environment variable of a flag.
@@ -62,6 +65,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 5*time.Second, "time allowed to read request headers")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 60*time.Second, "keep-alive connections idle this long are closed")
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 16<<10, "largest request header accepted, in bytes")
+	fs.StringVar(&c.RedisURL, "redis-url", "", "share counts with other nodes through this Redis (redis://[user:pass@]host:port/db); empty: this node alone, in memory")
+	fs.StringVar(&c.NodeID, "node-id", "", "this node's name in Redis and in per-node shares; empty: host name and a random suffix, new at each start")
+	fs.DurationVar(&c.NodeTimeout, "node-timeout", 3*time.Second, "with --redis-url: how long the streams of a node that died without a word still count (others notice within 5/4 of it)")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.Usage = func() {
@@ -118,6 +124,9 @@ func (c *config) check() error {
 	positive("drain", c.Drain)
 	positive("read-header-timeout", c.ReadHeaderTimeout)
 	positive("idle-timeout", c.IdleTimeout)
+	if c.NodeTimeout < 300*time.Millisecond {
+		errs = append(errs, fmt.Errorf("--node-timeout (%s) must be at least 300ms, got %s", envName("node-timeout"), c.NodeTimeout))
+	}
 	nonNegative("max-streams", c.MaxStreams)
 	nonNegative("send-buffer", c.SendBuffer)
 	if c.TCPUserTimeout < 0 {

@@ -48,7 +48,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var hub *presence.Hub // set below; the gauges read it only when scraped
 	metrics := handlers.NewMetrics(reg, func() presence.Stats { return hub.Stats() })
-	b, err := handlers.NewBroadcaster(presence.NewMemory(), presence.HubOptions{
+	store, err := newBackend(cfg, reg, log)
+	if err != nil {
+		return err
+	}
+	b, err := handlers.NewBroadcaster(store.Backend, presence.HubOptions{
 		Window:     cfg.Window,
 		MaxStreams: cfg.MaxStreams,
 		MaxRooms:   cfg.MaxRooms,
@@ -57,6 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	hub = b.Hub()
+	stopBackend := store.start(hub.Changed)
+	defer stopBackend() // after the streams have left: then this node's shares go
 
 	router := handlers.NewRouter(b, handlers.Options{
 		Stream:     handlers.StreamOptions{Retry: cfg.Retry, WriteTimeout: cfg.WriteTimeout},

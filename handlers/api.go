@@ -12,7 +12,8 @@ import (
 // MaxRoomsLimit is the most rooms one GET /api/rooms may ask for.
 const MaxRoomsLimit = 1000
 
-// handleRoom serves GET /api/rooms/{room}: {"room":"lobby","count":3}.
+// handleRoom serves GET /api/rooms/{room}: {"room":"lobby","count":3}, with
+// per-node shares ("nodes") and "degraded" when counts are shared.
 func handleRoom(hub *presence.Hub) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		room := chi.URLParam(r, "room")
@@ -20,7 +21,7 @@ func handleRoom(hub *presence.Hub) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, presence.RoomRule)
 			return
 		}
-		writeJSON(w, http.StatusOK, presence.RoomCount{Room: room, Count: hub.Count(room)})
+		writeJSON(w, http.StatusOK, hub.Room(room))
 	}
 }
 
@@ -29,6 +30,7 @@ type roomList struct {
 	Rooms     []presence.RoomCount `json:"rooms"`
 	Total     int                  `json:"total"`     // non-empty rooms in all
 	Truncated bool                 `json:"truncated"` // more rooms than listed
+	Degraded  bool                 `json:"degraded,omitempty"`
 }
 
 // handleRooms serves GET /api/rooms?limit=N: the non-empty rooms, sorted by
@@ -45,6 +47,6 @@ func handleRooms(hub *presence.Hub, defaultLimit int) http.HandlerFunc {
 			limit = n
 		}
 		rooms, total := hub.Rooms(limit)
-		writeJSON(w, http.StatusOK, roomList{Rooms: rooms, Total: total, Truncated: total > len(rooms)})
+		writeJSON(w, http.StatusOK, roomList{Rooms: rooms, Total: total, Truncated: total > len(rooms), Degraded: hub.Health() != nil})
 	}
 }

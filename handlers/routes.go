@@ -37,7 +37,7 @@ func NewRouter(b *Broadcaster, opts Options, m *Metrics, gatherer prometheus.Gat
 	r.Get("/api/rooms/{room}", handleRoom(b.hub))
 
 	r.Get("/healthz", handleHealthz())
-	r.Get("/readyz", handleReadyz(b.Ready))
+	r.Get("/readyz", handleReadyz(b.Ready, b.hub.Health))
 	r.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 
 	r.Get("/", handlePage(static, "index.html"))

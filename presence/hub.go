@@ -303,6 +303,46 @@ func (h *Hub) flush(r *room) {
 // Count returns the room's count.
 func (h *Hub) Count(roomName string) int { return h.backend.Count(roomName) }
 
+// Room returns the room's count and, with a shared backend, its per-node
+// shares and whether the view is degraded.
+func (h *Hub) Room(roomName string) RoomInfo {
+	info := RoomInfo{Room: roomName, Count: h.backend.Count(roomName)}
+	if s, ok := h.backend.(Shared); ok {
+		info.Nodes = s.Shares(roomName)
+		info.Degraded = s.Health() != nil
+	}
+	return info
+}
+
+// Health is nil unless a shared backend's view of the other nodes is not
+// current; see Shared.
+func (h *Hub) Health() error {
+	if s, ok := h.backend.(Shared); ok {
+		return s.Health()
+	}
+	return nil
+}
+
+// Changed tells the hub that the backend's count of roomName moved for a
+// reason other than this hub's own joins and leaves: another node's streams.
+// The backend must not hold its own locks while calling it.
+func (h *Hub) Changed(roomName string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r := h.rooms[roomName]
+	if r == nil {
+		return // no stream of this node is in it: no one to tell
+	}
+	n := h.backend.Count(roomName)
+	if n == r.count {
+		return
+	}
+	r.count = n
+	r.lastChange = time.Now()
+	r.changes++
+	h.scheduleLocked(r)
+}
+
 // Rooms returns up to limit non-empty rooms and how many there are in all.
 func (h *Hub) Rooms(limit int) ([]RoomCount, int) { return h.backend.Rooms(limit) }
 

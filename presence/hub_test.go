@@ -338,3 +338,64 @@ func FuzzValidateRoom(f *testing.F) {
 		}
 	})
 }
+
+// elsewhere is a Memory backend plus streams of other nodes, as a shared
+// backend sees them.
+type elsewhere struct {
+	*Memory
+	mu    sync.Mutex
+	other map[string]int
+}
+
+func (e *elsewhere) add(room string, n int) {
+	e.mu.Lock()
+	e.other[room] += n
+	e.mu.Unlock()
+}
+
+func (e *elsewhere) Join(room string, m Member) (int, error) {
+	n, err := e.Memory.Join(room, m)
+	return n + e.count(room), err
+}
+
+func (e *elsewhere) Leave(room string, m Member) int { return e.Memory.Leave(room, m) + e.count(room) }
+func (e *elsewhere) Count(room string) int          { return e.Memory.Count(room) + e.count(room) }
+
+func (e *elsewhere) count(room string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.other[room]
+}
+
+// Another node's change reaches this node's streams through Changed, at once
+// in a quiet room, and not at all in a room with no stream here.
+func TestChangedElsewhereIsPublished(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := &elsewhere{Memory: NewMemory(), other: map[string]int{}}
+		rec := &recorder{}
+		h, err := NewHub(e, rec, HubOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, n, _ := h.Join("r")
+		if n != 1 {
+			t.Fatalf("join: %d", n)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		before := len(rec.published())
+
+		e.add("r", 4)
+		h.Changed("r")
+		h.Changed("r") // nothing new: no second publish
+		e.add("elsewhere-only", 2)
+		h.Changed("elsewhere-only")
+		synctest.Wait()
+		pubs := rec.published()[before:]
+		if len(pubs) != 1 || pubs[0].room != "r" || pubs[0].count != 5 {
+			t.Fatalf("published %v, want r at 5 once, at once", pubs)
+		}
+		st.Leave()
+		<-h.Close()
+	})
+}

@@ -76,6 +76,28 @@ type Backend interface {
 	Rooms(limit int) ([]RoomCount, int)
 }
 
+// Shared is implemented by a Backend whose counts add up the shares of
+// several nodes. The Hub uses it to say how a count is made up and whether
+// the shared view is complete.
+type Shared interface {
+	// Shares returns the room's count per node, by node id.
+	Shares(room string) map[string]int
+	// Health is nil while the view of the other nodes is current, and says
+	// otherwise why counts may be stale (this node's own share is always
+	// exact).
+	Health() error
+}
+
+// RoomInfo is a room's count and, with a shared backend, how it is made up.
+type RoomInfo struct {
+	Room  string         `json:"room"`
+	Count int            `json:"count"`
+	Nodes map[string]int `json:"nodes,omitempty"` // per-node shares
+	// Degraded is set when the shared view is not current (see
+	// Shared.Health): the count is the last one known.
+	Degraded bool `json:"degraded,omitempty"`
+}
+
 // Notifier is told what the streams need to know. Implemented by the
 // transport.
 type Notifier interface {

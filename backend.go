@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/presence/presence/presence"
+	"github.com/presence/presence/redis"
+)
+
+// backend is where counts live: this process's memory, or Redis shared
+// with other nodes. start runs what the backend needs in the background
+// and returns a stop that removes this node's shares; both are no-ops in
+// memory.
+type backend struct {
+	presence.Backend
+	start func(onChange func(room string)) (stop func())
+}
+
+// newBackend picks the backend from the settings and registers its metrics.
+func newBackend(cfg config, reg prometheus.Registerer, log *slog.Logger) (backend, error) {
+	if cfg.RedisURL == "" {
+		return backend{
+			Backend: presence.NewMemory(),
+			start:   func(func(string)) func() { return func() {} },
+		}, nil
+	}
+	rb, err := redis.New(redis.Options{
+		URL:         cfg.RedisURL,
+		NodeID:      cfg.NodeID,
+		NodeTimeout: cfg.NodeTimeout,
+		Logger:      log,
+	})
+	if err != nil {
+		return backend{}, fmt.Errorf("--redis-url (%s) / --node-id: %w", envName("redis-url"), err)
+	}
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "presence_redis_commands_total",
+			Help: "Redis commands sent by this node.",
+		}, func() float64 { return float64(rb.Stats().Commands) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "presence_redis_errors_total",
+			Help: "Redis calls of this node that failed.",
+		}, func() float64 { return float64(rb.Stats().Errors) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "presence_redis_degraded",
+			Help: "1 while this node cannot reach Redis and serves the last known counts of the other nodes.",
+		}, func() float64 {
+			if rb.Health() != nil {
+				return 1
+			}
+			return 0
+		}),
+	)
+	log.Info("sharing counts through redis", "node", rb.NodeID(), "node_timeout", cfg.NodeTimeout.String())
+	start := func(onChange func(string)) func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			rb.Run(ctx, onChange)
+		}()
+		return func() {
+			cancel()
+			<-done
+			cctx, ccancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer ccancel()
+			if err := rb.Close(cctx); err != nil {
+				log.Warn("could not remove this node's shares from redis; they expire on their own", "err", err)
+			}
+		}
+	}
+	return backend{Backend: rb, start: start}, nil
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/presence/presence/internal/redistest"
+)
+
+// builtBinary builds the service once per test run, for the tests that need
+// a process of their own (to kill it, or to signal it).
+var builtBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "presence-test-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "presence")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		return "", &exec.ExitError{Stderr: out}
+	}
+	return bin, nil
+})
+
+func binary(t *testing.T) string {
+	t.Helper()
+	bin, err := builtBinary()
+	if err != nil {
+		t.Fatalf("go build: %v", err)
+	}
+	return bin
+}
+
+// nodeProcess is the built service running as its own process.
+type nodeProcess struct {
+	*testServer
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startNodeProcess(t *testing.T, args ...string) *nodeProcess {
+	t.Helper()
+	cmd := exec.Command(binary(t), append([]string{"--addr", "127.0.0.1:0", "--log-level", "warn"}, args...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	n := &nodeProcess{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(n.done) }()
+	t.Cleanup(func() { n.kill() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("node did not start: %v", err)
+	}
+	addr := strings.TrimSpace(strings.TrimPrefix(line, "presence listening on http://"))
+	n.testServer = &testServer{Addr: addr, URL: "http://" + addr}
+	return n
+}
+
+// kill ends the process as kill -9 would: no goodbye to anyone.
+func (n *nodeProcess) kill() {
+	n.cmd.Process.Kill()
+	<-n.done
+}
+
+// roomView is GET /api/rooms/{room} with a shared backend.
+type roomView struct {
+	Count    int            `json:"count"`
+	Nodes    map[string]int `json:"nodes"`
+	Degraded bool           `json:"degraded"`
+}
+
+func apiRoom(t *testing.T, n *nodeProcess, room string) roomView {
+	t.Helper()
+	code, _, body := get(t, n.URL+"/api/rooms/"+room)
+	var v roomView
+	if err := json.Unmarshal([]byte(body), &v); code != 200 || err != nil {
+		t.Fatalf("GET /api/rooms/%s: %d %q", room, code, body)
+	}
+	return v
+}
+
+func waitAllCount(t *testing.T, timeout time.Duration, want int, clients []*sseClient) time.Duration {
+	t.Helper()
+	start := time.Now()
+	waitUntil(t, timeout, "every client at the global count", func() bool {
+		for _, c := range clients {
+			if c.Last() != want {
+				return false
+			}
+		}
+		return true
+	})
+	return time.Since(start)
+}
+
+// Three nodes, clients spread over them, each seeing the global count
+// through Redis; then a node is killed, Redis fails and comes back empty, its
+// data is flushed, and a node stops gracefully: the counts are right again
+// within the bounds the service promises, with default settings.
+func TestThreeNodesShareOneCountThroughRedis(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	var nodes []*nodeProcess
+	for _, id := range []string{"n1", "n2", "n3"} {
+		nodes = append(nodes, startNodeProcess(t, "--redis-url", srv.URL(), "--node-id", id))
+	}
+	var clients [3][]*sseClient
+	var all []*sseClient
+	for i, n := range nodes {
+		for range 2 {
+			c := dial(t, n.testServer, "/rooms/demo/events")
+			clients[i] = append(clients[i], c)
+			all = append(all, c)
+		}
+	}
+	waitAllCount(t, 5*time.Second, 6, all)
+	v := apiRoom(t, nodes[0], "demo")
+	if v.Count != 6 || v.Nodes["n1"] != 2 || v.Nodes["n2"] != 2 || v.Nodes["n3"] != 2 || v.Degraded {
+		t.Errorf("GET /api/rooms/demo on n1 = %+v, want 6 with 2 per node", v)
+	}
+
+	// kill -9 of n3: its two streams leave every count within 5 s.
+	nodes[2].kill()
+	survivors := append(append([]*sseClient{}, clients[0]...), clients[1]...)
+	took := waitAllCount(t, 5*time.Second, 4, survivors)
+	t.Logf("count right %v after kill -9 of a node", took.Round(time.Millisecond))
+
+	// Redis dies; a client of n1 leaves meanwhile; Redis comes back empty.
+	srv.Stop()
+	waitUntil(t, 5*time.Second, "n1 says it is degraded", func() bool {
+		_, _, body := get(t, nodes[0].URL+"/readyz")
+		return strings.Contains(body, `"degraded"`)
+	})
+	if code, _, _ := get(t, nodes[0].URL+"/readyz"); code != 200 {
+		t.Errorf("a degraded node answers /readyz with %d, want 200 (it still serves)", code)
+	}
+	waitUntil(t, 5*time.Second, "n2's API says the view is degraded", func() bool { return apiRoom(t, nodes[1], "demo").Degraded })
+	clients[0][0].Close()
+	waitAllCount(t, 2*time.Second, 3, clients[0][1:]) // n1 knows its own share exactly
+	srv.Restart()
+	took = waitAllCount(t, 5*time.Second, 3, append(clients[0][1:], clients[1]...))
+	t.Logf("count right %v after Redis came back empty", took.Round(time.Millisecond))
+	waitUntil(t, 5*time.Second, "n2 no longer degraded", func() bool { return !apiRoom(t, nodes[1], "demo").Degraded })
+
+	// FLUSHALL: every node writes its shares again; a new client then
+	// counts everywhere.
+	if _, err := srv.Do("FLUSHALL"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, "the nodes' shares back in Redis", func() bool {
+		a, _ := srv.Do("HGET", "presence:node:n1", "demo")
+		b, _ := srv.Do("HGET", "presence:node:n2", "demo")
+		return a == "1" && b == "2"
+	})
+	c := dial(t, nodes[0].testServer, "/rooms/demo/events")
+	now := append([]*sseClient{c}, append(clients[0][1:], clients[1]...)...)
+	waitAllCount(t, 5*time.Second, 4, now)
+
+	// A graceful stop removes n2's share at once, not after the timeout.
+	start := time.Now()
+	if err := nodes[1].cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitAllCount(t, 5*time.Second, 2, []*sseClient{c, clients[0][1]})
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("n2's share left %v after SIGTERM; it should go at once", took)
+	}
+	select {
+	case <-nodes[1].done:
+	case <-time.After(10 * time.Second):
+		t.Error("n2 did not exit after SIGTERM")
+	}
+	if code := nodes[1].cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("n2 exited %d", code)
+	}
+}

@@ -1,0 +1,177 @@
+// Package redistest runs a real redis-server for tests: on a free port of
+// 127.0.0.1, in a temporary directory, without persistence, stopped when
+// the test ends. Tests can stop and restart it (it comes back empty, as
+// after a crash that lost its data) to exercise outages.
+package redistest
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// RequireEnv, set to 1, turns a missing redis-server from a skip into a
+// failure; .ci/run sets it.
+const RequireEnv = "PRESENCE_REQUIRE_REDIS"
+
+// Server is one redis-server process (or none, while stopped).
+type Server struct {
+	t    testing.TB
+	bin  string
+	dir  string
+	Port int
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Start starts redis-server, or skips the test with a clear message if it
+// is not installed (fails instead when RequireEnv is 1).
+func Start(t testing.TB) *Server {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		msg := "redis-server is not installed (Debian: apt-get install -y redis-server)"
+		if os.Getenv(RequireEnv) == "1" {
+			t.Fatalf("%s, and %s=1", msg, RequireEnv)
+		}
+		t.Skipf("%s; set %s=1 to make this a failure", msg, RequireEnv)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), Port: port}
+	s.Restart()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// URL is the redis:// URL of the server.
+func (s *Server) URL() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.Port) }
+
+// Addr is host:port of the server.
+func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
+
+// Restart starts the server again on the same port, empty; it waits until
+// it answers PING.
+func (s *Server) Restart() {
+	s.t.Helper()
+	if s.cmd != nil {
+		s.t.Fatal("redistest: Restart while running")
+	}
+	cmd := exec.Command(s.bin,
+		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", s.dir,
+		"--protected-mode", "no", "--loglevel", "warning")
+	logf, err := os.OpenFile(filepath.Join(s.dir, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("redistest: start redis-server: %v", err)
+	}
+	s.cmd, s.done = cmd, make(chan struct{})
+	go func(done chan struct{}) { cmd.Wait(); close(done) }(s.done)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if reply, err := s.Do("PING"); err == nil && reply == "PONG" {
+			return
+		}
+		select {
+		case <-s.done:
+			s.cmd = nil
+			s.t.Fatal("redistest: redis-server exited at start")
+		default:
+		}
+		if time.Now().After(deadline) {
+			s.Stop()
+			s.t.Fatal("redistest: redis-server did not answer PING within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Stop kills the server, as a crash would, and waits for it to exit.
+func (s *Server) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Kill()
+	<-s.done
+	s.cmd = nil
+}
+
+// Do sends one command over a new connection and returns the reply as text:
+// a simple string, an integer, a bulk string, or the elements of an array
+// joined by newlines. Errors in the reply come back as errors.
+func (s *Server) Do(args ...string) (string, error) {
+	conn, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := conn.Write([]byte(b.String())); err != nil {
+		return "", err
+	}
+	return readReply(bufio.NewReader(conn))
+}
+
+func readReply(r *bufio.Reader) (string, error) {
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", fmt.Errorf("redistest: empty reply line")
+	}
+	switch line[0] {
+	case '+', ':':
+		return line[1:], nil
+	case '-':
+		return "", fmt.Errorf("redis: %s", line[1:])
+	case '$':
+		n, err := strconv.Atoi(line[1:])
+		if err != nil || n < 0 {
+			return "", err
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
+	case '*':
+		n, err := strconv.Atoi(line[1:])
+		if err != nil {
+			return "", err
+		}
+		parts := make([]string, 0, max(n, 0))
+		for range n {
+			p, err := readReply(r)
+			if err != nil {
+				return "", err
+			}
+			parts = append(parts, p)
+		}
+		return strings.Join(parts, "\n"), nil
+	}
+	return "", fmt.Errorf("redistest: unexpected reply %q", line)
+}

@@ -1,0 +1,706 @@
+// Package redis is the multi-node presence.Backend: nodes share their counts
+// through Redis, so that every client of a room, on whatever node, sees the
+// room's global count.
+//
+// Each node owns one Redis hash holding its share of every room (how many of
+// its streams are in it) with a relative TTL that the node renews every
+// tick; a node that dies stops renewing it and its shares expire, with no
+// action by anyone and no need for synchronised clocks. Changes are sent in
+// batches: one script call writes the changed shares and publishes them on
+// one channel that every node subscribes to, so Redis traffic grows with
+// changes and rooms, never with streams. Every node keeps all shares in
+// memory, so counting, listing rooms and the API never wait on Redis, and a
+// node whose Redis is away keeps serving what it knows: its own share is
+// always exact, the others' as last heard.
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/presence/presence/presence"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultNodeTimeout = 3 * time.Second
+	DefaultPrefix      = "presence"
+)
+
+// Pacing. A node renews its hash and checks the others every NodeTimeout/4
+// (so a dead node's shares are gone within about 5/4 NodeTimeout), writes
+// its changes at most once per minFlushGap, and pings its subscription when
+// it has been silent for pingEvery.
+const (
+	ticksPerTimeout = 4
+	minFlushGap     = 10 * time.Millisecond
+	pingEvery       = 5 * time.Second
+	opTimeout       = time.Second // one Redis call
+	maxBackoff      = time.Second // between retries of a broken subscription
+)
+
+// Fields of a node's hash besides its rooms: its version and incarnation.
+// ':' is not allowed in room names, so they cannot clash with a room.
+const (
+	verField = ":v"
+	incField = ":i"
+)
+
+// Options configures a Backend.
+type Options struct {
+	// URL is the Redis URL, as in redis://user:pass@host:6379/0.
+	URL string
+	// NodeID names this node in Redis and in per-node shares. It must be
+	// unique among running nodes; the default is the host name and a random
+	// suffix, new at every start.
+	NodeID string
+	// NodeTimeout is how long the shares of a node that stopped without a
+	// word (killed, power lost) still count.
+	NodeTimeout time.Duration
+	// Prefix starts every key and channel name, so that several services
+	// can share one Redis.
+	Prefix string
+	// Logger gets warnings about Redis; nil discards them.
+	Logger *slog.Logger
+}
+
+// Backend implements presence.Backend and presence.Shared over Redis.
+type Backend struct {
+	rdb      *goredis.Client
+	id       string
+	inc      string // new at every start: a restart under the same id is a new node
+	ttl      time.Duration
+	tick     time.Duration
+	nodeKey  func(id string) string
+	nodesKey string
+	channel  string
+	log      *slog.Logger
+
+	wake   chan struct{} // cap 1: local shares changed, flush them
+	resync chan struct{} // cap 1: the view of the others may have gaps
+
+	commands atomic.Uint64 // Redis commands sent
+	errs     atomic.Uint64 // Redis calls that failed
+
+	mu       sync.Mutex
+	local    map[string]int // this node's streams by room
+	dirty    map[string]struct{}
+	full     bool   // the next flush rewrites the whole hash
+	ver      uint64 // of this node's last flush
+	nodes    map[string]*node
+	remote   map[string]int // sum of the other nodes' shares by room
+	err      error          // why the view is not current; nil if it is
+	onChange func(room string)
+	stopped  bool
+}
+
+// node is what this node knows of another one.
+type node struct {
+	inc    string
+	ver    uint64
+	shares map[string]int
+	seen   time.Time // when it was last heard of (monotonic)
+}
+
+// New connects to nothing yet: it checks the options and returns a Backend
+// that Run brings to life.
+func New(opts Options) (*Backend, error) {
+	ro, err := goredis.ParseURL(opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redis URL: %w", err)
+	}
+	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = opTimeout, opTimeout, opTimeout
+	ro.MaxRetries = 1
+	ro.PoolSize = 4
+	ro.DisableIdentity = true // no CLIENT SETINFO on every connect
+	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	if opts.NodeTimeout == 0 {
+		opts.NodeTimeout = DefaultNodeTimeout
+	}
+	if opts.NodeTimeout < 300*time.Millisecond {
+		return nil, errors.New("node timeout must be at least 300ms")
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if opts.NodeID == "" {
+		host, _ := os.Hostname()
+		var b [4]byte
+		rand.Read(b[:])
+		opts.NodeID = host + "-" + hex.EncodeToString(b[:])
+	}
+	if strings.ContainsAny(opts.NodeID, " =") || opts.NodeID == "" || len(opts.NodeID) > 128 {
+		return nil, fmt.Errorf("node id %q: use 1 to 128 characters without spaces or '='", opts.NodeID)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := opts.Prefix
+	var inc [4]byte
+	rand.Read(inc[:])
+	return &Backend{
+		rdb:      goredis.NewClient(ro),
+		id:       opts.NodeID,
+		inc:      hex.EncodeToString(inc[:]),
+		ttl:      opts.NodeTimeout,
+		tick:     opts.NodeTimeout / ticksPerTimeout,
+		nodeKey:  func(id string) string { return p + ":node:" + id },
+		nodesKey: p + ":nodes",
+		channel:  p + ":changes",
+		log:      log,
+		wake:     make(chan struct{}, 1),
+		resync:   make(chan struct{}, 1),
+		local:    make(map[string]int),
+		dirty:    make(map[string]struct{}),
+		full:     true,
+		nodes:    make(map[string]*node),
+		remote:   make(map[string]int),
+		err:      errors.New("not connected to redis yet"),
+	}, nil
+}
+
+// NodeID returns this node's id.
+func (b *Backend) NodeID() string { return b.id }
+
+// Stats counts this node's Redis commands and failed calls, for metrics.
+type Stats struct {
+	Commands uint64
+	Errors   uint64
+}
+
+// Stats returns the counters so far.
+func (b *Backend) Stats() Stats {
+	return Stats{Commands: b.commands.Load(), Errors: b.errs.Load()}
+}
+
+// Join implements presence.Backend. It never waits on Redis.
+func (b *Backend) Join(room string, _ presence.Member) (int, error) {
+	b.mu.Lock()
+	b.local[room]++
+	b.dirty[room] = struct{}{}
+	n := b.local[room] + b.remote[room]
+	b.mu.Unlock()
+	b.poke(b.wake)
+	return n, nil
+}
+
+// Leave implements presence.Backend.
+func (b *Backend) Leave(room string, _ presence.Member) int {
+	b.mu.Lock()
+	if b.local[room] <= 1 {
+		delete(b.local, room)
+	} else {
+		b.local[room]--
+	}
+	b.dirty[room] = struct{}{}
+	n := b.local[room] + b.remote[room]
+	b.mu.Unlock()
+	b.poke(b.wake)
+	return n
+}
+
+// Count implements presence.Backend: the global count as this node knows it.
+func (b *Backend) Count(room string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.local[room] + b.remote[room]
+}
+
+// Rooms implements presence.Backend over every node's rooms.
+func (b *Backend) Rooms(limit int) ([]presence.RoomCount, int) {
+	b.mu.Lock()
+	all := make([]presence.RoomCount, 0, len(b.remote)+len(b.local))
+	for room, n := range b.local {
+		all = append(all, presence.RoomCount{Room: room, Count: n + b.remote[room]})
+	}
+	for room, n := range b.remote {
+		if _, ok := b.local[room]; !ok && n > 0 {
+			all = append(all, presence.RoomCount{Room: room, Count: n})
+		}
+	}
+	b.mu.Unlock()
+	sort.Slice(all, func(i, j int) bool { return all[i].Room < all[j].Room })
+	if limit >= 0 && len(all) > limit {
+		return all[:limit:limit], len(all)
+	}
+	return all, len(all)
+}
+
+// Shares implements presence.Shared.
+func (b *Backend) Shares(room string) map[string]int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m := make(map[string]int)
+	if n := b.local[room]; n > 0 {
+		m[b.id] = n
+	}
+	for id, nd := range b.nodes {
+		if n := nd.shares[room]; n > 0 {
+			m[id] = n
+		}
+	}
+	return m
+}
+
+// Health implements presence.Shared.
+func (b *Backend) Health() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// poke wakes the loop behind ch without blocking.
+func (b *Backend) poke(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// setErr records a failed Redis call; the next successful tick rewrites
+// this node's hash and re-reads the others, since anything may have
+// happened meanwhile.
+func (b *Backend) setErr(op string, err error) {
+	b.errs.Add(1)
+	b.mu.Lock()
+	was := b.err
+	b.err = fmt.Errorf("redis %s: %w", op, err)
+	b.full = true
+	b.mu.Unlock()
+	if was == nil {
+		b.log.Warn("redis unavailable: serving the last known counts", "op", op, "err", err)
+	}
+}
+
+// Run keeps this node's shares in Redis and its view of the other nodes
+// current until ctx ends. onChange is called, with no lock held, for every
+// room whose count moved because of another node. Run returns when its
+// loops have stopped; then Close removes this node's shares.
+func (b *Backend) Run(ctx context.Context, onChange func(room string)) {
+	b.mu.Lock()
+	b.onChange = onChange
+	b.mu.Unlock()
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); b.flushLoop(ctx) }()
+	go func() { defer wg.Done(); b.tickLoop(ctx) }()
+	go func() { defer wg.Done(); b.subscribeLoop(ctx) }()
+	wg.Wait()
+}
+
+// Close removes this node's shares at once, telling the other nodes, and
+// closes the connections. Call it after Run has returned.
+func (b *Backend) Close(ctx context.Context) error {
+	b.mu.Lock()
+	b.stopped = true
+	b.ver++
+	msg := b.header() + " x"
+	b.mu.Unlock()
+	b.commands.Add(1)
+	err := goneScript.Run(ctx, b.rdb, []string{b.nodeKey(b.id), b.nodesKey}, b.id, b.channel, msg).Err()
+	if cerr := b.rdb.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// flushLoop writes this node's changed shares, in batches.
+func (b *Backend) flushLoop(ctx context.Context) {
+	var last time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.wake:
+		}
+		if wait := time.Until(last.Add(minFlushGap)); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		last = time.Now()
+		b.flush(ctx)
+	}
+}
+
+// flush sends the changed shares (or all of them after trouble) in one
+// script call that also publishes them to the other nodes.
+func (b *Backend) flush(ctx context.Context) {
+	b.mu.Lock()
+	if (len(b.dirty) == 0 && !b.full) || b.stopped {
+		b.mu.Unlock()
+		return
+	}
+	full := b.full
+	b.ver++
+	args := []any{b.ttl.Milliseconds(), b.id, b.ver, b.inc, boolArg(full), b.channel, ""}
+	var msg strings.Builder
+	msg.WriteString(b.header() + " ")
+	if full {
+		msg.WriteString("f")
+		for room, n := range b.local {
+			args = append(args, room, n)
+			fmt.Fprintf(&msg, " %s=%d", room, n)
+		}
+	} else {
+		msg.WriteString("d")
+		for room := range b.dirty {
+			n := b.local[room]
+			args = append(args, room, n)
+			fmt.Fprintf(&msg, " %s=%d", room, n)
+		}
+	}
+	args[6] = msg.String()
+	clear(b.dirty)
+	b.full = false
+	b.mu.Unlock()
+
+	cctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	b.commands.Add(1)
+	ok, err := flushScript.Run(cctx, b.rdb, []string{b.nodeKey(b.id), b.nodesKey}, args...).Int()
+	switch {
+	case err != nil:
+		if ctx.Err() == nil {
+			b.setErr("flush", err)
+		}
+	case ok == 0: // our hash is gone (expired, FLUSHALL, restart): rewrite it
+		b.mu.Lock()
+		b.full = true
+		b.mu.Unlock()
+		b.poke(b.wake)
+	}
+}
+
+func boolArg(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// tickLoop renews this node's hash, notices dead nodes and, after trouble,
+// rewrites this node's hash and re-reads everyone's.
+func (b *Backend) tickLoop(ctx context.Context) {
+	t := time.NewTicker(b.tick)
+	defer t.Stop()
+	b.tickOnce(ctx) // at once: connect, register, read the others
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			b.tickOnce(ctx)
+		case <-b.resync:
+			b.snapshot(ctx)
+		}
+	}
+}
+
+func (b *Backend) tickOnce(ctx context.Context) {
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	b.commands.Add(1)
+	res, err := tickScript.Run(cctx, b.rdb, []string{b.nodeKey(b.id), b.nodesKey}, b.ttl.Milliseconds(), b.id, b.nodeKey("")).Slice()
+	if err != nil || len(res) != 2 {
+		if ctx.Err() == nil {
+			b.setErr("tick", fmt.Errorf("%v (%d results)", err, len(res)))
+		}
+		return
+	}
+	mine, _ := res[0].(int64)
+	live := make(map[string]bool)
+	if ids, ok := res[1].([]any); ok {
+		for _, v := range ids {
+			if id, ok := v.(string); ok {
+				live[id] = true
+			}
+		}
+	}
+
+	b.mu.Lock()
+	recovered := b.err != nil
+	if recovered || mine == 0 {
+		b.full = true // our hash is missing or may be stale
+	}
+	full := b.full
+	var changed []string
+	unknown := false
+	for id, nd := range b.nodes {
+		if !live[id] && nd.seen.Before(start) {
+			changed = b.dropLocked(id, changed)
+		}
+	}
+	for id := range live {
+		if _, ok := b.nodes[id]; !ok && id != b.id {
+			unknown = true
+		}
+	}
+	b.mu.Unlock()
+	b.notify(changed)
+	if full {
+		b.poke(b.wake)
+	}
+	if recovered || unknown {
+		// Back after trouble, or a node we have no shares of: read them
+		// all. The flush of our own hash goes out meanwhile.
+		if b.snapshot(ctx) && recovered {
+			b.mu.Lock()
+			b.err = nil
+			b.mu.Unlock()
+			b.log.Info("redis available again: counts are global and current")
+		}
+	}
+}
+
+// snapshot reads every live node's hash and replaces what this node knows
+// of them. It reports whether it succeeded.
+func (b *Backend) snapshot(ctx context.Context) bool {
+	start := time.Now()
+	cctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	b.commands.Add(1)
+	res, err := snapshotScript.Run(cctx, b.rdb, []string{b.nodesKey}, b.nodeKey("")).Slice()
+	if err != nil {
+		if ctx.Err() == nil {
+			b.setErr("snapshot", err)
+		}
+		return false
+	}
+	seen := make(map[string]bool)
+	var changed []string
+	b.mu.Lock()
+	for i := 0; i+1 < len(res); i += 2 {
+		id, _ := res[i].(string)
+		kv, _ := res[i+1].([]any)
+		if id == "" || id == b.id {
+			continue
+		}
+		seen[id] = true
+		shares := make(map[string]int, len(kv)/2)
+		var ver uint64
+		var inc string
+		for j := 0; j+1 < len(kv); j += 2 {
+			k, _ := kv[j].(string)
+			v, _ := kv[j+1].(string)
+			switch k {
+			case verField:
+				ver, _ = strconv.ParseUint(v, 10, 64)
+				continue
+			case incField:
+				inc = v
+				continue
+			}
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				shares[k] = n
+			}
+		}
+		if nd := b.nodes[id]; nd != nil && nd.inc == inc && nd.ver > ver {
+			continue // a newer message already came
+		}
+		changed = b.setNodeLocked(id, inc, ver, shares, true, changed)
+	}
+	for id, nd := range b.nodes {
+		if !seen[id] && nd.seen.Before(start) {
+			changed = b.dropLocked(id, changed)
+		}
+	}
+	b.mu.Unlock()
+	b.notify(changed)
+	return true
+}
+
+// subscribeLoop applies the other nodes' changes as they are published.
+func (b *Backend) subscribeLoop(ctx context.Context) {
+	ps := b.rdb.Subscribe(ctx, b.channel)
+	defer ps.Close()
+	// A blocked receive does not watch ctx; closing the subscription ends it.
+	stop := context.AfterFunc(ctx, func() { ps.Close() })
+	defer stop()
+	backoff := 50 * time.Millisecond
+	for {
+		msg, err := ps.ReceiveTimeout(ctx, pingEvery)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			var ne interface{ Timeout() bool }
+			if errors.As(err, &ne) && ne.Timeout() {
+				b.commands.Add(1)
+				if err := ps.Ping(ctx); err == nil {
+					continue
+				}
+			}
+			b.setErr("subscribe", err)
+			t := time.NewTimer(backoff)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			backoff = min(2*backoff, maxBackoff)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		switch m := msg.(type) {
+		case *goredis.Subscription:
+			// (Re)subscribed: whatever was published meanwhile is lost.
+			b.poke(b.resync)
+		case *goredis.Message:
+			b.apply(m.Payload)
+		}
+	}
+}
+
+// header starts every message of this node: "id incarnation version".
+// Call with mu held.
+func (b *Backend) header() string {
+	return b.id + " " + b.inc + " " + strconv.FormatUint(b.ver, 10)
+}
+
+// apply takes one published change: "id inc ver d room=n ..." (the rooms
+// that changed), "id inc ver f room=n ..." (all of the node's rooms) or
+// "id inc ver x" (the node left).
+func (b *Backend) apply(payload string) {
+	fields := strings.Fields(payload)
+	if len(fields) < 4 || fields[0] == b.id {
+		return
+	}
+	id, inc, kind := fields[0], fields[1], fields[3]
+	ver, err := strconv.ParseUint(fields[2], 10, 64)
+	if err != nil {
+		return
+	}
+	shares := make(map[string]int, len(fields)-4)
+	for _, f := range fields[4:] {
+		room, v, ok := strings.Cut(f, "=")
+		n, err := strconv.Atoi(v)
+		if !ok || err != nil || n < 0 {
+			return
+		}
+		shares[room] = n
+	}
+	var changed []string
+	gap := false
+	b.mu.Lock()
+	nd := b.nodes[id]
+	if nd != nil && nd.inc != inc {
+		// The node restarted under the same id: what we had of it is
+		// void. (An old incarnation's goodbye comes before the new one
+		// speaks, so it is no goodbye for the new one.)
+		if kind == "x" {
+			b.mu.Unlock()
+			return
+		}
+		changed = b.dropLocked(id, changed)
+		nd = nil
+	}
+	switch {
+	case nd != nil && ver <= nd.ver:
+		// Old news: a snapshot already had it.
+	case kind == "x":
+		changed = b.dropLocked(id, changed)
+	case kind == "f":
+		changed = b.setNodeLocked(id, inc, ver, shares, true, changed)
+	case kind == "d":
+		changed = b.setNodeLocked(id, inc, ver, shares, false, changed)
+		// A missed message means missed rooms: read everything again.
+		gap = nd == nil || ver != nd.ver+1
+	}
+	b.mu.Unlock()
+	b.notify(changed)
+	if gap {
+		b.poke(b.resync)
+	}
+}
+
+// setNodeLocked records node id's shares at version ver: all of them when
+// whole, else only the rooms given. It appends the rooms whose count moved.
+func (b *Backend) setNodeLocked(id, inc string, ver uint64, shares map[string]int, whole bool, changed []string) []string {
+	nd := b.nodes[id]
+	if nd != nil && nd.inc != inc {
+		changed = b.dropLocked(id, changed)
+		nd = nil
+	}
+	if nd == nil {
+		nd = &node{inc: inc, shares: make(map[string]int)}
+		b.nodes[id] = nd
+	}
+	nd.ver, nd.seen = ver, time.Now()
+	if whole {
+		for room, old := range nd.shares {
+			if _, ok := shares[room]; !ok {
+				changed = b.addRemoteLocked(room, -old, changed)
+				delete(nd.shares, room)
+			}
+		}
+	}
+	for room, n := range shares {
+		if d := n - nd.shares[room]; d != 0 {
+			changed = b.addRemoteLocked(room, d, changed)
+		}
+		if n == 0 {
+			delete(nd.shares, room)
+		} else {
+			nd.shares[room] = n
+		}
+	}
+	return changed
+}
+
+// dropLocked forgets node id and its shares.
+func (b *Backend) dropLocked(id string, changed []string) []string {
+	nd := b.nodes[id]
+	if nd == nil {
+		return changed
+	}
+	for room, n := range nd.shares {
+		changed = b.addRemoteLocked(room, -n, changed)
+	}
+	delete(b.nodes, id)
+	return changed
+}
+
+func (b *Backend) addRemoteLocked(room string, d int, changed []string) []string {
+	n := b.remote[room] + d
+	if n <= 0 {
+		delete(b.remote, room)
+	} else {
+		b.remote[room] = n
+	}
+	return append(changed, room)
+}
+
+// notify tells the hub about rooms whose count moved.
+func (b *Backend) notify(rooms []string) {
+	b.mu.Lock()
+	f := b.onChange
+	b.mu.Unlock()
+	if f == nil {
+		return
+	}
+	for _, room := range rooms {
+		f(room)
+	}
+}

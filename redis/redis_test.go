@@ -1,0 +1,266 @@
+package redis
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/presence/presence/internal/redistest"
+	"github.com/presence/presence/presence"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testTimeout is the node timeout of these tests: short, so that expiry is
+// quick to see.
+const testTimeout = 600 * time.Millisecond
+
+// testNode is one Backend running against the test's Redis.
+type testNode struct {
+	*Backend
+	cancel  context.CancelFunc
+	done    chan struct{}
+	mu      sync.Mutex
+	changed map[string]int // onChange calls by room
+}
+
+func startNode(t *testing.T, srv *redistest.Server, id string) *testNode {
+	t.Helper()
+	b, err := New(Options{URL: srv.URL(), NodeID: id, NodeTimeout: testTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &testNode{Backend: b, cancel: cancel, done: make(chan struct{}), changed: map[string]int{}}
+	go func() {
+		defer close(n.done)
+		b.Run(ctx, func(room string) {
+			n.mu.Lock()
+			n.changed[room]++
+			n.mu.Unlock()
+		})
+	}()
+	t.Cleanup(func() { n.crash(); n.rdb.Close() })
+	waitFor(t, 5*time.Second, id+" healthy", func() bool { return b.Health() == nil })
+	return n
+}
+
+// crash stops the node's loops without a word to the others, as kill -9.
+func (n *testNode) crash() {
+	n.cancel()
+	<-n.done
+}
+
+func (n *testNode) changes(room string) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.changed[room]
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			t.Fatalf("after %v: still waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+func counts(room string, nodes ...*testNode) func() []int {
+	return func() []int {
+		var out []int
+		for _, n := range nodes {
+			out = append(out, n.Count(room))
+		}
+		return out
+	}
+}
+
+func allAre(want int, f func() []int) func() bool {
+	return func() bool {
+		for _, v := range f() {
+			if v != want {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func TestNodesShareOneCount(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := startNode(t, srv, "a"), startNode(t, srv, "b")
+	m := presence.Member{}
+	a.Join("r", m)
+	a.Join("r", m)
+	if n, _ := b.Join("r", m); n < 1 {
+		t.Fatalf("join returned %d", n)
+	}
+	both := counts("r", a, b)
+	waitFor(t, 2*time.Second, "both nodes at 3", allAre(3, both))
+	if c := b.changes("r"); c == 0 {
+		t.Error("b's hub was never told that a's share changed")
+	}
+	if s := a.Shares("r"); s["a"] != 2 || s["b"] != 1 || len(s) != 2 {
+		t.Errorf("shares = %v, want a:2 b:1", s)
+	}
+	rooms, total := b.Rooms(10)
+	if total != 1 || rooms[0] != (presence.RoomCount{Room: "r", Count: 3}) {
+		t.Errorf("rooms = %v (%d)", rooms, total)
+	}
+	a.Leave("r", m)
+	a.Leave("r", m)
+	waitFor(t, 2*time.Second, "both nodes at 1", allAre(1, both))
+	b.Leave("r", m)
+	waitFor(t, 2*time.Second, "both nodes at 0", allAre(0, both))
+	if _, total := a.Rooms(10); total != 0 {
+		t.Errorf("a still lists %d rooms", total)
+	}
+}
+
+func TestDeadNodeSharesExpire(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := startNode(t, srv, "a"), startNode(t, srv, "b")
+	for range 5 {
+		a.Join("r", presence.Member{})
+	}
+	b.Join("r", presence.Member{})
+	waitFor(t, 2*time.Second, "b at 6", allAre(6, counts("r", b)))
+	a.crash()
+	took := waitFor(t, 5*time.Second, "b back at 1 after a died", allAre(1, counts("r", b)))
+	// A hash lives testTimeout after its last renewal; b checks every
+	// testTimeout/4.
+	if bound := testTimeout*5/4 + 300*time.Millisecond; took > bound {
+		t.Errorf("a's shares left after %v, want within %v", took, bound)
+	}
+	if v, _ := srv.Do("EXISTS", "presence:node:a"); v != "0" {
+		t.Errorf("a's hash still exists")
+	}
+}
+
+func TestNodeRestartedUnderTheSameID(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := startNode(t, srv, "a"), startNode(t, srv, "b")
+	for range 3 {
+		a.Join("r", presence.Member{})
+	}
+	waitFor(t, 2*time.Second, "b at 3", allAre(3, counts("r", b)))
+	a.crash()
+	a2 := startNode(t, srv, "a") // a new process, same --node-id, fresh versions
+	a2.Join("r", presence.Member{})
+	waitFor(t, 2*time.Second, "b at 1: the new a's share, not the old one's", allAre(1, counts("r", b, a2)))
+}
+
+func TestGracefulCloseRemovesSharesAtOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := startNode(t, srv, "a"), startNode(t, srv, "b")
+	a.Join("r", presence.Member{})
+	b.Join("r", presence.Member{})
+	waitFor(t, 2*time.Second, "b at 2", allAre(2, counts("r", b)))
+	a.crash() // stop its loops first, as run does
+	if err := a.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	took := waitFor(t, 2*time.Second, "b at 1", allAre(1, counts("r", b)))
+	if took > testTimeout/2 {
+		t.Errorf("a's share left after %v: expiry, not the goodbye", took)
+	}
+}
+
+func TestExactAgainAfterFlushAll(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := startNode(t, srv, "a"), startNode(t, srv, "b")
+	a.Join("r", presence.Member{})
+	a.Join("q", presence.Member{})
+	b.Join("r", presence.Member{})
+	waitFor(t, 2*time.Second, "r at 2", allAre(2, counts("r", a, b)))
+	if _, err := srv.Do("FLUSHALL"); err != nil {
+		t.Fatal(err)
+	}
+	// Every node writes its hash again.
+	waitFor(t, 5*time.Second, "both hashes rewritten", func() bool {
+		x, _ := srv.Do("HGET", "presence:node:a", "r")
+		y, _ := srv.Do("HGET", "presence:node:b", "r")
+		return x == "1" && y == "1"
+	})
+	waitFor(t, 5*time.Second, "r at 2 and q at 1", func() bool {
+		return allAre(2, counts("r", a, b))() && allAre(1, counts("q", a, b))()
+	})
+	b.Join("q", presence.Member{})
+	waitFor(t, 2*time.Second, "q at 2", allAre(2, counts("q", a, b)))
+}
+
+func TestRedisOutage(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := startNode(t, srv, "a"), startNode(t, srv, "b")
+	m := presence.Member{}
+	a.Join("r", m)
+	a.Join("r", m)
+	b.Join("r", m)
+	both := counts("r", a, b)
+	waitFor(t, 2*time.Second, "r at 3", allAre(3, both))
+
+	srv.Stop()
+	waitFor(t, 5*time.Second, "both degraded", func() bool { return a.Health() != nil && b.Health() != nil })
+	// Each node still knows its own share exactly, and the others' as last
+	// heard; one of a's clients leaves during the outage.
+	a.Leave("r", m)
+	if got := a.Count("r"); got != 2 {
+		t.Errorf("a during the outage: %d, want 2", got)
+	}
+	if got := b.Count("r"); got != 3 {
+		t.Errorf("b during the outage: %d, want the last known 3", got)
+	}
+	if err := a.Health(); !strings.Contains(err.Error(), "redis") {
+		t.Errorf("health = %v", err)
+	}
+
+	srv.Restart() // empty, as after a crash that lost its data
+	took := waitFor(t, 5*time.Second, "r at 2 on both and healthy", func() bool {
+		return allAre(2, both)() && a.Health() == nil && b.Health() == nil
+	})
+	t.Logf("exact again %v after Redis came back", took)
+	b.Join("r", m)
+	waitFor(t, 2*time.Second, "r at 3 after the outage", allAre(3, both))
+}
+
+func TestAtRestFewCommands(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := startNode(t, srv, "a"), startNode(t, srv, "b")
+	for i := range 200 {
+		room := "room" + string(rune('a'+i%26))
+		a.Join(room, presence.Member{})
+		b.Join(room, presence.Member{})
+	}
+	waitFor(t, 2*time.Second, "rooms at 2×", func() bool { return a.Count("rooma") == 16 && b.Count("rooma") == 16 })
+	c0 := a.Stats().Commands
+	start := time.Now()
+	time.Sleep(3 * testTimeout) // a span of time at rest is what is measured
+	perSec := float64(a.Stats().Commands-c0) / time.Since(start).Seconds()
+	// Renewal every testTimeout/4 is 6.7 a second here (1.3 with the
+	// default).
+	if perSec > 10 {
+		t.Errorf("%.1f Redis commands a second at rest, want at most 10", perSec)
+	}
+}
+
+func TestBadOptions(t *testing.T) {
+	for _, o := range []Options{
+		{URL: "http://localhost"},
+		{URL: "redis://localhost", NodeTimeout: time.Millisecond},
+		{URL: "redis://localhost", NodeID: "a b"},
+	} {
+		if _, err := New(o); err == nil {
+			t.Errorf("New(%+v) accepted", o)
+		}
+	}
+}
