@@ -359,7 +359,7 @@ func (e *elsewhere) Join(room string, m Member) (int, error) {
 }
 
 func (e *elsewhere) Leave(room string, m Member) int { return e.Memory.Leave(room, m) + e.count(room) }
-func (e *elsewhere) Count(room string) int          { return e.Memory.Count(room) + e.count(room) }
+func (e *elsewhere) Count(room string) int           { return e.Memory.Count(room) + e.count(room) }
 
 func (e *elsewhere) count(room string) int {
 	e.mu.Lock()
