@@ -47,6 +47,10 @@ func newBackend(cfg config, reg prometheus.Registerer, log *slog.Logger) (backen
 			Name: "presence_redis_errors_total",
 			Help: "Redis calls of this node that failed.",
 		}, func() float64 { return float64(rb.Stats().Errors) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "presence_redis_resyncs_total",
+			Help: "Full reads of every node's shares, after a missed change, an outage or a restart of Redis.",
+		}, func() float64 { return float64(rb.Stats().Resyncs) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "presence_redis_degraded",
 			Help: "1 while this node cannot reach Redis and serves the last known counts of the other nodes.",

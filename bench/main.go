@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -42,6 +43,7 @@ type options struct {
 	jsonPath     string
 	svgPath      string
 	cpuProfile   string
+	nodes        int
 }
 
 func parseFlags() (options, error) {
@@ -49,7 +51,8 @@ func parseFlags() (options, error) {
 	nList := flag.String("n", "5000,15000", "comma-separated numbers of clients, one run per value and target")
 	flag.Float64Var(&o.rate, "rate", 3000, "ramp rate, connects per second")
 	flag.IntVar(&o.probes, "probes", 20, "fan-out probes: this many joins and as many leaves")
-	targets := flag.String("targets", "presence,floor", "comma-separated targets: presence, floor")
+	targets := flag.String("targets", "presence,floor", "comma-separated targets: presence, floor, cluster (--nodes presence nodes sharing one redis-server)")
+	flag.IntVar(&o.nodes, "nodes", 3, "nodes of the cluster target")
 	flag.IntVar(&o.sources, "sources", 4, "number of loopback source addresses 127.0.0.2, 127.0.0.3, ...")
 	pargs := flag.String("presence-args", "", "extra arguments appended to the presence command line (split on spaces)")
 	flag.StringVar(&o.jsonPath, "json", "", "write the raw results as JSON to this file")
@@ -68,7 +71,7 @@ func parseFlags() (options, error) {
 	}
 	for _, t := range strings.Split(*targets, ",") {
 		t = strings.TrimSpace(t)
-		if t != "presence" && t != "floor" {
+		if t != "presence" && t != "floor" && t != "cluster" {
 			return o, fmt.Errorf("--targets: unknown target %q", t)
 		}
 		if !slices.Contains(o.targets, t) {
@@ -82,6 +85,8 @@ func parseFlags() (options, error) {
 		return o, errors.New("--probes must be in [0, 1000]")
 	case o.sources < 1 || o.sources > 250:
 		return o, errors.New("--sources must be in [1, 250]")
+	case o.nodes < 2 || o.nodes > 20:
+		return o, errors.New("--nodes must be in [2, 20]")
 	}
 	o.presenceArgs = strings.Fields(*pargs)
 	return o, nil
@@ -151,8 +156,20 @@ func run() error {
 
 	bins := map[string]string{}
 	var presenceExtra []string
+	var redisBin string
 	for _, t := range o.targets {
+		if t == "cluster" {
+			if redisBin, err = exec.LookPath("redis-server"); err != nil {
+				return errors.New("target cluster needs redis-server (Debian: apt-get install -y redis-server)")
+			}
+			if slices.Contains(o.targets, "presence") {
+				continue // same binary
+			}
+		}
 		bin := filepath.Join(tmp, t)
+		if t == "cluster" {
+			bin = filepath.Join(tmp, "presence")
+		}
 		pkg := "."
 		if t == "floor" {
 			pkg = "./bench/floor"
@@ -162,7 +179,7 @@ func run() error {
 			return err
 		}
 		bins[t] = bin
-		if t == "presence" {
+		if t == "presence" || t == "cluster" {
 			if hasFlag(ctx, bin, "log-level") {
 				presenceExtra = append(presenceExtra, "--log-level", "error")
 			} else {
@@ -189,6 +206,9 @@ func run() error {
 			}
 			if t == "presence" {
 				cfg.args = presenceExtra
+			}
+			if t == "cluster" {
+				cfg.bin, cfg.args, cfg.nodes, cfg.redis, cfg.tmp = filepath.Join(tmp, "presence"), presenceExtra, o.nodes, redisBin, tmp
 			}
 			progress("run: target=%s N=%d (load average %s)", t, n, loadAvg())
 			res, err := doRun(ctx, cfg)
@@ -230,7 +250,13 @@ func run() error {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
 		}
-		if err := os.WriteFile(p, []byte(renderSVG(env, o.targets, results)), 0o644); err != nil {
+		var single []string // the chart compares single nodes
+		for _, t := range o.targets {
+			if t != "cluster" {
+				single = append(single, t)
+			}
+		}
+		if err := os.WriteFile(p, []byte(renderSVG(env, single, results)), 0o644); err != nil {
 			return err
 		}
 		progress("wrote %s", p)

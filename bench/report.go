@@ -73,6 +73,21 @@ func writeReport(w io.Writer, env Env, o options, results []Result) {
 		}
 	}
 
+	for _, r := range sorted {
+		if r.Nodes < 2 {
+			continue
+		}
+		fmt.Fprintf(w, "Cluster of %d nodes and one Redis, N=%d (the servers' RSS and CPU above are the nodes' sums):\n\n", r.Nodes, r.N)
+		fmt.Fprintf(w, "- Redis calls per second per node during the ramp (churn): %s\n", fmtRates(r.RedisRampPerNode))
+		fmt.Fprintf(w, "- Redis calls per second per node at rest (%v): %s; redis-server counted %.1f commands/s in all (%.1f per node), the commands inside scripts and our own INFO calls included\n",
+			restSpan, fmtRates(r.RedisRestPerNode), r.RedisServerRest, r.RedisServerRest/float64(r.Nodes))
+		kill := "timeout"
+		if r.KillConvergeOK {
+			kill = fmt.Sprintf("%.3f s", r.KillConvergeS)
+		}
+		fmt.Fprintf(w, "- kill -9 of one node (%d clients): every other client right after %s\n\n", r.KilledClients, kill)
+	}
+
 	fmt.Fprintln(w, "Ratios (ramp CPU):")
 	fmt.Fprintln(w)
 	nRatios := 0
@@ -109,8 +124,11 @@ func writeReport(w io.Writer, env Env, o options, results []Result) {
 }
 
 func targetOrder(t string) string {
-	if t == "presence" {
+	switch t {
+	case "presence":
 		return "0"
+	case "cluster":
+		return "2"
 	}
 	return "1" + t
 }

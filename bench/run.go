@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,12 +52,24 @@ type Result struct {
 	RSSPerConnKiB  float64 `json:"rss_per_conn_kib"`
 	RampCPUS       float64 `json:"ramp_cpu_s"`
 	CPUMsPerClient float64 `json:"cpu_ms_per_client"`
+
+	// Target "cluster" only: several presence nodes sharing one Redis.
+	Nodes            int       `json:"nodes,omitempty"`
+	RedisRampPerNode []float64 `json:"redis_cmds_per_s_ramp,omitempty"` // per node, during the ramp (churn)
+	RedisRestPerNode []float64 `json:"redis_cmds_per_s_rest,omitempty"` // per node, at rest
+	RedisServerRest  float64   `json:"redis_server_cmds_per_s_rest,omitempty"`
+	KillConvergeS    float64   `json:"kill_converge_s,omitempty"` // kill -9 of one node -> every other client right
+	KillConvergeOK   bool      `json:"kill_converge_ok,omitempty"`
+	KilledClients    int       `json:"killed_clients,omitempty"`
 }
 
 type runConfig struct {
 	target  string
 	bin     string
 	args    []string
+	nodes   int    // > 1: a cluster of this many nodes and one Redis
+	redis   string // redis-server binary, for a cluster
+	tmp     string // scratch directory
 	n       int
 	rate    float64
 	probes  int
@@ -74,7 +87,7 @@ const (
 // load is the set of clients of one run.
 type load struct {
 	base    time.Time
-	srv     *server
+	srvs    []*server // the nodes; all but a killed one must stay up
 	clients []client
 	dialers []*net.Dialer
 	alive   atomic.Int64 // clients in stOpen
@@ -133,7 +146,9 @@ func (l *load) teardown() {
 		c.state.CompareAndSwap(stOpen, stClosed)
 		c.state.CompareAndSwap(stPending, stClosed)
 	}
-	l.srv.stop()
+	for _, s := range l.srvs {
+		s.stop()
+	}
 	for i := range l.clients {
 		l.clients[i].closeByUs()
 	}
@@ -191,8 +206,10 @@ func (l *load) waitAll(ctx context.Context, want func() int64, timeout time.Dura
 			}
 			return last, true, nil
 		}
-		if !l.srv.alive() {
-			return 0, false, errServerDied
+		for _, s := range l.srvs {
+			if !s.killed && !s.alive() {
+				return 0, false, errServerDied
+			}
 		}
 		if err := ctx.Err(); err != nil {
 			return 0, false, err
@@ -237,16 +254,23 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 // doRun performs one run against a fresh server process.
 func doRun(ctx context.Context, cfg runConfig) (res Result, err error) {
 	res = Result{Target: cfg.target, N: cfg.n, ConvergeRampS: -1, ConvergeDropS: -1, LoadAvg: loadAvg()}
-	srv, err := startServer(ctx, cfg.bin, cfg.args, cfg.logPath)
+	srvs, rds, err := startTargets(ctx, cfg)
 	if err != nil {
 		return res, err
 	}
+	if rds != nil {
+		defer rds.stop()
+	}
+	srv := srvs[0]
+	res.Nodes = len(srvs)
 	pl, err := newPoller(cfg.n)
 	if err != nil {
-		srv.stop()
+		for _, s := range srvs {
+			s.stop()
+		}
 		return res, err
 	}
-	l := &load{base: time.Now(), srv: srv, clients: make([]client, cfg.n), poller: pl}
+	l := &load{base: time.Now(), srvs: srvs, clients: make([]client, cfg.n), poller: pl}
 	defer func() {
 		l.teardown()
 		res.Failed, res.FailedByKind = l.failed()
@@ -261,15 +285,16 @@ func doRun(ctx context.Context, cfg runConfig) (res Result, err error) {
 	for s := 0; s < cfg.sources; s++ {
 		l.dialers = append(l.dialers, newDialer(net.IPv4(127, 0, 0, byte(2+s))))
 	}
-	pid := srv.cmd.Process.Pid
-	cpu0, err := procCPU(pid)
+	cpu0, err := l.cpu()
 	if err != nil {
 		return res, err
 	}
-	rss0, err := procRSS(pid)
+	rss0, err := l.rss()
 	if err != nil {
 		return res, err
 	}
+	cmds0 := l.redisCommands(ctx)
+	rampT0 := time.Now()
 
 	// 1. Ramp, paced at cfg.rate connects per second.
 	progress("  ramp: %d clients at %.0f/s over %d source addresses", cfg.n, cfg.rate, cfg.sources)
@@ -281,15 +306,17 @@ func doRun(ctx context.Context, cfg runConfig) (res Result, err error) {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
-		if !srv.alive() {
-			return res, errServerDied
+		for _, s := range srvs {
+			if !s.alive() {
+				return res, errServerDied
+			}
 		}
 		due := min(cfg.n, int(time.Since(start).Seconds()*cfg.rate)+1)
 		for ; started < due; started++ {
 			c, d := &l.clients[started], l.dialers[started%len(l.dialers)]
 			l.ready.Add(1)
 			l.exited.Add(1)
-			go runClient(c, d, srv.addr, h)
+			go runClient(c, d, srvs[started%len(srvs)].addr, h)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -322,13 +349,26 @@ func doRun(ctx context.Context, cfg runConfig) (res Result, err error) {
 	}
 
 	// 3. Server CPU and memory for the ramp.
-	cpu1, err := procCPU(pid)
+	cpu1, err := l.cpu()
 	if err != nil {
 		return res, err
 	}
-	rss1, err := procRSS(pid)
+	rss1, err := l.rss()
 	if err != nil {
 		return res, err
+	}
+	if rds != nil {
+		res.RedisRampPerNode = rates(cmds0, l.redisCommands(ctx), time.Since(rampT0))
+		progress("  redis commands per node during the ramp: %s /s", fmtRates(res.RedisRampPerNode))
+		// At rest: nothing changes for a while.
+		c0, s0, t0 := l.redisCommands(ctx), rds.commands(), time.Now()
+		if err := sleepCtx(ctx, restSpan); err != nil {
+			return res, err
+		}
+		res.RedisRestPerNode = rates(c0, l.redisCommands(ctx), time.Since(t0))
+		res.RedisServerRest = float64(rds.commands()-s0) / time.Since(t0).Seconds()
+		progress("  redis commands per node at rest: %s /s (redis-server counted %.1f /s in all, with our own INFO calls)",
+			fmtRates(res.RedisRestPerNode), res.RedisServerRest)
 	}
 	open := l.alive.Load()
 	res.RampCPUS = cpu1 - cpu0
@@ -341,12 +381,12 @@ func doRun(ctx context.Context, cfg runConfig) (res Result, err error) {
 
 	// 4. Fan-out latency at rest.
 	self := os.Getpid()
-	scpu0, _ := procCPU(pid)
+	scpu0, _ := l.cpu()
 	ccpu0, _ := procCPU(self)
 	if err := l.fanout(ctx, cfg, &res); err != nil {
 		return res, err
 	}
-	scpu1, _ := procCPU(pid)
+	scpu1, _ := l.cpu()
 	ccpu1, _ := procCPU(self)
 	res.FanoutServerCPUS, res.FanoutClientCPUS = scpu1-scpu0, ccpu1-ccpu0
 	progress("  fan-out CPU: server %.2f s, load tool %.2f s", res.FanoutServerCPUS, res.FanoutClientCPUS)
@@ -370,7 +410,93 @@ func doRun(ctx context.Context, cfg runConfig) (res Result, err error) {
 	if res.ConvergeDropS, res.ConvergeDropOK, err = l.converge(ctx, want, dropStart, "half drop"); err != nil {
 		return res, err
 	}
+	if len(srvs) > 1 {
+		if err := l.killOne(ctx, &res); err != nil {
+			return res, err
+		}
+	}
 	return res, nil
+}
+
+// restSpan is how long a cluster is watched at rest for its Redis traffic.
+const restSpan = 10 * time.Second
+
+// killOne kills the last node with SIGKILL and measures how long the other
+// nodes' clients take to show the count without its streams. Its clients
+// are set aside first, so that their broken streams are not failures.
+func (l *load) killOne(ctx context.Context, res *Result) error {
+	victim := l.srvs[len(l.srvs)-1]
+	for i := range l.clients {
+		c := &l.clients[i]
+		if i%len(l.srvs) == len(l.srvs)-1 && c.state.CompareAndSwap(stOpen, stClosed) {
+			l.alive.Add(-1)
+			res.KilledClients++
+		}
+	}
+	victim.killed = true
+	start := l.now()
+	victim.stop()
+	progress("  kill -9 of node %d (%d clients)", len(l.srvs), res.KilledClients)
+	var err error
+	res.KillConvergeS, res.KillConvergeOK, err = l.converge(ctx, func() int64 { return l.alive.Load() }, start, "kill -9")
+	return err
+}
+
+// cpu is the servers' CPU seconds so far (a killed one no longer counts).
+func (l *load) cpu() (float64, error) {
+	var sum float64
+	for _, s := range l.srvs {
+		if s.killed {
+			continue
+		}
+		v, err := procCPU(s.cmd.Process.Pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += v
+	}
+	return sum, nil
+}
+
+// rss is the servers' resident memory in KiB.
+func (l *load) rss() (int64, error) {
+	var sum int64
+	for _, s := range l.srvs {
+		if s.killed {
+			continue
+		}
+		v, err := procRSS(s.cmd.Process.Pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += v
+	}
+	return sum, nil
+}
+
+// redisCommands reads presence_redis_commands_total from every node.
+func (l *load) redisCommands(ctx context.Context) []float64 {
+	out := make([]float64, len(l.srvs))
+	for i, s := range l.srvs {
+		out[i] = s.metric(ctx, "presence_redis_commands_total")
+	}
+	return out
+}
+
+func rates(a, b []float64, d time.Duration) []float64 {
+	out := make([]float64, len(a))
+	for i := range a {
+		out[i] = (b[i] - a[i]) / d.Seconds()
+	}
+	return out
+}
+
+func fmtRates(xs []float64) string {
+	var parts []string
+	for _, x := range xs {
+		parts = append(parts, fmt.Sprintf("%.1f", x))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // fanout runs cfg.probes joins and leaves of one extra probe connection.
@@ -410,7 +536,7 @@ func (l *load) fanout(ctx context.Context, cfg runConfig, res *Result) error {
 		probeExited.Add(1)
 		go func() {
 			defer probeExited.Done()
-			runClient(probe, d, l.srv.addr, streamHooks{
+			runClient(probe, d, l.srvs[p%len(l.srvs)].addr, streamHooks{
 				now:     l.now,
 				onFirst: func() { got <- true },
 				onFail: func(kind int, err error, wasOpen bool) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -67,6 +68,7 @@ func freePort() (int, error) {
 type server struct {
 	cmd     *exec.Cmd
 	addr    string
+	killed  bool // killed on purpose; its absence is no error
 	logPath string
 	exited  chan struct{}
 	waitErr error
@@ -124,6 +126,26 @@ func (s *server) waitHealthy(ctx context.Context, limit time.Duration) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("server not healthy within %v", limit)
+}
+
+// metric returns the value of an unlabelled metric from GET /metrics, or 0.
+func (s *server) metric(ctx context.Context, name string) float64 {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+s.addr+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
 }
 
 // alive reports whether the process is still running.

@@ -41,12 +41,15 @@ const (
 	DefaultPrefix      = "presence"
 )
 
-// Pacing. A node renews its hash and checks the others every NodeTimeout/4
-// (so a dead node's shares are gone within about 5/4 NodeTimeout), writes
-// its changes at most once per minFlushGap, and pings its subscription when
-// it has been silent for pingEvery.
+// Pacing. A node marks itself alive and checks the others every
+// NodeTimeout/4 (so a dead node's shares are gone within about 5/4
+// NodeTimeout), renews the TTL of its hash (hashTTLFactor NodeTimeouts)
+// every hashEvery ticks, writes its changes at most once per minFlushGap,
+// and pings its subscription when it has been silent for pingEvery.
 const (
 	ticksPerTimeout = 4
+	hashEvery       = 4
+	hashTTLFactor   = 3
 	minFlushGap     = 10 * time.Millisecond
 	pingEvery       = 5 * time.Second
 	opTimeout       = time.Second // one Redis call
@@ -85,6 +88,7 @@ type Backend struct {
 	inc      string // new at every start: a restart under the same id is a new node
 	ttl      time.Duration
 	tick     time.Duration
+	ticks    int // ticks so far; the tick loop's own
 	nodeKey  func(id string) string
 	nodesKey string
 	channel  string
@@ -95,6 +99,7 @@ type Backend struct {
 
 	commands atomic.Uint64 // Redis commands sent
 	errs     atomic.Uint64 // Redis calls that failed
+	resyncs  atomic.Uint64 // full reads of the other nodes' shares
 
 	mu       sync.Mutex
 	local    map[string]int // this node's streams by room
@@ -179,13 +184,14 @@ func (b *Backend) NodeID() string { return b.id }
 
 // Stats counts this node's Redis commands and failed calls, for metrics.
 type Stats struct {
-	Commands uint64
-	Errors   uint64
+	Commands uint64 // calls to Redis
+	Errors   uint64 // calls that failed
+	Resyncs  uint64 // full reads of every node's shares, after a gap or trouble
 }
 
 // Stats returns the counters so far.
 func (b *Backend) Stats() Stats {
-	return Stats{Commands: b.commands.Load(), Errors: b.errs.Load()}
+	return Stats{Commands: b.commands.Load(), Errors: b.errs.Load(), Resyncs: b.resyncs.Load()}
 }
 
 // Join implements presence.Backend. It never waits on Redis.
@@ -352,24 +358,31 @@ func (b *Backend) flush(ctx context.Context) {
 	}
 	full := b.full
 	b.ver++
-	args := []any{b.ttl.Milliseconds(), b.id, b.ver, b.inc, boolArg(full), b.channel, ""}
-	var msg strings.Builder
-	msg.WriteString(b.header() + " ")
-	if full {
-		msg.WriteString("f")
-		for room, n := range b.local {
-			args = append(args, room, n)
-			fmt.Fprintf(&msg, " %s=%d", room, n)
-		}
-	} else {
-		msg.WriteString("d")
+	rooms := b.local
+	if !full {
+		rooms = make(map[string]int, len(b.dirty))
 		for room := range b.dirty {
-			n := b.local[room]
-			args = append(args, room, n)
-			fmt.Fprintf(&msg, " %s=%d", room, n)
+			rooms[room] = b.local[room]
 		}
 	}
-	args[6] = msg.String()
+	var msg strings.Builder
+	msg.WriteString(b.header())
+	if full {
+		msg.WriteString(" f")
+	} else {
+		msg.WriteString(" d")
+	}
+	var set, del []any
+	for room, n := range rooms {
+		fmt.Fprintf(&msg, " %s=%d", room, n)
+		if n > 0 {
+			set = append(set, room, n)
+		} else {
+			del = append(del, room)
+		}
+	}
+	args := []any{(hashTTLFactor * b.ttl).Milliseconds(), b.ver, b.inc, boolArg(full), b.channel, msg.String(), len(set) / 2}
+	args = append(append(args, set...), del...)
 	clear(b.dirty)
 	b.full = false
 	b.mu.Unlock()
@@ -377,7 +390,7 @@ func (b *Backend) flush(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	b.commands.Add(1)
-	ok, err := flushScript.Run(cctx, b.rdb, []string{b.nodeKey(b.id), b.nodesKey}, args...).Int()
+	ok, err := flushScript.Run(cctx, b.rdb, []string{b.nodeKey(b.id)}, args...).Int()
 	switch {
 	case err != nil:
 		if ctx.Err() == nil {
@@ -421,7 +434,10 @@ func (b *Backend) tickOnce(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	b.commands.Add(1)
-	res, err := tickScript.Run(cctx, b.rdb, []string{b.nodeKey(b.id), b.nodesKey}, b.ttl.Milliseconds(), b.id, b.nodeKey("")).Slice()
+	b.ticks++
+	renew := b.ticks%hashEvery == 1 // the first tick, and every hashEvery-th
+	res, err := tickScript.Run(cctx, b.rdb, []string{b.nodesKey, b.nodeKey(b.id)},
+		b.ttl.Milliseconds(), b.id, boolArg(renew), (hashTTLFactor * b.ttl).Milliseconds()).Slice()
 	if err != nil || len(res) != 2 {
 		if ctx.Err() == nil {
 			b.setErr("tick", fmt.Errorf("%v (%d results)", err, len(res)))
@@ -480,6 +496,7 @@ func (b *Backend) snapshot(ctx context.Context) bool {
 	cctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	b.commands.Add(1)
+	b.resyncs.Add(1)
 	res, err := snapshotScript.Run(cctx, b.rdb, []string{b.nodesKey}, b.nodeKey("")).Slice()
 	if err != nil {
 		if ctx.Err() == nil {
@@ -624,9 +641,9 @@ func (b *Backend) apply(payload string) {
 	case kind == "f":
 		changed = b.setNodeLocked(id, inc, ver, shares, true, changed)
 	case kind == "d":
-		changed = b.setNodeLocked(id, inc, ver, shares, false, changed)
 		// A missed message means missed rooms: read everything again.
 		gap = nd == nil || ver != nd.ver+1
+		changed = b.setNodeLocked(id, inc, ver, shares, false, changed)
 	}
 	b.mu.Unlock()
 	b.notify(changed)

@@ -2,61 +2,68 @@ package redis
 
 import goredis "github.com/redis/go-redis/v9"
 
-// The scripts run atomically in Redis, each as one command (EVALSHA), and
-// use only relative TTLs (PEXPIRE), never a node's clock. They touch node
-// hashes by a name built from the node set, so they need a single Redis (or
-// a primary with replicas), not Redis Cluster.
+// The scripts run atomically in Redis, each as one call (EVALSHA). Liveness
+// uses Redis's own clock (TIME) and relative TTLs, never a node's clock.
+// They touch node hashes by names built from the node set, so they need a
+// single Redis (or a primary with replicas), not Redis Cluster.
+//
+// Keys: the node set is a sorted set of node ids scored by the Redis time
+// (ms) until which each counts as alive; each node's hash maps its rooms to
+// its streams in them, plus ":v" (version) and ":i" (incarnation).
+//
+// Redis counts every command a script runs, so the scripts keep those few:
+// a tick at rest runs 3 besides the call itself, 6 on every hashEvery-th.
 
 // flushScript writes this node's changed shares and publishes them.
-// KEYS: node hash, node set. ARGV: ttl ms, node id, version, incarnation,
-// full (0/1), channel, message, then room, count pairs (count 0 removes the
-// room).
-// It returns 0, writing nothing, if a partial write finds the hash gone: the
-// caller then rewrites it whole.
+// KEYS: node hash. ARGV: hash ttl ms, version, incarnation, full (0/1),
+// channel, message, number of rooms to set (k), then k room, count pairs,
+// then the rooms to remove. It returns 0, writing nothing, if a partial
+// write finds the hash gone: the caller then rewrites it whole.
 var flushScript = goredis.NewScript(`
-if ARGV[5] == '1' then
+if ARGV[4] == '1' then
   redis.call('DEL', KEYS[1])
 elseif redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
-redis.call('HSET', KEYS[1], ':v', ARGV[3], ':i', ARGV[4])
-for i = 8, #ARGV, 2 do
-  if ARGV[i+1] == '0' then
-    redis.call('HDEL', KEYS[1], ARGV[i])
-  else
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1])
-  end
+local k = tonumber(ARGV[7])
+local set = {KEYS[1], ':v', ARGV[2], ':i', ARGV[3]}
+for i = 8, 7 + 2 * k do set[#set + 1] = ARGV[i] end
+redis.call('HSET', unpack(set))
+if #ARGV > 7 + 2 * k then
+  local del = {KEYS[1]}
+  for i = 8 + 2 * k, #ARGV do del[#del + 1] = ARGV[i] end
+  redis.call('HDEL', unpack(del))
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
-redis.call('SADD', KEYS[2], ARGV[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
-redis.call('PUBLISH', ARGV[6], ARGV[7])
+redis.call('PUBLISH', ARGV[5], ARGV[6])
 return 1
 `)
 
-// tickScript renews this node's hash and the node set, forgets nodes whose
-// hash has expired, and returns {own hash renewed (1/0), live node ids}.
-// KEYS: node hash, node set. ARGV: ttl ms, node id, node hash prefix.
+// tickScript marks this node alive for ttl more (Redis time), and returns
+// {whether this node was still in the set (1/0), live node ids}. Every
+// hashEvery-th tick (renew = 1) it also renews the TTLs of this node's hash
+// and of the set, drops the dead from the set, and reports 0 if the hash is
+// gone.
+// KEYS: node set, node hash. ARGV: ttl ms, node id, renew (0/1), hash ttl ms.
 var tickScript = goredis.NewScript(`
-local mine = redis.call('PEXPIRE', KEYS[1], ARGV[1])
-redis.call('SADD', KEYS[2], ARGV[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[1])
-local live = {}
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  if redis.call('EXISTS', ARGV[3] .. id) == 1 then
-    live[#live + 1] = id
-  else
-    redis.call('SREM', KEYS[2], id)
-  end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local known = 1 - redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
+if ARGV[3] == '1' then
+  known = known * redis.call('PEXPIRE', KEYS[2], ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 end
-return {mine, live}
+return {known, redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')}
 `)
 
 // snapshotScript returns every live node's hash: {id, {field, value, ...},
 // ...}. KEYS: node set. ARGV: node hash prefix.
 var snapshotScript = goredis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local out = {}
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
   local h = redis.call('HGETALL', ARGV[1] .. id)
   if #h > 0 then
     out[#out + 1] = id
@@ -70,7 +77,7 @@ return out
 // KEYS: node hash, node set. ARGV: node id, channel, message.
 var goneScript = goredis.NewScript(`
 redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 `)
