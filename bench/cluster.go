@@ -32,7 +32,7 @@ func startTargets(ctx context.Context, cfg runConfig) ([]*server, *redisServer, 
 	var srvs []*server
 	for i := range cfg.nodes {
 		args := append([]string{"--redis-url", rds.url(), "--node-id", fmt.Sprintf("node%d", i+1)}, cfg.args...)
-		srv, err := startServer(ctx, cfg.bin, args, fmt.Sprintf("%s.node%d", cfg.logPath, i+1))
+		srv, err := startServer(ctx, cfg.bin, args, fmt.Sprintf("%s.node%d", cfg.logPath, i+1), cfg.nodeEnv...)
 		if err != nil {
 			for _, s := range srvs {
 				s.stop()

@@ -44,6 +44,7 @@ type options struct {
 	svgPath      string
 	cpuProfile   string
 	nodes        int
+	nodeEnv      []string
 }
 
 func parseFlags() (options, error) {
@@ -53,6 +54,7 @@ func parseFlags() (options, error) {
 	flag.IntVar(&o.probes, "probes", 20, "fan-out probes: this many joins and as many leaves")
 	targets := flag.String("targets", "presence,floor", "comma-separated targets: presence, floor, cluster (--nodes presence nodes sharing one redis-server)")
 	flag.IntVar(&o.nodes, "nodes", 3, "nodes of the cluster target")
+	nodeEnv := flag.String("node-env", "GOMAXPROCS=1", "extra environment of each cluster node (split on spaces): by default one core each, as three nodes share this machine's two")
 	flag.IntVar(&o.sources, "sources", 4, "number of loopback source addresses 127.0.0.2, 127.0.0.3, ...")
 	pargs := flag.String("presence-args", "", "extra arguments appended to the presence command line (split on spaces)")
 	flag.StringVar(&o.jsonPath, "json", "", "write the raw results as JSON to this file")
@@ -89,6 +91,7 @@ func parseFlags() (options, error) {
 		return o, errors.New("--nodes must be in [2, 20]")
 	}
 	o.presenceArgs = strings.Fields(*pargs)
+	o.nodeEnv = strings.Fields(*nodeEnv)
 	return o, nil
 }
 
@@ -191,6 +194,9 @@ func run() error {
 
 	env := collectEnv(o)
 	env.Presence = presenceExtra
+	if slices.Contains(o.targets, "cluster") {
+		env.NodeEnv = o.nodeEnv
+	}
 	env.Source = sourceID(ctx, root)
 	var results []Result
 	failed := false
@@ -209,6 +215,7 @@ func run() error {
 			}
 			if t == "cluster" {
 				cfg.bin, cfg.args, cfg.nodes, cfg.redis, cfg.tmp = filepath.Join(tmp, "presence"), presenceExtra, o.nodes, redisBin, tmp
+				cfg.nodeEnv = o.nodeEnv
 			}
 			progress("run: target=%s N=%d (load average %s)", t, n, loadAvg())
 			res, err := doRun(ctx, cfg)
@@ -277,6 +284,7 @@ type Env struct {
 	Probes    int      `json:"probes"`
 	Sources   int      `json:"sources"`
 	Presence  []string `json:"presence_args,omitempty"` // extra args actually passed
+	NodeEnv   []string `json:"cluster_node_env,omitempty"` // extra environment of cluster nodes
 	Source    string   `json:"presence_source"`         // git HEAD and a hash of the built sources
 }
 

@@ -16,6 +16,9 @@ func writeReport(w io.Writer, env Env, o options, results []Result) {
 	if len(env.Presence) > 0 {
 		fmt.Fprintf(w, "- presence extra args: %s\n", strings.Join(env.Presence, " "))
 	}
+	if len(env.NodeEnv) > 0 {
+		fmt.Fprintf(w, "- cluster nodes' extra environment: %s\n", strings.Join(env.NodeEnv, " "))
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| target | clients | failed | ramp s | converge after ramp s | converge after half drop s | fan-out p50 ms | fan-out p99 ms | fan-out mean max ms | RSS KiB/conn | ramp CPU s | CPU ms/client |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")

@@ -67,9 +67,10 @@ type runConfig struct {
 	target  string
 	bin     string
 	args    []string
-	nodes   int    // > 1: a cluster of this many nodes and one Redis
-	redis   string // redis-server binary, for a cluster
-	tmp     string // scratch directory
+	nodes   int      // > 1: a cluster of this many nodes and one Redis
+	redis   string   // redis-server binary, for a cluster
+	nodeEnv []string // extra environment of each cluster node
+	tmp     string   // scratch directory
 	n       int
 	rate    float64
 	probes  int

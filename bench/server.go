@@ -76,7 +76,7 @@ type server struct {
 
 // startServer starts bin with args (args gets "--addr 127.0.0.1:PORT"
 // prepended) and waits until GET /healthz answers 200.
-func startServer(ctx context.Context, bin string, extra []string, logPath string) (*server, error) {
+func startServer(ctx context.Context, bin string, extra []string, logPath string, env ...string) (*server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -89,6 +89,7 @@ func startServer(ctx context.Context, bin string, extra []string, logPath string
 	}
 	defer logf.Close()
 	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Own process group: a terminal ^C reaches only us, and we stop it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
