@@ -283,9 +283,9 @@ type Env struct {
 	Rate      float64  `json:"rate"`
 	Probes    int      `json:"probes"`
 	Sources   int      `json:"sources"`
-	Presence  []string `json:"presence_args,omitempty"` // extra args actually passed
+	Presence  []string `json:"presence_args,omitempty"`    // extra args actually passed
 	NodeEnv   []string `json:"cluster_node_env,omitempty"` // extra environment of cluster nodes
-	Source    string   `json:"presence_source"`         // git HEAD and a hash of the built sources
+	Source    string   `json:"presence_source"`            // git HEAD and a hash of the built sources
 }
 
 func collectEnv(o options) Env {
