@@ -44,13 +44,18 @@ const (
 // Pacing. A node marks itself alive and checks the others every
 // NodeTimeout/4 (so a dead node's shares are gone within about 5/4
 // NodeTimeout), renews the TTL of its hash (hashTTLFactor NodeTimeouts)
-// every hashEvery ticks, writes its changes at most once per minFlushGap,
-// and pings its subscription when it has been silent for pingEvery.
+// every hashEvery ticks, and pings its subscription when it has been silent
+// for pingEvery. It writes its changes at most once per flush gap: 1 ms per
+// node of the cluster, from minFlushGap to maxFlushGap, so that the whole
+// cluster publishes at most about 1,000 batches a second (each delivered to
+// every node) however many nodes there are.
 const (
 	ticksPerTimeout = 4
 	hashEvery       = 4
 	hashTTLFactor   = 3
 	minFlushGap     = 10 * time.Millisecond
+	maxFlushGap     = 100 * time.Millisecond
+	flushGapPerNode = time.Millisecond
 	pingEvery       = 5 * time.Second
 	opTimeout       = time.Second // one Redis call
 	maxBackoff      = time.Second // between retries of a broken subscription
@@ -334,7 +339,7 @@ func (b *Backend) flushLoop(ctx context.Context) {
 			return
 		case <-b.wake:
 		}
-		if wait := time.Until(last.Add(minFlushGap)); wait > 0 {
+		if wait := time.Until(last.Add(b.flushGap())); wait > 0 {
 			t := time.NewTimer(wait)
 			select {
 			case <-ctx.Done():
@@ -346,6 +351,14 @@ func (b *Backend) flushLoop(ctx context.Context) {
 		last = time.Now()
 		b.flush(ctx)
 	}
+}
+
+// flushGap is the least time between two flushes of this node.
+func (b *Backend) flushGap() time.Duration {
+	b.mu.Lock()
+	nodes := len(b.nodes) + 1
+	b.mu.Unlock()
+	return min(max(time.Duration(nodes)*flushGapPerNode, minFlushGap), maxFlushGap)
 }
 
 // flush sends the changed shares (or all of them after trouble) in one

@@ -159,6 +159,52 @@ func TestChurnNeedsNoResync(t *testing.T) {
 	}
 }
 
+// 10,000 rooms across the cluster: every node lists them all with their
+// global counts, and they all go when their streams do.
+func TestTenThousandRooms(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := startNode(t, srv, "a"), startNode(t, srv, "b")
+	const rooms = 10000
+	name := func(i int) string { return "room-" + strconv.Itoa(i) }
+	for i := range rooms {
+		n := a
+		if i%2 == 1 {
+			n = b
+		}
+		n.Join(name(i), presence.Member{})
+		if i%10 == 0 {
+			a.Join(name(i), presence.Member{}) // some rooms on both nodes
+		}
+	}
+	took := waitFor(t, 10*time.Second, "both nodes list 10,000 rooms", func() bool {
+		_, ta := a.Rooms(0)
+		_, tb := b.Rooms(0)
+		return ta == rooms && tb == rooms
+	})
+	t.Logf("10,000 rooms seen by both nodes after %v", took)
+	if got := b.Count(name(10)); got != 2 {
+		t.Errorf("room-10 on b: %d, want 2", got)
+	}
+	if got := a.Count(name(11)); got != 1 {
+		t.Errorf("room-11 on a: %d, want 1", got)
+	}
+	for i := range rooms {
+		n := a
+		if i%2 == 1 {
+			n = b
+		}
+		n.Leave(name(i), presence.Member{})
+		if i%10 == 0 {
+			a.Leave(name(i), presence.Member{})
+		}
+	}
+	waitFor(t, 10*time.Second, "no rooms left", func() bool {
+		_, ta := a.Rooms(0)
+		_, tb := b.Rooms(0)
+		return ta == 0 && tb == 0
+	})
+}
+
 func TestDeadNodeSharesExpire(t *testing.T) {
 	srv := redistest.Start(t)
 	a, b := startNode(t, srv, "a"), startNode(t, srv, "b")
