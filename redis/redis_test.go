@@ -188,6 +188,20 @@ func TestTenThousandRooms(t *testing.T) {
 	if got := a.Count(name(11)); got != 1 {
 		t.Errorf("room-11 on a: %d, want 1", got)
 	}
+	// A whole rewrite of a hash this big (after FLUSHALL) fits in a script.
+	if _, err := srv.Do("FLUSHALL"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "a's hash rewritten whole", func() bool {
+		v, _ := srv.Do("HLEN", "presence:node:a")
+		return v == strconv.Itoa(rooms/2+2) // its rooms (the even ones), :v and :i
+	})
+	if err := a.Health(); err != nil {
+		t.Errorf("a after rewriting its hash: %v", err)
+	}
+	waitFor(t, 5*time.Second, "the counts right again", func() bool {
+		return b.Count(name(10)) == 2 && a.Count(name(11)) == 1
+	})
 	for i := range rooms {
 		n := a
 		if i%2 == 1 {

@@ -13,6 +13,7 @@ import goredis "github.com/redis/go-redis/v9"
 //
 // Redis counts every command a script runs, so the scripts keep those few:
 // a tick at rest runs 3 besides the call itself, 6 on every hashEvery-th.
+// A flush runs 5 and one more per 500 rooms it sets or 1,000 it removes.
 
 // flushScript writes this node's changed shares and publishes them.
 // KEYS: node hash. ARGV: hash ttl ms, version, incarnation, full (0/1),
@@ -25,15 +26,21 @@ if ARGV[4] == '1' then
 elseif redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
-local k = tonumber(ARGV[7])
-local set = {KEYS[1], ':v', ARGV[2], ':i', ARGV[3]}
-for i = 8, 7 + 2 * k do set[#set + 1] = ARGV[i] end
-redis.call('HSET', unpack(set))
-if #ARGV > 7 + 2 * k then
-  local del = {KEYS[1]}
-  for i = 8 + 2 * k, #ARGV do del[#del + 1] = ARGV[i] end
-  redis.call('HDEL', unpack(del))
+-- unpack has a limit of about 8,000 values: send big batches in chunks.
+local function chunked(cmd, from, to)
+  local i = from
+  while i <= to do
+    local j = math.min(i + 999, to)
+    local args = {KEYS[1]}
+    for x = i, j do args[#args + 1] = ARGV[x] end
+    redis.call(cmd, unpack(args))
+    i = j + 1
+  end
 end
+local k = tonumber(ARGV[7])
+redis.call('HSET', KEYS[1], ':v', ARGV[2], ':i', ARGV[3])
+chunked('HSET', 8, 7 + 2 * k)
+chunked('HDEL', 8 + 2 * k, #ARGV)
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('PUBLISH', ARGV[5], ARGV[6])
 return 1
