@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/presence/presence/auth"
 	"github.com/presence/presence/handlers"
 )
 
@@ -37,6 +38,11 @@ type config struct {
 	RedisURL          string
 	NodeID            string
 	NodeTimeout       time.Duration
+	TokenSecret       string
+	TokenPublicKey    string
+	PrivateRooms      string
+	Grace             time.Duration
+	MembersCap        int
 }
 
 // envName is the environment variable of a flag.
@@ -68,6 +74,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.RedisURL, "redis-url", "", "share counts with other nodes through this Redis (redis://[user:pass@]host:port/db); empty: this node alone, in memory")
 	fs.StringVar(&c.NodeID, "node-id", "", "this node's name in Redis and in per-node shares; empty: host name and a random suffix, new at each start")
 	fs.DurationVar(&c.NodeTimeout, "node-timeout", 3*time.Second, "with --redis-url: how long the streams of a node that died without a word still count (others notice within 5/4 of it)")
+	fs.StringVar(&c.TokenSecret, "token-secret", "", "HS256 secret of signed-in users' tokens, at least 32 bytes (better set by the environment than on the command line)")
+	fs.StringVar(&c.TokenPublicKey, "token-public-key", "", "PEM file with the RSA (RS256) or Ed25519 (EdDSA) public key of signed-in users' tokens")
+	fs.StringVar(&c.PrivateRooms, "private-rooms", "", "comma-separated room-name patterns (* ? [...]) whose streams need a valid token")
+	fs.DurationVar(&c.Grace, "grace", 3*time.Second, "a person whose last stream closed still counts this long, so that a refresh changes nothing (0: off)")
+	fs.IntVar(&c.MembersCap, "members-cap", 100, "most members listed in a presence event")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.Usage = func() {
@@ -124,6 +135,17 @@ func (c *config) check() error {
 	positive("drain", c.Drain)
 	positive("read-header-timeout", c.ReadHeaderTimeout)
 	positive("idle-timeout", c.IdleTimeout)
+	if c.Grace < 0 {
+		errs = append(errs, fmt.Errorf("--grace (%s) must not be negative, got %s", envName("grace"), c.Grace))
+	}
+	if c.MembersCap < 1 {
+		errs = append(errs, fmt.Errorf("--members-cap (%s) must be at least 1, got %d", envName("members-cap"), c.MembersCap))
+	}
+	for _, p := range c.privateRooms() {
+		if err := auth.ValidatePattern(p); err != nil {
+			errs = append(errs, fmt.Errorf("--private-rooms (%s): bad pattern %q: %v", envName("private-rooms"), p, err))
+		}
+	}
 	if c.NodeTimeout < 300*time.Millisecond {
 		errs = append(errs, fmt.Errorf("--node-timeout (%s) must be at least 300ms, got %s", envName("node-timeout"), c.NodeTimeout))
 	}
@@ -161,6 +183,17 @@ func (c *config) check() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// privateRooms splits --private-rooms into patterns.
+func (c *config) privateRooms() []string {
+	var out []string
+	for _, p := range strings.Split(c.PrivateRooms, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // defaultMaxStreams leaves 5% of the open-file limit, at least 100 files,

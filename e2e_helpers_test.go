@@ -73,9 +73,10 @@ type sseClient struct {
 	Status int
 	Header http.Header
 	mu     sync.Mutex
-	counts []int    // every user count received, in order
-	lines  []string // every line received
-	err    error    // why the stream ended
+	counts []int      // every user count received, in order
+	events []sseEvent // every event received, in order
+	lines  []string   // every line received
+	err    error      // why the stream ended
 	notify chan struct{}
 	done   chan struct{}
 }
@@ -129,6 +130,9 @@ func (c *sseClient) read(body io.ReadCloser) {
 		c.lines = append(c.lines, line)
 		switch {
 		case line == "": // dispatch, as EventSource does
+			if event != "" || data != "" {
+				c.events = append(c.events, sseEvent{event, data})
+			}
 			if event == "user count" {
 				n, err := strconv.Atoi(data)
 				if err != nil {
@@ -154,6 +158,29 @@ func (c *sseClient) read(body io.ReadCloser) {
 		c.err = io.EOF
 	}
 	c.mu.Unlock()
+}
+
+// sseEvent is one dispatched event.
+type sseEvent struct{ name, data string }
+
+// Events returns the data of every event named name so far.
+func (c *sseClient) Events(name string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, e := range c.events {
+		if e.name == name {
+			out = append(out, e.data)
+		}
+	}
+	return out
+}
+
+// NumEvents returns how many events came so far.
+func (c *sseClient) NumEvents() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.events)
 }
 
 // Close drops the connection at once, like a killed client process.

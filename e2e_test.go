@@ -65,11 +65,11 @@ func TestCountFollowsOpensAndCloses(t *testing.T) {
 		}
 
 		_, _, body := get(t, s.URL+"/api/rooms/lobby")
-		if body != `{"room":"lobby","count":2}`+"\n" {
+		if body != `{"room":"lobby","count":2,"connections":2}`+"\n" {
 			t.Errorf("api room: %s", body)
 		}
 		_, _, body = get(t, s.URL+"/api/rooms")
-		if body != `{"rooms":[{"room":"lobby","count":2},{"room":"other","count":1}],"total":2,"truncated":false}`+"\n" {
+		if body != `{"rooms":[{"room":"lobby","count":2,"connections":2},{"room":"other","count":1,"connections":1}],"total":2,"truncated":false}`+"\n" {
 			t.Errorf("api rooms: %s", body)
 		}
 		_, _, body = get(t, s.URL+"/api/rooms?limit=1")

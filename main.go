@@ -14,10 +14,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/presence/presence/auth"
 	"github.com/presence/presence/handlers"
 	"github.com/presence/presence/presence"
 	"github.com/presence/presence/static"
@@ -52,10 +54,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	tokens, err := auth.NewVerifier(auth.Options{Secret: []byte(cfg.TokenSecret), PublicKeyFile: cfg.TokenPublicKey, Leeway: 5 * time.Second})
+	if err != nil {
+		return fmt.Errorf("--token-secret (%s) / --token-public-key (%s): %w", envName("token-secret"), envName("token-public-key"), err)
+	}
 	b, err := handlers.NewBroadcaster(store.Backend, presence.HubOptions{
 		Window:     cfg.Window,
 		MaxStreams: cfg.MaxStreams,
 		MaxRooms:   cfg.MaxRooms,
+		Grace:      cfg.Grace,
+		MembersCap: cfg.MembersCap,
 	}, cfg.Engine, cfg.Heartbeat, metrics)
 	if err != nil {
 		return err
@@ -65,7 +73,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer stopBackend() // after the streams have left: then this node's shares go
 
 	router := handlers.NewRouter(b, handlers.Options{
-		Stream:     handlers.StreamOptions{Retry: cfg.Retry, WriteTimeout: cfg.WriteTimeout},
+		Stream: handlers.StreamOptions{
+			Retry:        cfg.Retry,
+			WriteTimeout: cfg.WriteTimeout,
+			Identity:     handlers.IdentityOptions{Tokens: tokens, Private: cfg.privateRooms()},
+		},
 		RoomsLimit: cfg.RoomsLimit,
 	}, metrics, reg, static.FS, log)
 

@@ -2,10 +2,12 @@ package handlers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/presence/presence/presence"
@@ -30,11 +32,20 @@ type engine interface {
 	// headers went out, until ctx ends or a write fails; it returns that
 	// write's error. It calls st.Subscribed once the stream will see every
 	// later publish, and st.Delivered for each count event written.
-	serve(ctx context.Context, out *eventWriter, r *http.Request, st *presence.Stream, first []byte) error
+	serve(ctx context.Context, out *eventWriter, r *http.Request, st *presence.Stream, start streamStart) error
+	// members reports whether the engine sends member events.
+	members() bool
 	// heartbeat sends a comment line to every stream of room.
 	heartbeat(room string)
 	// close releases what the engine holds once no stream is left.
 	close()
+}
+
+// streamStart is how a stream begins.
+type streamStart struct {
+	first     []byte // the retry field and the first events
+	members   bool   // the stream follows the room's members
+	memberSeq uint64 // the publish its first member list is as of
 }
 
 // Broadcaster is the stream side of the service: the presence Hub and the
@@ -109,12 +120,71 @@ func (b *Broadcaster) Shutdown(ctx context.Context) error {
 	}
 }
 
-// appendCountEvent appends a "user count" event of count to b: the one
-// format both the first event and the direct engine's publishes use.
+// appendCountEvent appends a "user count" event of count (people) to b:
+// the one format both the first event and the direct engine's publishes
+// use.
 func appendCountEvent(b []byte, count int) []byte {
 	b = append(b, "event: user count\ndata: "...)
 	b = strconv.AppendInt(b, int64(count), 10)
 	return append(b, "\n\n"...)
+}
+
+// appendPresenceEvent appends a "presence" event:
+// {"room":...,"people":N,"connections":M}, with "members" (and
+// "truncated") when members is not nil.
+func appendPresenceEvent(b []byte, room string, c presence.Counts, members []presence.MemberInfo, truncated bool) []byte {
+	b = append(b, "event: presence\ndata: {\"room\":\""...)
+	b = append(b, room...) // room names need no escaping
+	b = append(b, "\",\"people\":"...)
+	b = strconv.AppendInt(b, int64(c.People), 10)
+	b = append(b, ",\"connections\":"...)
+	b = strconv.AppendInt(b, int64(c.Connections), 10)
+	if members != nil {
+		b = append(b, ",\"members\":"...)
+		b = appendMembers(b, members)
+		b = append(b, ",\"truncated\":"...)
+		b = strconv.AppendBool(b, truncated)
+	}
+	return append(b, "}\n\n"...)
+}
+
+// appendMemberEvents appends a "join" or "leave" event (kind) per member:
+// {"id":...,"name":...}.
+func appendMemberEvents(b []byte, kind string, ms []presence.MemberInfo) []byte {
+	for _, m := range ms {
+		b = append(b, "event: "...)
+		b = append(b, kind...)
+		b = append(b, "\ndata: "...)
+		b = appendMember(b, m)
+		b = append(b, "\n\n"...)
+	}
+	return b
+}
+
+func appendMembers(b []byte, ms []presence.MemberInfo) []byte {
+	b = append(b, '[')
+	for i, m := range ms {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendMember(b, m)
+	}
+	return append(b, ']')
+}
+
+// appendMember writes a member as clients see it: the user id without the
+// hub's "u:" prefix, and the name if any. JSON escaping keeps names and ids
+// on one data line.
+func appendMember(b []byte, m presence.MemberInfo) []byte {
+	id, _ := json.Marshal(strings.TrimPrefix(m.ID, "u:"))
+	b = append(b, "{\"id\":"...)
+	b = append(b, id...)
+	if m.Name != "" {
+		name, _ := json.Marshal(m.Name)
+		b = append(b, ",\"name\":"...)
+		b = append(b, name...)
+	}
+	return append(b, '}')
 }
 
 // sendFirst writes a stream's first bytes (the retry field and its first

@@ -26,6 +26,7 @@ type directEngine struct {
 // mu) swap in a new state and then close the old one's channel; streams read
 // the state without locking, since thousands wake at once.
 type feed struct {
+	room    string
 	metrics *Metrics
 	mu      sync.Mutex
 	state   atomic.Pointer[feedState]
@@ -33,14 +34,18 @@ type feed struct {
 
 // feedState is immutable once stored.
 type feedState struct {
-	ev   []byte        // latest count event, shared read-only by all streams
-	seq  uint64        // its publish sequence
-	hb   uint64        // heartbeats so far
-	wake chan struct{} // closed when a newer state is stored
+	ev  []byte // latest count events (user count, presence), shared read-only by all streams
+	seq uint64 // its publish sequence
+	// For streams that follow members: who joined and left in this publish,
+	// and everyone (a presence event with members) for a stream that missed
+	// a publish. Nil while no stream of the room follows members.
+	delta, all []byte
+	hb         uint64        // heartbeats so far
+	wake       chan struct{} // closed when a newer state is stored
 }
 
-func newFeed(m *Metrics) *feed {
-	f := &feed{metrics: m}
+func newFeed(room string, m *Metrics) *feed {
+	f := &feed{room: room, metrics: m}
 	f.state.Store(&feedState{wake: make(chan struct{})})
 	return f
 }
@@ -64,7 +69,7 @@ func newDirectEngine(m *Metrics) *directEngine {
 
 // RoomOpened implements presence.Notifier.
 func (e *directEngine) RoomOpened(room string) presence.Publisher {
-	f := newFeed(e.metrics)
+	f := newFeed(room, e.metrics)
 	e.mu.Lock()
 	e.feeds[room] = f
 	e.mu.Unlock()
@@ -84,14 +89,20 @@ func (e *directEngine) feed(room string) *feed {
 	return e.feeds[room]
 }
 
-// Publish implements presence.Publisher: the event is built once for all.
-func (f *feed) Publish(count int, seq uint64) {
+// Publish implements presence.Publisher: the events are built once for all.
+func (f *feed) Publish(u presence.Update) {
 	f.metrics.events.Inc()
-	ev := make([]byte, 0, 48)
+	ev := make([]byte, 0, 128)
 	ev = append(ev, "id: "...)
-	ev = strconv.AppendUint(ev, seq, 10)
-	ev = appendCountEvent(append(ev, '\n'), count)
-	f.update(func(st *feedState) { st.ev, st.seq = ev, seq })
+	ev = strconv.AppendUint(ev, u.Seq, 10)
+	ev = appendCountEvent(append(ev, '\n'), u.Counts.People)
+	ev = appendPresenceEvent(ev, f.room, u.Counts, nil, false)
+	var delta, all []byte
+	if u.Tracked {
+		delta = appendMemberEvents(appendMemberEvents([]byte{}, "join", u.Joined), "leave", u.Left)
+		all = appendPresenceEvent(nil, f.room, u.Counts, u.Members, u.Truncated)
+	}
+	f.update(func(st *feedState) { st.ev, st.seq, st.delta, st.all = ev, u.Seq, delta, all })
 }
 
 func (e *directEngine) heartbeat(room string) {
@@ -104,14 +115,16 @@ func (e *directEngine) close() {}
 
 var heartbeatLine = []byte(": hb\n\n")
 
-func (e *directEngine) serve(ctx context.Context, out *eventWriter, _ *http.Request, st *presence.Stream, first []byte) error {
+func (e *directEngine) serve(ctx context.Context, out *eventWriter, _ *http.Request, st *presence.Stream, start streamStart) error {
 	f := e.feed(st.Room()) // exists while st is in the room
 	cur := f.state.Load()
 	// From here on every publish closes a channel this stream holds.
 	st.Subscribed()
-	if err := sendFirst(out, first, e.metrics); err != nil {
+	if err := sendFirst(out, start.first, e.metrics); err != nil {
 		return err
 	}
+	memberSeq := start.memberSeq // the last publish before the stream's member list
+	whole := true                // the next member data must be the whole list
 	done := ctx.Done()
 	for {
 		select {
@@ -122,6 +135,16 @@ func (e *directEngine) serve(ctx context.Context, out *eventWriter, _ *http.Requ
 		next := f.state.Load()
 		if next.seq != cur.seq {
 			out.write(next.ev)
+			if start.members && next.seq > memberSeq && next.all != nil {
+				if next.seq == memberSeq+1 && !whole {
+					out.write(next.delta)
+				} else {
+					// The first publish after the stream's own list, or
+					// after a missed one: everyone, again.
+					out.write(next.all)
+				}
+				memberSeq, whole = next.seq, false
+			}
 		}
 		if next.hb != cur.hb {
 			out.write(heartbeatLine)
@@ -136,3 +159,5 @@ func (e *directEngine) serve(ctx context.Context, out *eventWriter, _ *http.Requ
 		cur = next
 	}
 }
+
+func (e *directEngine) members() bool { return true }

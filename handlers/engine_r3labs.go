@@ -84,7 +84,7 @@ type r3labsRoom struct {
 // Publish implements presence.Publisher. Every publish is a fresh Event:
 // r3labs may rewrite an event it is given. Its id is the room's publish
 // sequence, which the stream writers report back to time the fan-out.
-func (r *r3labsRoom) Publish(count int, seq uint64) {
+func (r *r3labsRoom) Publish(u presence.Update) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -92,10 +92,13 @@ func (r *r3labsRoom) Publish(count int, seq uint64) {
 	}
 	r.engine.metrics.events.Inc()
 	r.engine.srv.Publish(r.name, &sse.Event{
-		ID:    []byte(strconv.FormatUint(seq, 10)),
+		ID:    []byte(strconv.FormatUint(u.Seq, 10)),
 		Event: []byte("user count"),
-		Data:  []byte(strconv.Itoa(count)),
+		Data:  []byte(strconv.Itoa(u.Counts.People)),
 	})
+	ev := appendPresenceEvent(nil, r.name, u.Counts, nil, false)
+	data, _ := bytes.CutPrefix(ev, []byte("event: presence\ndata: "))
+	r.engine.srv.Publish(r.name, &sse.Event{Event: []byte("presence"), Data: bytes.TrimSpace(data)})
 }
 
 // heartbeat drops the comment if the room's queue is full (its fan-out is
@@ -111,8 +114,8 @@ func (e *r3labsEngine) close() { e.srv.Close() }
 // request's context ends: when the client goes, on shutdown (through the
 // server's BaseContext), or when a write fails (net/http cancels a
 // connection's context on a failed write, a missed deadline included).
-func (e *r3labsEngine) serve(_ context.Context, out *eventWriter, r *http.Request, st *presence.Stream, first []byte) error {
-	if err := sendFirst(out, first, e.metrics); err != nil {
+func (e *r3labsEngine) serve(_ context.Context, out *eventWriter, r *http.Request, st *presence.Stream, start streamStart) error {
+	if err := sendFirst(out, start.first, e.metrics); err != nil {
 		return err
 	}
 	e.srv.ServeHTTP(&r3labsWriter{out: out, stream: st, metrics: e.metrics}, subscribeRequest(r, st.Room()))
@@ -178,3 +181,8 @@ func (s *r3labsWriter) Flush() {
 	}
 	s.event = false
 }
+
+// members is false: an r3labs stream carries the same events to every
+// subscriber of a room, so member events, which only signed-in streams get,
+// are not sent (see the README).
+func (e *r3labsEngine) members() bool { return false }

@@ -5,7 +5,9 @@ import (
 	"net/http"
 )
 
-// handlePage serves one file of the embedded static files as HTML.
+// handlePage serves one file of the embedded static files as HTML. It gives
+// the browser a visitor cookie first, so that its streams, from the first
+// one on, count its tabs as one person.
 func handlePage(static fs.FS, name string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		page, err := fs.ReadFile(static, name)
@@ -13,6 +15,7 @@ func handlePage(static fs.FS, name string) http.HandlerFunc {
 			writeError(w, http.StatusInternalServerError, "page missing from build")
 			return
 		}
+		setVisitorCookie(w, r)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-cache")
 		_, _ = w.Write(page)

@@ -15,6 +15,8 @@ import (
 
 // StreamOptions are the per-stream settings of the SSE endpoints.
 type StreamOptions struct {
+	// Identity tells streams apart as people.
+	Identity IdentityOptions
 	// Retry is the reconnect delay sent to clients in the retry: field.
 	Retry time.Duration
 	// WriteTimeout is how long one write may stall before the client is cut
@@ -35,7 +37,17 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePattern() != "/events" {
 			room = chi.URLParam(r, "room")
 		}
-		st, count, err := b.hub.Join(room)
+		if err := presence.ValidateRoom(room); err != nil {
+			writeJoinError(w, err)
+			return
+		}
+		member, ok := identify(w, r, opts.Identity, room)
+		if !ok {
+			m.refused.WithLabelValues("unauthorized").Inc()
+			return
+		}
+		follow := member.Signed && b.engine.members()
+		st, joined, err := b.hub.JoinAs(room, member, follow)
 		if err != nil {
 			if reason := writeJoinError(w, err); reason != "" {
 				m.refused.WithLabelValues(reason).Inc()
@@ -60,8 +72,16 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		w.WriteHeader(http.StatusOK)
 
 		out := &eventWriter{w: w, rc: http.NewResponseController(w), timeout: opts.WriteTimeout}
-		first := appendCountEvent(append(make([]byte, 0, len(retry)+48), retry...), count)
-		err = b.engine.serve(r.Context(), out, r, st, first)
+		first := appendCountEvent(append(make([]byte, 0, len(retry)+128), retry...), joined.Counts.People)
+		var members []presence.MemberInfo
+		if follow {
+			members = joined.Members
+			if members == nil {
+				members = []presence.MemberInfo{}
+			}
+		}
+		first = appendPresenceEvent(first, room, joined.Counts, members, joined.Truncated)
+		err = b.engine.serve(r.Context(), out, r, st, streamStart{first: first, members: follow, memberSeq: joined.Seq})
 
 		reason := reasonClient
 		switch {

@@ -2,7 +2,8 @@ package presence
 
 import (
 	"fmt"
-	"strconv"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,7 +39,18 @@ type HubOptions struct {
 	MaxStreams int
 	// MaxRooms caps the rooms this node holds streams in.
 	MaxRooms int
+	// Grace is how long a person (a member with an ID) whose stream closed
+	// still counts: a stream of the same person within it takes the closed
+	// one's place and nothing changes, as on a page refresh. 0: none.
+	// Anonymous streams leave at once.
+	Grace time.Duration
+	// MembersCap bounds the member lists handed out (DefaultMembersCap if
+	// 0).
+	MembersCap int
 }
+
+// DefaultMembersCap is the default of HubOptions.MembersCap.
+const DefaultMembersCap = 100
 
 // Hub tracks the streams of this node by room and tells the Notifier the
 // counts, coalesced. One Hub serves the whole process.
@@ -49,11 +61,13 @@ type Hub struct {
 	maxWindow time.Duration
 	maxStr    int
 	maxRooms  int
-	nextID    atomic.Uint64
+	grace     time.Duration
+	capMem    int
 
 	mu      sync.Mutex
 	rooms   map[string]*room
 	streams int
+	ghosts  int // closed streams in their grace, at most maxStr
 	closed  bool
 	drained chan struct{} // closed once closed and no stream is left
 }
@@ -64,17 +78,21 @@ type room struct {
 	name       string
 	pub        Publisher   // from Notifier.RoomOpened
 	local      int         // streams of this node in the room
-	count      int         // latest count from the backend
-	published  int         // last count handed to Publish; -1 before any
-	force      bool        // publish even if the count did not change
+	counts     Counts      // latest counts from the backend
+	published  Counts      // last counts handed to Publish
+	hasPub     bool        // whether there was a publish
+	force      bool        // publish even if the counts did not change
 	timer      *time.Timer // pending publish, nil if none
 	lastPub    time.Time   // when the last publish started
 	lastChange time.Time   // when the count last changed
 	changes    int         // changes since the last publish
 
-	pubMu        sync.Mutex   // serialises Publish calls of this room
-	seq          uint64       // sequence number of the last publish; under pubMu
-	lastDelivery atomic.Int64 // unix nanos of the latest delivery to a stream
+	ghosts       map[string][]*ghost // closed streams in their grace, by member ID
+	watchers     int                 // streams that follow the members
+	members      map[string]string   // signed-in members as last published; while watchers > 0
+	seq          uint64              // of the last publish
+	pubMu        sync.Mutex          // serialises Publish calls of this room
+	lastDelivery atomic.Int64        // unix nanos of the latest delivery to a stream
 	// The last few publishes, by seq % len: their seq, start and latest
 	// delivery (unix nanos), so that a delivery that comes after the next
 	// publish started still counts toward its own publish's fan-out.
@@ -86,8 +104,11 @@ func NewHub(backend Backend, notify Notifier, opts HubOptions) (*Hub, error) {
 	if backend == nil || notify == nil {
 		return nil, fmt.Errorf("presence: backend and notifier are required")
 	}
-	if opts.Window < 0 || opts.MaxStreams < 0 || opts.MaxRooms < 0 {
-		return nil, fmt.Errorf("presence: window and limits must not be negative")
+	if opts.Window < 0 || opts.MaxStreams < 0 || opts.MaxRooms < 0 || opts.Grace < 0 || opts.MembersCap < 0 {
+		return nil, fmt.Errorf("presence: window, grace and limits must not be negative")
+	}
+	if opts.MembersCap == 0 {
+		opts.MembersCap = DefaultMembersCap
 	}
 	if opts.Window == 0 {
 		opts.Window = DefaultWindow
@@ -105,17 +126,26 @@ func NewHub(backend Backend, notify Notifier, opts HubOptions) (*Hub, error) {
 		maxWindow: maxWindowFactor * opts.Window,
 		maxStr:    opts.MaxStreams,
 		maxRooms:  opts.MaxRooms,
+		grace:     opts.Grace,
+		capMem:    opts.MembersCap,
 		rooms:     make(map[string]*room),
 	}, nil
 }
 
 // Stream is one client's place in a room, from Join to Leave.
 type Stream struct {
-	hub    *Hub
-	room   *room
+	hub     *Hub
+	room    *room
+	member  Member
+	seen    Counts // the counts returned by Join, the stream's first
+	watches bool   // follows the members
+	once    sync.Once
+}
+
+// ghost is a closed stream of a person, counted until its grace ends.
+type ghost struct {
 	member Member
-	seen   int // the count returned by Join, the stream's first
-	once   sync.Once
+	timer  *time.Timer
 }
 
 // Room returns the name of the stream's room.
@@ -151,67 +181,163 @@ func (s *Stream) Leave() {
 	s.once.Do(func() { s.hub.leave(s) })
 }
 
-// Join puts a new stream in roomName and returns it with the room's count,
-// which includes the new stream.
+// Join puts a new anonymous stream in roomName and returns it with the
+// room's people, which include the new stream.
 func (h *Hub) Join(roomName string) (*Stream, int, error) {
-	if err := ValidateRoom(roomName); err != nil {
-		return nil, 0, err
-	}
-	m := Member{ID: strconv.FormatUint(h.nextID.Add(1), 10)}
+	st, j, err := h.JoinAs(roomName, Member{}, false)
+	return st, j.Counts.People, err
+}
 
+// Joined is what a new stream starts from.
+type Joined struct {
+	Counts Counts // including the new stream
+	// With members asked for: the signed-in members now, sorted by ID and
+	// capped. Publishes after Seq carry who joined and left relative to
+	// the one before; the first of them should be taken whole (Members),
+	// since the list above may be newer than publish Seq.
+	Members   []MemberInfo
+	Truncated bool
+	Seq       uint64
+}
+
+// JoinAs puts a new stream of m in roomName. With members, the stream
+// follows the room's signed-in members: Joined has them, and every later
+// Update of the room says who joined and left.
+func (h *Hub) JoinAs(roomName string, m Member, members bool) (*Stream, Joined, error) {
+	if err := ValidateRoom(roomName); err != nil {
+		return nil, Joined{}, err
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return nil, 0, ErrClosed
+		return nil, Joined{}, ErrClosed
 	}
 	if h.streams >= h.maxStr {
-		return nil, 0, ErrStreamLimit
+		return nil, Joined{}, ErrStreamLimit
 	}
 	r := h.rooms[roomName]
 	if r == nil {
 		if len(h.rooms) >= h.maxRooms {
-			return nil, 0, ErrRoomLimit
+			return nil, Joined{}, ErrRoomLimit
 		}
-		r = &room{name: roomName, published: -1}
+		r = &room{name: roomName}
 		r.pub = h.notify.RoomOpened(roomName)
 		h.rooms[roomName] = r
 	}
-	count, err := h.backend.Join(roomName, m)
-	if err != nil {
-		if r.local == 0 {
-			h.dropLocked(r)
+	if g := h.takeGhostLocked(r, m.ID); g == nil {
+		counts, err := h.backend.Join(roomName, m)
+		if err != nil {
+			if r.local == 0 && len(r.ghosts) == 0 {
+				h.dropLocked(r)
+			}
+			return nil, Joined{}, fmt.Errorf("join %s: %w", roomName, err)
 		}
-		return nil, 0, fmt.Errorf("join %s: %w", roomName, err)
+		r.counts = counts
+		r.lastChange = time.Now()
+		r.changes++
 	}
+	// else: the person came back within the grace and takes the place of
+	// their closed stream: no one sees a change.
 	r.local++
 	h.streams++
-	r.count = count
-	r.lastChange = time.Now()
-	r.changes++
-	if count != r.published {
-		// The newcomer starts from count, which no publish carried: if the
-		// count goes back to the published value before the next publish,
-		// that publish must still happen, or the newcomer keeps count.
+	st := &Stream{hub: h, room: r, member: m, seen: r.counts, watches: members}
+	j := Joined{Counts: r.counts}
+	if members {
+		now := h.backend.Signed(roomName)
+		if r.watchers == 0 {
+			r.members = now
+			r.force = true // so that the next publish carries member fields
+		}
+		r.watchers++
+		j.Members, j.Truncated = sortedMembers(now, h.capMem)
+		j.Seq = r.seq
+	}
+	if r.counts != r.published || !r.hasPub {
+		// The newcomer starts from counts no publish carried: if they go
+		// back to the published value before the next publish, that
+		// publish must still happen, or the newcomer keeps them.
 		r.force = true
 	}
 	h.scheduleLocked(r)
-	return &Stream{hub: h, room: r, member: m, seen: count}, count, nil
+	return st, j, nil
+}
+
+// takeGhostLocked removes and returns a closed stream of person id still
+// in its grace, if any.
+func (h *Hub) takeGhostLocked(r *room, id string) *ghost {
+	gs := r.ghosts[id]
+	if id == "" || len(gs) == 0 {
+		return nil
+	}
+	g := gs[len(gs)-1]
+	if len(gs) == 1 {
+		delete(r.ghosts, id)
+	} else {
+		r.ghosts[id] = gs[:len(gs)-1]
+	}
+	g.timer.Stop() // if it fired already, expire finds it gone
+	h.ghosts--
+	return g
 }
 
 func (h *Hub) leave(s *Stream) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	r := s.room
-	r.count = h.backend.Leave(r.name, s.member)
 	r.local--
 	h.streams--
-	r.lastChange = time.Now()
-	r.changes++
+	if s.watches {
+		if r.watchers--; r.watchers == 0 {
+			r.members = nil
+		}
+	}
+	if s.member.ID != "" && h.grace > 0 && !h.closed && h.ghosts < h.maxStr {
+		// A person's stream: it counts on for the grace, in case they come
+		// back (a refresh, a navigation).
+		g := &ghost{member: s.member}
+		g.timer = time.AfterFunc(h.grace, func() { h.expire(r, g) })
+		if r.ghosts == nil {
+			r.ghosts = make(map[string][]*ghost)
+		}
+		r.ghosts[s.member.ID] = append(r.ghosts[s.member.ID], g)
+		h.ghosts++
+	} else {
+		h.leftLocked(r, s.member)
+	}
 	if h.closed && h.streams == 0 {
 		close(h.drained)
 	}
-	if r.local == 0 {
-		h.dropLocked(r)
+}
+
+// expire ends the grace of g: the person's stream leaves for good, unless
+// it was taken over meanwhile.
+func (h *Hub) expire(r *room, g *ghost) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	gs := r.ghosts[g.member.ID]
+	i := slices.Index(gs, g)
+	if i < 0 || h.rooms[r.name] != r {
+		return // taken over, or the room is gone
+	}
+	if len(gs) == 1 {
+		delete(r.ghosts, g.member.ID)
+	} else {
+		r.ghosts[g.member.ID] = slices.Delete(gs, i, i+1)
+	}
+	h.ghosts--
+	h.leftLocked(r, g.member)
+}
+
+// leftLocked takes m out of r in the backend and publishes the change, or
+// drops r if no one of this node is left in it.
+func (h *Hub) leftLocked(r *room, m Member) {
+	r.counts = h.backend.Leave(r.name, m)
+	r.lastChange = time.Now()
+	r.changes++
+	if r.local == 0 && len(r.ghosts) == 0 {
+		if h.rooms[r.name] == r {
+			h.dropLocked(r)
+		}
 		return
 	}
 	h.scheduleLocked(r)
@@ -223,6 +349,13 @@ func (h *Hub) dropLocked(r *room) {
 		r.timer.Stop()
 		r.timer = nil
 	}
+	for _, gs := range r.ghosts {
+		for _, g := range gs {
+			g.timer.Stop()
+			h.ghosts--
+		}
+	}
+	r.ghosts = nil
 	delete(h.rooms, r.name)
 	h.notify.RoomClosed(r.name, r.pub)
 }
@@ -235,7 +368,7 @@ func (s *Stream) Subscribed() {
 	h, r := s.hub, s.room
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.rooms[r.name] == r && r.count != s.seen {
+	if h.rooms[r.name] == r && r.counts != s.seen {
 		r.force = true
 		h.scheduleLocked(r)
 	}
@@ -264,7 +397,7 @@ func (h *Hub) flush(r *room) {
 
 	h.mu.Lock()
 	r.timer = nil
-	if h.rooms[r.name] != r || (r.count == r.published && !r.force) {
+	if h.rooms[r.name] != r || (r.counts == r.published && r.hasPub && !r.force && r.watchers == 0) {
 		h.mu.Unlock()
 		return
 	}
@@ -286,27 +419,59 @@ func (h *Hub) flush(r *room) {
 		h.mu.Unlock()
 		return
 	}
-	count := r.count
-	r.published, r.force, r.changes = count, false, 0
+	u := Update{Counts: r.counts}
+	if r.watchers > 0 {
+		now := h.backend.Signed(r.name)
+		u.Joined, u.Left = diffMembers(r.members, now)
+		if len(u.Joined)+len(u.Left) == 0 && r.counts == r.published && r.hasPub && !r.force {
+			h.mu.Unlock()
+			return // nothing anyone would see
+		}
+		r.members = now
+		u.Tracked = true
+		u.Members, u.Truncated = sortedMembers(now, h.capMem)
+	}
+	r.published, r.hasPub, r.force, r.changes = r.counts, true, false, 0
 	r.lastPub = now
+	r.seq++
+	u.Seq = r.seq
 	h.mu.Unlock()
 
-	r.seq++
-	p := &r.recent[r.seq%uint64(len(r.recent))]
+	p := &r.recent[u.Seq%uint64(len(r.recent))]
 	p.seq.Store(-1) // no delivery may count while the slot is rewritten
 	p.start.Store(now.UnixNano())
 	p.last.Store(0)
-	p.seq.Store(int64(r.seq))
-	r.pub.Publish(count, r.seq)
+	p.seq.Store(int64(u.Seq))
+	r.pub.Publish(u)
 }
 
-// Count returns the room's count.
-func (h *Hub) Count(roomName string) int { return h.backend.Count(roomName) }
+// diffMembers returns who is in now and not in was, and the other way
+// round, each sorted by ID.
+func diffMembers(was, now map[string]string) (joined, left []MemberInfo) {
+	for id, name := range now {
+		if _, ok := was[id]; !ok {
+			joined = append(joined, MemberInfo{ID: id, Name: name})
+		}
+	}
+	for id, name := range was {
+		if _, ok := now[id]; !ok {
+			left = append(left, MemberInfo{ID: id, Name: name})
+		}
+	}
+	byID := func(a, b MemberInfo) int { return strings.Compare(a.ID, b.ID) }
+	slices.SortFunc(joined, byID)
+	slices.SortFunc(left, byID)
+	return joined, left
+}
+
+// Count returns the room's people.
+func (h *Hub) Count(roomName string) int { return h.backend.Count(roomName).People }
 
 // Room returns the room's count and, with a shared backend, its per-node
 // shares and whether the view is degraded.
 func (h *Hub) Room(roomName string) RoomInfo {
-	info := RoomInfo{Room: roomName, Count: h.backend.Count(roomName)}
+	c := h.backend.Count(roomName)
+	info := RoomInfo{Room: roomName, Count: c.People, Connections: c.Connections}
 	if s, ok := h.backend.(Shared); ok {
 		info.Nodes = s.Shares(roomName)
 		info.Degraded = s.Health() != nil
@@ -334,10 +499,10 @@ func (h *Hub) Changed(roomName string) {
 		return // no stream of this node is in it: no one to tell
 	}
 	n := h.backend.Count(roomName)
-	if n == r.count {
-		return
+	if n == r.counts && r.watchers == 0 {
+		return // (with watchers, the members may have changed)
 	}
-	r.count = n
+	r.counts = n
 	r.lastChange = time.Now()
 	r.changes++
 	h.scheduleLocked(r)
@@ -370,8 +535,9 @@ func (h *Hub) Stats() Stats {
 	return Stats{Streams: h.streams, Rooms: len(h.rooms)}
 }
 
-// Close makes Join fail with ErrClosed from now on. Streams already open
-// stay until they Leave; the transport ends them. It returns a channel that
+// Close makes Join fail with ErrClosed from now on, and ends the grace of
+// closed streams. Streams already open stay until they Leave; the transport
+// ends them. It returns a channel that
 // is closed once the last stream has left.
 func (h *Hub) Close() <-chan struct{} {
 	h.mu.Lock()
@@ -381,6 +547,17 @@ func (h *Hub) Close() <-chan struct{} {
 		h.drained = make(chan struct{})
 		if h.streams == 0 {
 			close(h.drained)
+		}
+		// Closed streams in their grace leave now: this node is going.
+		for _, r := range h.rooms {
+			for id, gs := range r.ghosts {
+				delete(r.ghosts, id)
+				for _, g := range gs {
+					g.timer.Stop()
+					h.ghosts--
+					h.leftLocked(r, g.member)
+				}
+			}
 		}
 	}
 	return h.drained

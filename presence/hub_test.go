@@ -22,6 +22,7 @@ type publish struct {
 	room  string
 	count int
 	at    time.Time
+	u     Update
 }
 
 func (r *recorder) RoomOpened(room string) Publisher {
@@ -43,10 +44,11 @@ type roomRecorder struct {
 	room string
 }
 
-func (rr roomRecorder) Publish(n int, seq uint64) {
+func (rr roomRecorder) Publish(u Update) {
 	r := rr.r
+	seq := u.Seq
 	r.mu.Lock()
-	r.pubs = append(r.pubs, publish{rr.room, n, time.Now()})
+	r.pubs = append(r.pubs, publish{rr.room, u.Counts.People, time.Now(), u})
 	hook := r.onPublish
 	r.mu.Unlock()
 	if hook != nil {
@@ -85,14 +87,14 @@ func TestValidateRoom(t *testing.T) {
 
 func TestMemoryNeverNegative(t *testing.T) {
 	m := NewMemory()
-	if n := m.Leave("x", Member{}); n != 0 {
+	if n := m.Leave("x", Member{}); n != (Counts{}) {
 		t.Fatalf("leave of empty room gave %d", n)
 	}
 	m.Join("b", Member{})
 	m.Join("a", Member{})
 	m.Join("a", Member{})
 	rooms, total := m.Rooms(1)
-	if total != 2 || len(rooms) != 1 || rooms[0] != (RoomCount{"a", 2}) {
+	if total != 2 || len(rooms) != 1 || rooms[0] != (RoomCount{"a", 2, 2}) {
 		t.Fatalf("Rooms(1) = %v, %d", rooms, total)
 	}
 }
@@ -286,7 +288,7 @@ func TestNewcomerIsCorrectedWhenTheCountReturns(t *testing.T) {
 		b.Leave() // back to 2 before the next publish
 		time.Sleep(time.Second)
 		p := rec.published()
-		if first != 3 || p[len(p)-1].count != 2 || p[len(p)-1] == p[1] {
+		if first != 3 || p[len(p)-1].count != 2 || p[len(p)-1].u.Seq == p[1].u.Seq {
 			t.Fatalf("newcomer got %d, publishes %v: want a new publish of 2", first, p)
 		}
 		a.Leave()
@@ -353,18 +355,18 @@ func (e *elsewhere) add(room string, n int) {
 	e.mu.Unlock()
 }
 
-func (e *elsewhere) Join(room string, m Member) (int, error) {
+func (e *elsewhere) Join(room string, m Member) (Counts, error) {
 	n, err := e.Memory.Join(room, m)
-	return n + e.count(room), err
+	return e.plus(room, n), err
 }
 
-func (e *elsewhere) Leave(room string, m Member) int { return e.Memory.Leave(room, m) + e.count(room) }
-func (e *elsewhere) Count(room string) int           { return e.Memory.Count(room) + e.count(room) }
+func (e *elsewhere) Leave(room string, m Member) Counts { return e.plus(room, e.Memory.Leave(room, m)) }
+func (e *elsewhere) Count(room string) Counts           { return e.plus(room, e.Memory.Count(room)) }
 
-func (e *elsewhere) count(room string) int {
+func (e *elsewhere) plus(room string, c Counts) Counts {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.other[room]
+	return Counts{People: c.People + e.other[room], Connections: c.Connections + e.other[room]}
 }
 
 // Another node's change reaches this node's streams through Changed, at once
@@ -396,6 +398,151 @@ func TestChangedElsewhereIsPublished(t *testing.T) {
 			t.Fatalf("published %v, want r at 5 once, at once", pubs)
 		}
 		st.Leave()
+		<-h.Close()
+	})
+}
+
+func publishesSince(rec *recorder, n int) []publish { return rec.published()[n:] }
+
+// A person's closed stream counts on for the grace: a stream of the same
+// person within it takes its place and nothing is published; without one,
+// the leave is published when the grace ends, not before. Anonymous streams
+// leave at once.
+func TestGrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const grace = 3 * time.Second
+		h, rec := newHub(t, HubOptions{Grace: grace})
+		obs, _, _ := h.Join("r")
+		v := Member{ID: "v:1"}
+		tab, j, _ := h.JoinAs("r", v, false)
+		if j.Counts != (Counts{People: 2, Connections: 2}) {
+			t.Fatalf("join: %+v", j.Counts)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		n := len(rec.published())
+
+		// A refresh: close and reopen within the grace.
+		tab.Leave()
+		time.Sleep(500 * time.Millisecond)
+		tab2, j, _ := h.JoinAs("r", v, false)
+		if j.Counts.People != 2 {
+			t.Errorf("after the refresh: %+v", j.Counts)
+		}
+		time.Sleep(2 * grace)
+		synctest.Wait()
+		if p := publishesSince(rec, n); len(p) != 0 {
+			t.Errorf("a refresh within the grace published %v", p)
+		}
+
+		// The last tab closes: one leave, after the grace and not before.
+		tab2.Leave()
+		time.Sleep(grace - time.Millisecond)
+		synctest.Wait()
+		if p := publishesSince(rec, n); len(p) != 0 {
+			t.Errorf("published before the grace ended: %v", p)
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if p := publishesSince(rec, n); len(p) != 1 || p[0].u.Counts != (Counts{People: 1, Connections: 1}) {
+			t.Errorf("after the grace: %v, want one publish of 1 person", p)
+		}
+
+		// Anonymous: at once.
+		a, _, _ := h.Join("r")
+		time.Sleep(time.Second)
+		synctest.Wait()
+		n = len(rec.published())
+		a.Leave()
+		synctest.Wait()
+		if p := publishesSince(rec, n); len(p) != 1 || p[0].count != 1 {
+			t.Errorf("an anonymous leave published %v, want 1 at once", p)
+		}
+		obs.Leave()
+		<-h.Close()
+	})
+}
+
+// Three tabs of one person are one person and three connections.
+func TestTabsOfOnePerson(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, _ := newHub(t, HubOptions{Grace: time.Second})
+		v := Member{ID: "v:x"}
+		var tabs []*Stream
+		var last Joined
+		for range 3 {
+			st, j, _ := h.JoinAs("r", v, false)
+			tabs = append(tabs, st)
+			last = j
+		}
+		if last.Counts != (Counts{People: 1, Connections: 3}) {
+			t.Errorf("three tabs: %+v", last.Counts)
+		}
+		for _, st := range tabs {
+			st.Leave()
+		}
+		<-h.Close() // ends the grace of the closed tabs
+		if c := h.backend.Count("r"); c != (Counts{}) {
+			t.Errorf("after close: %+v", c)
+		}
+	})
+}
+
+// A stream that follows members gets them on join, then who joined and
+// left, coalesced: someone who comes and goes within one window is never
+// mentioned.
+func TestMemberEvents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, rec := newHub(t, HubOptions{MembersCap: 2})
+		alice := Member{ID: "u:alice", Name: "Alice", Signed: true}
+		a, _, _ := h.JoinAs("r", alice, false)
+		anon, _, _ := h.Join("r")
+		w, j, _ := h.JoinAs("r", Member{ID: "u:wat", Name: "W", Signed: true}, true)
+		if len(j.Members) != 2 || j.Members[0] != (MemberInfo{"u:alice", "Alice"}) || j.Members[1].ID != "u:wat" {
+			t.Errorf("members on join: %+v, want alice and the watcher", j.Members)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		p := rec.published()
+		last := p[len(p)-1].u
+		if !last.Tracked || len(last.Joined)+len(last.Left) != 0 || len(last.Members) != 2 || last.Seq != j.Seq+1 {
+			t.Fatalf("publish after the watcher joined: %+v", last)
+		}
+		n := len(p)
+
+		// Bob joins and Carol comes and goes within one window.
+		bob, _, _ := h.JoinAs("r", Member{ID: "u:bob", Name: "Bob", Signed: true}, false)
+		synctest.Wait() // published at once: quiet room
+		carol, _, _ := h.JoinAs("r", Member{ID: "u:carol", Signed: true}, false)
+		carol.Leave()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		p = publishesSince(rec, n)
+		var joined, left []string
+		for _, x := range p {
+			for _, m := range x.u.Joined {
+				joined = append(joined, m.ID)
+			}
+			for _, m := range x.u.Left {
+				left = append(left, m.ID)
+			}
+		}
+		if strings.Join(joined, ",") != "u:bob" || len(left) != 0 {
+			t.Errorf("joined %v, left %v; want bob joined, nothing about carol", joined, left)
+		}
+		if l := p[len(p)-1].u; len(l.Members) != 2 || !l.Truncated {
+			t.Errorf("members capped at 2: %+v", l)
+		}
+		n = len(rec.published())
+		bob.Leave()
+		synctest.Wait()
+		p = publishesSince(rec, n)
+		if len(p) != 1 || len(p[0].u.Left) != 1 || p[0].u.Left[0] != (MemberInfo{"u:bob", "Bob"}) {
+			t.Errorf("bob leaving: %+v", p)
+		}
+		for _, s := range []*Stream{a, anon, w} {
+			s.Leave()
+		}
 		<-h.Close()
 	})
 }

@@ -47,30 +47,50 @@ func ValidateRoom(name string) error {
 	return nil
 }
 
-// Member is one participant of a room. Today every stream is its own member;
-// the ID is there so that people (a user or a visitor with several tabs) can
-// be told apart later without changing the shape of the API.
+// Member is one participant of a room: a person, or an anonymous stream.
 type Member struct {
-	// ID identifies the member within its room; unique per stream for now.
+	// ID names the person: "u:" and a user id for a signed-in user, "v:"
+	// and a visitor id for a browser known by its cookie. Empty for an
+	// anonymous stream (a client with no cookie), which is a person of its
+	// own.
 	ID string
+	// Name is a signed-in user's display name, if any.
+	Name string
+	// Signed is set for signed-in users: they are listed as members.
+	Signed bool
+}
+
+// Counts are a room's distinct people and its connections (streams).
+type Counts struct {
+	People      int `json:"people"`
+	Connections int `json:"connections"`
+}
+
+// MemberInfo is a signed-in member as member lists and events show it.
+type MemberInfo struct {
+	ID   string `json:"id"`
+	Name string `json:"name,omitempty"`
 }
 
 // RoomCount is a room and how many are in it.
 type RoomCount struct {
-	Room  string `json:"room"`
-	Count int    `json:"count"`
+	Room        string `json:"room"`
+	Count       int    `json:"count"` // people
+	Connections int    `json:"connections"`
 }
 
-// Backend is where a room's count comes from. Memory serves one node; a
+// Backend is where a room's counts come from. Memory serves one node; a
 // shared store lets several nodes add up to one count. The Hub calls it with
 // its own lock held, so implementations must not call back into the Hub.
 type Backend interface {
-	// Join adds m to room and returns the room's count after it.
-	Join(room string, m Member) (int, error)
-	// Leave removes m from room and returns the room's count after it.
-	Leave(room string, m Member) int
-	// Count returns the room's count; 0 for a room nobody is in.
-	Count(room string) int
+	// Join adds m to room and returns the room's counts after it.
+	Join(room string, m Member) (Counts, error)
+	// Leave removes m from room and returns the room's counts after it.
+	Leave(room string, m Member) Counts
+	// Count returns the room's counts; zero for a room nobody is in.
+	Count(room string) Counts
+	// Signed returns the room's signed-in members: name by member ID.
+	Signed(room string) map[string]string
 	// Rooms returns up to limit non-empty rooms, sorted by name, and how
 	// many non-empty rooms there are in all.
 	Rooms(limit int) ([]RoomCount, int)
@@ -80,7 +100,7 @@ type Backend interface {
 // several nodes. The Hub uses it to say how a count is made up and whether
 // the shared view is complete.
 type Shared interface {
-	// Shares returns the room's count per node, by node id.
+	// Shares returns the room's connections per node, by node id.
 	Shares(room string) map[string]int
 	// Health is nil while the view of the other nodes is current, and says
 	// otherwise why counts may be stale (this node's own share is always
@@ -90,9 +110,10 @@ type Shared interface {
 
 // RoomInfo is a room's count and, with a shared backend, how it is made up.
 type RoomInfo struct {
-	Room  string         `json:"room"`
-	Count int            `json:"count"`
-	Nodes map[string]int `json:"nodes,omitempty"` // per-node shares
+	Room        string         `json:"room"`
+	Count       int            `json:"count"` // people, as in the user count event
+	Connections int            `json:"connections"`
+	Nodes       map[string]int `json:"nodes,omitempty"` // connections per node
 	// Degraded is set when the shared view is not current (see
 	// Shared.Health): the count is the last one known.
 	Degraded bool `json:"degraded,omitempty"`
@@ -113,8 +134,23 @@ type Notifier interface {
 
 // Publisher sends one room's counts to its streams.
 type Publisher interface {
-	// Publish sends count to every stream of the room. Calls never
-	// overlap and come at most once per window. seq increases with every
-	// publish of the room; streams report it back through Stream.Delivered.
-	Publish(count int, seq uint64)
+	// Publish sends u to every stream of the room. Calls never overlap and
+	// come at most once per window.
+	Publish(u Update)
+}
+
+// Update is one publish of a room.
+type Update struct {
+	// Seq increases by one with every publish of the room; streams report
+	// it back through Stream.Delivered.
+	Seq    uint64
+	Counts Counts
+	// While a stream of the room follows its members (JoinAs with members),
+	// the signed-in members who arrived and left since the last publish,
+	// sorted by ID, and the members now, sorted and capped, for a stream
+	// that missed a publish.
+	Joined, Left []MemberInfo
+	Members      []MemberInfo
+	Truncated    bool // Members was capped
+	Tracked      bool // the member fields above are filled in
 }

@@ -18,11 +18,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,23 +107,23 @@ type Backend struct {
 	resyncs  atomic.Uint64 // full reads of the other nodes' shares
 
 	mu       sync.Mutex
-	local    map[string]int // this node's streams by room
-	dirty    map[string]struct{}
-	full     bool   // the next flush rewrites the whole hash
-	ver      uint64 // of this node's last flush
+	local    map[string]*presence.Tally // this node's streams by room
+	all      map[string]*presence.Tally // every node's, this one's included
+	dirty    map[entry]struct{}         // local entries changed since the last flush
+	full     bool                       // the next flush rewrites the whole hash
+	ver      uint64                     // of this node's last flush
 	nodes    map[string]*node
-	remote   map[string]int // sum of the other nodes' shares by room
-	err      error          // why the view is not current; nil if it is
+	err      error // why the view is not current; nil if it is
 	onChange func(room string)
 	stopped  bool
 }
 
 // node is what this node knows of another one.
 type node struct {
-	inc    string
-	ver    uint64
-	shares map[string]int
-	seen   time.Time // when it was last heard of (monotonic)
+	inc     string
+	ver     uint64
+	entries map[entry]share
+	seen    time.Time // when it was last heard of (monotonic)
 }
 
 // New connects to nothing yet: it checks the options and returns a Backend
@@ -175,11 +175,11 @@ func New(opts Options) (*Backend, error) {
 		log:      log,
 		wake:     make(chan struct{}, 1),
 		resync:   make(chan struct{}, 1),
-		local:    make(map[string]int),
-		dirty:    make(map[string]struct{}),
+		local:    make(map[string]*presence.Tally),
+		all:      make(map[string]*presence.Tally),
+		dirty:    make(map[entry]struct{}),
 		full:     true,
 		nodes:    make(map[string]*node),
-		remote:   make(map[string]int),
 		err:      errors.New("not connected to redis yet"),
 	}, nil
 }
@@ -197,75 +197,6 @@ type Stats struct {
 // Stats returns the counters so far.
 func (b *Backend) Stats() Stats {
 	return Stats{Commands: b.commands.Load(), Errors: b.errs.Load(), Resyncs: b.resyncs.Load()}
-}
-
-// Join implements presence.Backend. It never waits on Redis.
-func (b *Backend) Join(room string, _ presence.Member) (int, error) {
-	b.mu.Lock()
-	b.local[room]++
-	b.dirty[room] = struct{}{}
-	n := b.local[room] + b.remote[room]
-	b.mu.Unlock()
-	b.poke(b.wake)
-	return n, nil
-}
-
-// Leave implements presence.Backend.
-func (b *Backend) Leave(room string, _ presence.Member) int {
-	b.mu.Lock()
-	if b.local[room] <= 1 {
-		delete(b.local, room)
-	} else {
-		b.local[room]--
-	}
-	b.dirty[room] = struct{}{}
-	n := b.local[room] + b.remote[room]
-	b.mu.Unlock()
-	b.poke(b.wake)
-	return n
-}
-
-// Count implements presence.Backend: the global count as this node knows it.
-func (b *Backend) Count(room string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.local[room] + b.remote[room]
-}
-
-// Rooms implements presence.Backend over every node's rooms.
-func (b *Backend) Rooms(limit int) ([]presence.RoomCount, int) {
-	b.mu.Lock()
-	all := make([]presence.RoomCount, 0, len(b.remote)+len(b.local))
-	for room, n := range b.local {
-		all = append(all, presence.RoomCount{Room: room, Count: n + b.remote[room]})
-	}
-	for room, n := range b.remote {
-		if _, ok := b.local[room]; !ok && n > 0 {
-			all = append(all, presence.RoomCount{Room: room, Count: n})
-		}
-	}
-	b.mu.Unlock()
-	sort.Slice(all, func(i, j int) bool { return all[i].Room < all[j].Room })
-	if limit >= 0 && len(all) > limit {
-		return all[:limit:limit], len(all)
-	}
-	return all, len(all)
-}
-
-// Shares implements presence.Shared.
-func (b *Backend) Shares(room string) map[string]int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	m := make(map[string]int)
-	if n := b.local[room]; n > 0 {
-		m[b.id] = n
-	}
-	for id, nd := range b.nodes {
-		if n := nd.shares[room]; n > 0 {
-			m[id] = n
-		}
-	}
-	return m
 }
 
 // Health implements presence.Shared.
@@ -320,10 +251,10 @@ func (b *Backend) Close(ctx context.Context) error {
 	b.mu.Lock()
 	b.stopped = true
 	b.ver++
-	msg := b.header() + " x"
+	msg, _ := json.Marshal(message{Node: b.id, Inc: b.inc, Ver: b.ver, Kind: "x"})
 	b.mu.Unlock()
 	b.commands.Add(1)
-	err := goneScript.Run(ctx, b.rdb, []string{b.nodeKey(b.id), b.nodesKey}, b.id, b.channel, msg).Err()
+	err := goneScript.Run(ctx, b.rdb, []string{b.nodeKey(b.id), b.nodesKey}, b.id, b.channel, string(msg)).Err()
 	if cerr := b.rdb.Close(); err == nil {
 		err = cerr
 	}
@@ -371,30 +302,36 @@ func (b *Backend) flush(ctx context.Context) {
 	}
 	full := b.full
 	b.ver++
-	rooms := b.local
-	if !full {
-		rooms = make(map[string]int, len(b.dirty))
-		for room := range b.dirty {
-			rooms[room] = b.local[room]
-		}
-	}
-	var msg strings.Builder
-	msg.WriteString(b.header())
-	if full {
-		msg.WriteString(" f")
-	} else {
-		msg.WriteString(" d")
-	}
+	msg := message{Node: b.id, Inc: b.inc, Ver: b.ver, Kind: "d"}
 	var set, del []any
-	for room, n := range rooms {
-		fmt.Fprintf(&msg, " %s=%d", room, n)
-		if n > 0 {
-			set = append(set, room, n)
+	add := func(e entry, s share) {
+		f := e.field()
+		if s.conns > 0 {
+			v := e.value(s)
+			set = append(set, f, v)
+			msg.Entries = append(msg.Entries, f, v)
 		} else {
-			del = append(del, room)
+			del = append(del, f)
+			msg.Entries = append(msg.Entries, f, "0")
 		}
 	}
-	args := []any{(hashTTLFactor * b.ttl).Milliseconds(), b.ver, b.inc, boolArg(full), b.channel, msg.String(), len(set) / 2}
+	if full {
+		msg.Kind = "f"
+		for room, t := range b.local {
+			if n := t.Anonymous(); n > 0 {
+				add(entry{room: room}, share{conns: n})
+			}
+			t.Each(func(id string, conns int, name string, signed bool) {
+				add(entry{room, id}, share{conns, name, signed})
+			})
+		}
+	} else {
+		for e := range b.dirty {
+			add(e, b.localShare(e))
+		}
+	}
+	payload, _ := json.Marshal(msg)
+	args := []any{(hashTTLFactor * b.ttl).Milliseconds(), b.ver, b.inc, boolArg(full), b.channel, string(payload), len(set) / 2}
 	args = append(append(args, set...), del...)
 	clear(b.dirty)
 	b.full = false
@@ -527,28 +464,25 @@ func (b *Backend) snapshot(ctx context.Context) bool {
 			continue
 		}
 		seen[id] = true
-		shares := make(map[string]int, len(kv)/2)
 		var ver uint64
 		var inc string
+		fields := make([]string, 0, len(kv))
 		for j := 0; j+1 < len(kv); j += 2 {
 			k, _ := kv[j].(string)
 			v, _ := kv[j+1].(string)
 			switch k {
 			case verField:
 				ver, _ = strconv.ParseUint(v, 10, 64)
-				continue
 			case incField:
 				inc = v
-				continue
-			}
-			if n, err := strconv.Atoi(v); err == nil && n > 0 {
-				shares[k] = n
+			default:
+				fields = append(fields, k, v)
 			}
 		}
 		if nd := b.nodes[id]; nd != nil && nd.inc == inc && nd.ver > ver {
 			continue // a newer message already came
 		}
-		changed = b.setNodeLocked(id, inc, ver, shares, true, changed)
+		changed = b.setNodeLocked(id, inc, ver, entriesOf(fields), true, changed)
 	}
 	for id, nd := range b.nodes {
 		if !seen[id] && nd.seen.Before(start) {
@@ -605,32 +539,14 @@ func (b *Backend) subscribeLoop(ctx context.Context) {
 
 // header starts every message of this node: "id incarnation version".
 // Call with mu held.
-func (b *Backend) header() string {
-	return b.id + " " + b.inc + " " + strconv.FormatUint(b.ver, 10)
-}
-
-// apply takes one published change: "id inc ver d room=n ..." (the rooms
-// that changed), "id inc ver f room=n ..." (all of the node's rooms) or
-// "id inc ver x" (the node left).
+// apply takes one published message (see message).
 func (b *Backend) apply(payload string) {
-	fields := strings.Fields(payload)
-	if len(fields) < 4 || fields[0] == b.id {
+	var msg message
+	if err := json.Unmarshal([]byte(payload), &msg); err != nil || msg.Node == "" || msg.Node == b.id {
 		return
 	}
-	id, inc, kind := fields[0], fields[1], fields[3]
-	ver, err := strconv.ParseUint(fields[2], 10, 64)
-	if err != nil {
-		return
-	}
-	shares := make(map[string]int, len(fields)-4)
-	for _, f := range fields[4:] {
-		room, v, ok := strings.Cut(f, "=")
-		n, err := strconv.Atoi(v)
-		if !ok || err != nil || n < 0 {
-			return
-		}
-		shares[room] = n
-	}
+	id, inc, kind, ver := msg.Node, msg.Inc, msg.Kind, msg.Ver
+	entries := entriesOf(msg.Entries)
 	var changed []string
 	gap := false
 	b.mu.Lock()
@@ -652,74 +568,17 @@ func (b *Backend) apply(payload string) {
 	case kind == "x":
 		changed = b.dropLocked(id, changed)
 	case kind == "f":
-		changed = b.setNodeLocked(id, inc, ver, shares, true, changed)
+		changed = b.setNodeLocked(id, inc, ver, entries, true, changed)
 	case kind == "d":
-		// A missed message means missed rooms: read everything again.
+		// A missed message means missed entries: read everything again.
 		gap = nd == nil || ver != nd.ver+1
-		changed = b.setNodeLocked(id, inc, ver, shares, false, changed)
+		changed = b.setNodeLocked(id, inc, ver, entries, false, changed)
 	}
 	b.mu.Unlock()
 	b.notify(changed)
 	if gap {
 		b.poke(b.resync)
 	}
-}
-
-// setNodeLocked records node id's shares at version ver: all of them when
-// whole, else only the rooms given. It appends the rooms whose count moved.
-func (b *Backend) setNodeLocked(id, inc string, ver uint64, shares map[string]int, whole bool, changed []string) []string {
-	nd := b.nodes[id]
-	if nd != nil && nd.inc != inc {
-		changed = b.dropLocked(id, changed)
-		nd = nil
-	}
-	if nd == nil {
-		nd = &node{inc: inc, shares: make(map[string]int)}
-		b.nodes[id] = nd
-	}
-	nd.ver, nd.seen = ver, time.Now()
-	if whole {
-		for room, old := range nd.shares {
-			if _, ok := shares[room]; !ok {
-				changed = b.addRemoteLocked(room, -old, changed)
-				delete(nd.shares, room)
-			}
-		}
-	}
-	for room, n := range shares {
-		if d := n - nd.shares[room]; d != 0 {
-			changed = b.addRemoteLocked(room, d, changed)
-		}
-		if n == 0 {
-			delete(nd.shares, room)
-		} else {
-			nd.shares[room] = n
-		}
-	}
-	return changed
-}
-
-// dropLocked forgets node id and its shares.
-func (b *Backend) dropLocked(id string, changed []string) []string {
-	nd := b.nodes[id]
-	if nd == nil {
-		return changed
-	}
-	for room, n := range nd.shares {
-		changed = b.addRemoteLocked(room, -n, changed)
-	}
-	delete(b.nodes, id)
-	return changed
-}
-
-func (b *Backend) addRemoteLocked(room string, d int, changed []string) []string {
-	n := b.remote[room] + d
-	if n <= 0 {
-		delete(b.remote, room)
-	} else {
-		b.remote[room] = n
-	}
-	return append(changed, room)
 }
 
 // notify tells the hub about rooms whose count moved.
@@ -730,7 +589,11 @@ func (b *Backend) notify(rooms []string) {
 	if f == nil {
 		return
 	}
+	seen := make(map[string]bool, len(rooms))
 	for _, room := range rooms {
-		f(room)
+		if !seen[room] {
+			seen[room] = true
+			f(room)
+		}
 	}
 }

@@ -80,7 +80,7 @@ func counts(room string, nodes ...*testNode) func() []int {
 	return func() []int {
 		var out []int
 		for _, n := range nodes {
-			out = append(out, n.Count(room))
+			out = append(out, n.Count(room).People)
 		}
 		return out
 	}
@@ -103,7 +103,7 @@ func TestNodesShareOneCount(t *testing.T) {
 	m := presence.Member{}
 	a.Join("r", m)
 	a.Join("r", m)
-	if n, _ := b.Join("r", m); n < 1 {
+	if n, _ := b.Join("r", m); n.People < 1 {
 		t.Fatalf("join returned %d", n)
 	}
 	both := counts("r", a, b)
@@ -115,7 +115,7 @@ func TestNodesShareOneCount(t *testing.T) {
 		t.Errorf("shares = %v, want a:2 b:1", s)
 	}
 	rooms, total := b.Rooms(10)
-	if total != 1 || rooms[0] != (presence.RoomCount{Room: "r", Count: 3}) {
+	if total != 1 || rooms[0] != (presence.RoomCount{Room: "r", Count: 3, Connections: 3}) {
 		t.Errorf("rooms = %v (%d)", rooms, total)
 	}
 	a.Leave("r", m)
@@ -182,10 +182,10 @@ func TestTenThousandRooms(t *testing.T) {
 		return ta == rooms && tb == rooms
 	})
 	t.Logf("10,000 rooms seen by both nodes after %v", took)
-	if got := b.Count(name(10)); got != 2 {
+	if got := b.Count(name(10)).People; got != 2 {
 		t.Errorf("room-10 on b: %d, want 2", got)
 	}
-	if got := a.Count(name(11)); got != 1 {
+	if got := a.Count(name(11)).People; got != 1 {
 		t.Errorf("room-11 on a: %d, want 1", got)
 	}
 	// A whole rewrite of a hash this big (after FLUSHALL) fits in a script.
@@ -200,7 +200,7 @@ func TestTenThousandRooms(t *testing.T) {
 		t.Errorf("a after rewriting its hash: %v", err)
 	}
 	waitFor(t, 5*time.Second, "the counts right again", func() bool {
-		return b.Count(name(10)) == 2 && a.Count(name(11)) == 1
+		return b.Count(name(10)).People == 2 && a.Count(name(11)).People == 1
 	})
 	for i := range rooms {
 		n := a
@@ -308,10 +308,10 @@ func TestRedisOutage(t *testing.T) {
 	// Each node still knows its own share exactly, and the others' as last
 	// heard; one of a's clients leaves during the outage.
 	a.Leave("r", m)
-	if got := a.Count("r"); got != 2 {
+	if got := a.Count("r").People; got != 2 {
 		t.Errorf("a during the outage: %d, want 2", got)
 	}
-	if got := b.Count("r"); got != 3 {
+	if got := b.Count("r").People; got != 3 {
 		t.Errorf("b during the outage: %d, want the last known 3", got)
 	}
 	if err := a.Health(); !strings.Contains(err.Error(), "redis") {
@@ -335,7 +335,7 @@ func TestAtRestFewCommands(t *testing.T) {
 		a.Join(room, presence.Member{})
 		b.Join(room, presence.Member{})
 	}
-	waitFor(t, 2*time.Second, "rooms at 2×", func() bool { return a.Count("rooma") == 16 && b.Count("rooma") == 16 })
+	waitFor(t, 2*time.Second, "rooms at 2×", func() bool { return a.Count("rooma").People == 16 && b.Count("rooma").People == 16 })
 	redisTotal := func() float64 {
 		info, err := srv.Do("INFO", "stats")
 		if err != nil {

@@ -1,0 +1,100 @@
+package presence
+
+import "sort"
+
+// Tally adds up one room's members: anonymous streams, and people by ID
+// with their connections. Backends keep one per room; it is not safe for
+// concurrent use.
+type Tally struct {
+	anon    int
+	conns   int
+	persons map[string]*person
+}
+
+type person struct {
+	conns  int
+	name   string
+	signed bool
+}
+
+// Add changes m's connections by delta (negative to remove). A person
+// whose connections reach zero is gone; counts never go below zero.
+func (t *Tally) Add(m Member, delta int) {
+	if m.ID == "" {
+		delta = max(delta, -t.anon)
+		t.anon += delta
+		t.conns += delta
+		return
+	}
+	p := t.persons[m.ID]
+	if p == nil {
+		if delta <= 0 {
+			return
+		}
+		if t.persons == nil {
+			t.persons = make(map[string]*person)
+		}
+		p = &person{}
+		t.persons[m.ID] = p
+	}
+	delta = max(delta, -p.conns)
+	p.conns += delta
+	t.conns += delta
+	if delta >= 0 {
+		p.name, p.signed = m.Name, m.Signed
+	}
+	if p.conns == 0 {
+		delete(t.persons, m.ID)
+	}
+}
+
+// Counts returns the room's people and connections.
+func (t *Tally) Counts() Counts {
+	return Counts{People: t.anon + len(t.persons), Connections: t.conns}
+}
+
+// Empty reports whether no one is in the room.
+func (t *Tally) Empty() bool { return t.conns == 0 }
+
+// Anonymous returns the number of anonymous streams.
+func (t *Tally) Anonymous() int { return t.anon }
+
+// Person returns the connections of person id and how it is known.
+func (t *Tally) Person(id string) (conns int, name string, signed bool) {
+	if p := t.persons[id]; p != nil {
+		return p.conns, p.name, p.signed
+	}
+	return 0, "", false
+}
+
+// Each calls f for every person, in no particular order.
+func (t *Tally) Each(f func(id string, conns int, name string, signed bool)) {
+	for id, p := range t.persons {
+		f(id, p.conns, p.name, p.signed)
+	}
+}
+
+// Signed returns the signed-in members: name by ID.
+func (t *Tally) Signed() map[string]string {
+	m := make(map[string]string)
+	for id, p := range t.persons {
+		if p.signed {
+			m[id] = p.name
+		}
+	}
+	return m
+}
+
+// sortedMembers lists members by ID, at most limit of them (all if limit
+// < 0), and whether some were left out.
+func sortedMembers(m map[string]string, limit int) ([]MemberInfo, bool) {
+	out := make([]MemberInfo, 0, len(m))
+	for id, name := range m {
+		out = append(out, MemberInfo{ID: id, Name: name})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	if limit >= 0 && len(out) > limit {
+		return out[:limit:limit], true
+	}
+	return out, false
+}

@@ -1,0 +1,261 @@
+package redis
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/presence/presence/presence"
+)
+
+// entry is one field of a node's hash: a room's anonymous streams (person
+// ""), or one person's streams in a room.
+type entry struct{ room, person string }
+
+// share is an entry's value: how many streams, and who the person is.
+type share struct {
+	conns  int
+	name   string
+	signed bool
+}
+
+// field is the entry's name in the hash: the room, then a tab and the
+// person for a person's entry (tabs are in neither room names nor ids).
+func (e entry) field() string {
+	if e.person == "" {
+		return e.room
+	}
+	return e.room + "\t" + e.person
+}
+
+// value is the share's text in the hash: the count of streams, then for a
+// person "\t1" or "\t0" (signed in or not) and "\t" and the name.
+func (e entry) value(s share) string {
+	if e.person == "" {
+		return strconv.Itoa(s.conns)
+	}
+	signed := "0"
+	if s.signed {
+		signed = "1"
+	}
+	return strconv.Itoa(s.conns) + "\t" + signed + "\t" + s.name
+}
+
+func (e entry) member(s share) presence.Member {
+	return presence.Member{ID: e.person, Name: s.name, Signed: s.signed}
+}
+
+// parseEntry reads a field and its value back; ok is false for anything
+// else, such as the hash's own fields.
+func parseEntry(field, value string) (entry, share, bool) {
+	room, person, _ := strings.Cut(field, "\t")
+	if presence.ValidateRoom(room) != nil {
+		return entry{}, share{}, false
+	}
+	e := entry{room: room, person: person}
+	n, rest, _ := strings.Cut(value, "\t")
+	conns, err := strconv.Atoi(n)
+	if err != nil || conns < 0 {
+		return entry{}, share{}, false
+	}
+	s := share{conns: conns}
+	if person != "" {
+		signed, name, _ := strings.Cut(rest, "\t")
+		s.signed, s.name = signed == "1", name
+	}
+	return e, s, true
+}
+
+// message is what a node publishes: its id, incarnation and version, the
+// kind ("d": the entries that changed, "f": all of them, "x": the node
+// left) and the entries as field, value pairs.
+type message struct {
+	Node    string   `json:"n"`
+	Inc     string   `json:"i"`
+	Ver     uint64   `json:"v"`
+	Kind    string   `json:"k"`
+	Entries []string `json:"e,omitempty"`
+}
+
+// tallyOf returns m's tally of room, making it if needed.
+func tallyOf(m map[string]*presence.Tally, room string) *presence.Tally {
+	t := m[room]
+	if t == nil {
+		t = &presence.Tally{}
+		m[room] = t
+	}
+	return t
+}
+
+// localShare is this node's share of e.
+func (b *Backend) localShare(e entry) share {
+	t := b.local[e.room]
+	if t == nil {
+		return share{}
+	}
+	if e.person == "" {
+		return share{conns: t.Anonymous()}
+	}
+	conns, name, signed := t.Person(e.person)
+	return share{conns: conns, name: name, signed: signed}
+}
+
+// Join implements presence.Backend. It never waits on Redis.
+func (b *Backend) Join(room string, m presence.Member) (presence.Counts, error) {
+	b.mu.Lock()
+	tallyOf(b.local, room).Add(m, 1)
+	t := tallyOf(b.all, room)
+	t.Add(m, 1)
+	b.dirty[entry{room, m.ID}] = struct{}{}
+	c := t.Counts()
+	b.mu.Unlock()
+	b.poke(b.wake)
+	return c, nil
+}
+
+// Leave implements presence.Backend.
+func (b *Backend) Leave(room string, m presence.Member) presence.Counts {
+	b.mu.Lock()
+	if l := b.local[room]; l != nil {
+		before := l.Counts().Connections
+		l.Add(m, -1)
+		if l.Counts().Connections < before {
+			b.addAllLocked(room, m, -1)
+		}
+		if l.Empty() {
+			delete(b.local, room)
+		}
+	}
+	b.dirty[entry{room, m.ID}] = struct{}{}
+	c := b.countLocked(room)
+	b.mu.Unlock()
+	b.poke(b.wake)
+	return c
+}
+
+func (b *Backend) addAllLocked(room string, m presence.Member, delta int) {
+	t := tallyOf(b.all, room)
+	t.Add(m, delta)
+	if t.Empty() {
+		delete(b.all, room)
+	}
+}
+
+func (b *Backend) countLocked(room string) presence.Counts {
+	if t := b.all[room]; t != nil {
+		return t.Counts()
+	}
+	return presence.Counts{}
+}
+
+// Count implements presence.Backend: the global counts as this node knows
+// them.
+func (b *Backend) Count(room string) presence.Counts {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.countLocked(room)
+}
+
+// Signed implements presence.Backend over every node's streams.
+func (b *Backend) Signed(room string) map[string]string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if t := b.all[room]; t != nil {
+		return t.Signed()
+	}
+	return map[string]string{}
+}
+
+// Rooms implements presence.Backend over every node's rooms.
+func (b *Backend) Rooms(limit int) ([]presence.RoomCount, int) {
+	b.mu.Lock()
+	all := make([]presence.RoomCount, 0, len(b.all))
+	for room, t := range b.all {
+		c := t.Counts()
+		all = append(all, presence.RoomCount{Room: room, Count: c.People, Connections: c.Connections})
+	}
+	b.mu.Unlock()
+	return presence.LimitRooms(all, limit)
+}
+
+// Shares implements presence.Shared: connections per node.
+func (b *Backend) Shares(room string) map[string]int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	m := make(map[string]int)
+	if t := b.local[room]; t != nil {
+		m[b.id] = t.Counts().Connections
+	}
+	for id, nd := range b.nodes {
+		for e, s := range nd.entries {
+			if e.room == room && s.conns > 0 {
+				m[id] += s.conns
+			}
+		}
+	}
+	return m
+}
+
+// setNodeLocked records node id's entries at version ver: all of them when
+// whole, else only those given. It appends the rooms whose counts moved.
+func (b *Backend) setNodeLocked(id, inc string, ver uint64, entries map[entry]share, whole bool, changed []string) []string {
+	nd := b.nodes[id]
+	if nd != nil && nd.inc != inc {
+		changed = b.dropLocked(id, changed)
+		nd = nil
+	}
+	if nd == nil {
+		nd = &node{inc: inc, entries: make(map[entry]share)}
+		b.nodes[id] = nd
+	}
+	nd.ver, nd.seen = ver, time.Now()
+	if whole {
+		for e, old := range nd.entries {
+			if _, ok := entries[e]; !ok {
+				b.addAllLocked(e.room, e.member(old), -old.conns)
+				delete(nd.entries, e)
+				changed = append(changed, e.room)
+			}
+		}
+	}
+	for e, s := range entries {
+		old := nd.entries[e]
+		if s == old {
+			continue
+		}
+		b.addAllLocked(e.room, e.member(s), s.conns-old.conns)
+		if s.conns == 0 {
+			delete(nd.entries, e)
+		} else {
+			nd.entries[e] = s
+		}
+		changed = append(changed, e.room)
+	}
+	return changed
+}
+
+// dropLocked forgets node id and its shares.
+func (b *Backend) dropLocked(id string, changed []string) []string {
+	nd := b.nodes[id]
+	if nd == nil {
+		return changed
+	}
+	for e, s := range nd.entries {
+		b.addAllLocked(e.room, e.member(s), -s.conns)
+		changed = append(changed, e.room)
+	}
+	delete(b.nodes, id)
+	return changed
+}
+
+// entriesOf reads field, value pairs (from a message or a hash) into
+// entries, skipping fields that are not entries.
+func entriesOf(kv []string) map[entry]share {
+	out := make(map[entry]share, len(kv)/2)
+	for i := 0; i+1 < len(kv); i += 2 {
+		if e, s, ok := parseEntry(kv[i], kv[i+1]); ok {
+			out[e] = s
+		}
+	}
+	return out
+}
