@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -57,8 +58,9 @@ const (
 	maxFlushGap     = 100 * time.Millisecond
 	flushGapPerNode = time.Millisecond
 	pingEvery       = 5 * time.Second
-	opTimeout       = time.Second // one Redis call
-	maxBackoff      = time.Second // between retries of a broken subscription
+	opTimeout       = time.Second     // one Redis call
+	snapshotTimeout = 5 * time.Second // reading every node's shares
+	maxBackoff      = time.Second     // between retries of a broken subscription
 )
 
 // Fields of a node's hash besides its rooms: its version and incarnation.
@@ -113,7 +115,11 @@ type Backend struct {
 	full     bool                       // the next flush rewrites the whole hash
 	ver      uint64                     // of this node's last flush
 	nodes    map[string]*node
-	err      error // why the view is not current; nil if it is
+	dropped  map[string]time.Time // nodes forgotten lately, and when: a snapshot read before must not bring them back
+	err      error                // why the view is not current; nil if it is
+	subbed   bool                 // the subscription is up and confirmed
+	asked    bool                 // a resync is asked for and not started yet
+	behind   bool                 // the view needs a successful resync before err may clear
 	onChange func(room string)
 	stopped  bool
 }
@@ -161,12 +167,16 @@ func New(opts Options) (*Backend, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	p := opts.Prefix
-	var inc [4]byte
-	rand.Read(inc[:])
+	// Incarnations of one node id are ordered by the time they started
+	// (on that node's own clock: only the same host's restarts are
+	// compared), with a random tail in case two start at once.
+	var tail [2]byte
+	rand.Read(tail[:])
+	inc := fmt.Sprintf("%016x%s", time.Now().UnixNano(), hex.EncodeToString(tail[:]))
 	return &Backend{
 		rdb:      goredis.NewClient(ro),
 		id:       opts.NodeID,
-		inc:      hex.EncodeToString(inc[:]),
+		inc:      inc,
 		ttl:      opts.NodeTimeout,
 		tick:     opts.NodeTimeout / ticksPerTimeout,
 		nodeKey:  func(id string) string { return p + ":node:" + id },
@@ -180,6 +190,7 @@ func New(opts Options) (*Backend, error) {
 		dirty:    make(map[entry]struct{}),
 		full:     true,
 		nodes:    make(map[string]*node),
+		dropped:  make(map[string]time.Time),
 		err:      errors.New("not connected to redis yet"),
 	}, nil
 }
@@ -206,6 +217,18 @@ func (b *Backend) Health() error {
 	return b.err
 }
 
+// askResync asks the resync loop for one more full read, unless one is
+// asked for and not started yet: it would read the same.
+func (b *Backend) askResync() {
+	b.mu.Lock()
+	asked := b.asked
+	b.asked = true
+	b.mu.Unlock()
+	if !asked {
+		b.poke(b.resync)
+	}
+}
+
 // poke wakes the loop behind ch without blocking.
 func (b *Backend) poke(ch chan struct{}) {
 	select {
@@ -223,6 +246,7 @@ func (b *Backend) setErr(op string, err error) {
 	was := b.err
 	b.err = fmt.Errorf("redis %s: %w", op, err)
 	b.full = true
+	b.behind = true
 	b.mu.Unlock()
 	if was == nil {
 		b.log.Warn("redis unavailable: serving the last known counts", "op", op, "err", err)
@@ -238,9 +262,10 @@ func (b *Backend) Run(ctx context.Context, onChange func(room string)) {
 	b.onChange = onChange
 	b.mu.Unlock()
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); b.flushLoop(ctx) }()
 	go func() { defer wg.Done(); b.tickLoop(ctx) }()
+	go func() { defer wg.Done(); b.resyncLoop(ctx) }()
 	go func() { defer wg.Done(); b.subscribeLoop(ctx) }()
 	wg.Wait()
 }
@@ -373,8 +398,43 @@ func (b *Backend) tickLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			b.tickOnce(ctx)
+		}
+	}
+}
+
+// resyncLoop re-reads every node's shares when asked, after a short random
+// pause so that nodes back from the same trouble do not all read at once,
+// and apart from the ticks, which must go on renewing this node meanwhile.
+func (b *Backend) resyncLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
 		case <-b.resync:
-			b.snapshot(ctx)
+		}
+		t := time.NewTimer(mrand.N(b.tick/4 + time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		b.mu.Lock()
+		b.asked = false
+		b.mu.Unlock()
+		if b.snapshot(ctx) {
+			b.mu.Lock()
+			healed := b.err != nil && b.subbed
+			if b.subbed {
+				b.behind = false
+			}
+			if healed {
+				b.err = nil
+			}
+			b.mu.Unlock()
+			if healed {
+				b.log.Info("redis available again: counts are global and current")
+			}
 		}
 	}
 }
@@ -405,7 +465,7 @@ func (b *Backend) tickOnce(ctx context.Context) {
 	}
 
 	b.mu.Lock()
-	recovered := b.err != nil
+	recovered := b.err != nil || b.behind
 	if recovered || mine == 0 {
 		b.full = true // our hash is missing or may be stale
 	}
@@ -415,6 +475,11 @@ func (b *Backend) tickOnce(ctx context.Context) {
 	for id, nd := range b.nodes {
 		if !live[id] && nd.seen.Before(start) {
 			changed = b.dropLocked(id, changed)
+		}
+	}
+	for id, at := range b.dropped {
+		if time.Since(at) > b.ttl {
+			delete(b.dropped, id)
 		}
 	}
 	for id := range live {
@@ -430,12 +495,7 @@ func (b *Backend) tickOnce(ctx context.Context) {
 	if recovered || unknown {
 		// Back after trouble, or a node we have no shares of: read them
 		// all. The flush of our own hash goes out meanwhile.
-		if b.snapshot(ctx) && recovered {
-			b.mu.Lock()
-			b.err = nil
-			b.mu.Unlock()
-			b.log.Info("redis available again: counts are global and current")
-		}
+		b.askResync()
 	}
 }
 
@@ -443,7 +503,7 @@ func (b *Backend) tickOnce(ctx context.Context) {
 // of them. It reports whether it succeeded.
 func (b *Backend) snapshot(ctx context.Context) bool {
 	start := time.Now()
-	cctx, cancel := context.WithTimeout(ctx, opTimeout)
+	cctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
 	defer cancel()
 	b.commands.Add(1)
 	b.resyncs.Add(1)
@@ -479,8 +539,11 @@ func (b *Backend) snapshot(ctx context.Context) bool {
 				fields = append(fields, k, v)
 			}
 		}
-		if nd := b.nodes[id]; nd != nil && nd.inc == inc && nd.ver > ver {
+		if nd := b.nodes[id]; nd != nil && (inc < nd.inc || inc == nd.inc && ver < nd.ver) {
 			continue // a newer message already came
+		}
+		if at, ok := b.dropped[id]; ok && !at.Before(start) {
+			continue // forgotten (left, or found dead) after this was read
 		}
 		changed = b.setNodeLocked(id, inc, ver, entriesOf(fields), true, changed)
 	}
@@ -496,26 +559,57 @@ func (b *Backend) snapshot(ctx context.Context) bool {
 
 // subscribeLoop applies the other nodes' changes as they are published.
 func (b *Backend) subscribeLoop(ctx context.Context) {
+	var mu sync.Mutex // guards ps against the close on ctx's end
 	ps := b.rdb.Subscribe(ctx, b.channel)
-	defer ps.Close()
 	// A blocked receive does not watch ctx; closing the subscription ends it.
-	stop := context.AfterFunc(ctx, func() { ps.Close() })
-	defer stop()
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		ps.Close()
+		mu.Unlock()
+	})
+	defer func() {
+		stop()
+		mu.Lock()
+		ps.Close()
+		mu.Unlock()
+	}()
 	backoff := 50 * time.Millisecond
+	pinged := false // a ping is out: its answer must come within opTimeout
 	for {
-		msg, err := ps.ReceiveTimeout(ctx, pingEvery)
+		wait := pingEvery
+		if pinged {
+			wait = opTimeout
+		}
+		msg, err := ps.ReceiveTimeout(ctx, wait)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			var ne interface{ Timeout() bool }
 			if errors.As(err, &ne) && ne.Timeout() {
-				b.commands.Add(1)
-				if err := ps.Ping(ctx); err == nil {
-					continue
+				if !pinged {
+					b.commands.Add(1)
+					if err = ps.Ping(ctx); err == nil {
+						pinged = true
+						continue
+					}
+				} else {
+					// A connection that dies without a word (a host gone,
+					// a firewall dropping the flow) answers nothing, and
+					// TCP may take minutes to say so.
+					err = errors.New("no answer to ping")
 				}
 			}
+			b.mu.Lock()
+			b.subbed = false
+			b.mu.Unlock()
 			b.setErr("subscribe", err)
+			// A new subscription on a new connection, after a pause.
+			mu.Lock()
+			ps.Close()
+			ps = b.rdb.Subscribe(ctx, b.channel)
+			mu.Unlock()
+			pinged = false
 			t := time.NewTimer(backoff)
 			select {
 			case <-ctx.Done():
@@ -527,10 +621,15 @@ func (b *Backend) subscribeLoop(ctx context.Context) {
 			continue
 		}
 		backoff = 50 * time.Millisecond
+		pinged = false
 		switch m := msg.(type) {
 		case *goredis.Subscription:
 			// (Re)subscribed: whatever was published meanwhile is lost.
-			b.poke(b.resync)
+			b.mu.Lock()
+			b.subbed = true
+			b.behind = true
+			b.mu.Unlock()
+			b.askResync()
 		case *goredis.Message:
 			b.apply(m.Payload)
 		}
@@ -551,14 +650,14 @@ func (b *Backend) apply(payload string) {
 	gap := false
 	b.mu.Lock()
 	nd := b.nodes[id]
-	if nd != nil && nd.inc != inc {
-		// The node restarted under the same id: what we had of it is
-		// void. (An old incarnation's goodbye comes before the new one
-		// speaks, so it is no goodbye for the new one.)
-		if kind == "x" {
-			b.mu.Unlock()
-			return
-		}
+	switch {
+	case nd != nil && inc < nd.inc:
+		// From an older incarnation of a node restarted under the same
+		// id, late: void.
+		b.mu.Unlock()
+		return
+	case nd != nil && inc > nd.inc:
+		// The node restarted: what we had of it is void.
 		changed = b.dropLocked(id, changed)
 		nd = nil
 	}
@@ -577,7 +676,7 @@ func (b *Backend) apply(payload string) {
 	b.mu.Unlock()
 	b.notify(changed)
 	if gap {
-		b.poke(b.resync)
+		b.askResync()
 	}
 }
 

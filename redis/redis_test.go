@@ -254,6 +254,31 @@ func TestNodeRestartedUnderTheSameID(t *testing.T) {
 	waitFor(t, 2*time.Second, "b at 1: the new a's share, not the old one's", allAre(1, counts("r", b, a2)))
 }
 
+// A snapshot read before a restarted node's first message, and applied
+// after it, must not bring back the old incarnation's shares. (Found by
+// review.)
+func TestOlderIncarnationNeverWins(t *testing.T) {
+	srv := redistest.Start(t)
+	b := startNode(t, srv, "b")
+	old, young := "0000000000000001aaaa", "0000000000000002aaaa"
+	// The old incarnation's hash, as it was when the snapshot ran.
+	srv.Do("HSET", "presence:node:a", "r", "5", ":v", "57", ":i", old)
+	srv.Do("ZADD", "presence:nodes", strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10), "a")
+	b.apply(`{"n":"a","i":"` + young + `","v":1,"k":"f","e":["r","1"]}`)
+	if got := b.Count("r").People; got != 1 {
+		t.Fatalf("after the message: %d", got)
+	}
+	b.snapshot(context.Background()) // reads the old hash
+	if got := b.Count("r").People; got != 1 {
+		t.Errorf("after the older snapshot: %d, want the new incarnation's 1", got)
+	}
+	// And a late message of the old incarnation is void too.
+	b.apply(`{"n":"a","i":"` + old + `","v":58,"k":"f","e":["r","7"]}`)
+	if got := b.Count("r").People; got != 1 {
+		t.Errorf("after the old incarnation's late message: %d, want 1", got)
+	}
+}
+
 func TestGracefulCloseRemovesSharesAtOnce(t *testing.T) {
 	srv := redistest.Start(t)
 	a, b := startNode(t, srv, "a"), startNode(t, srv, "b")

@@ -19,11 +19,17 @@ import goredis "github.com/redis/go-redis/v9"
 // KEYS: node hash. ARGV: hash ttl ms, version, incarnation, full (0/1),
 // channel, message, number of rooms to set (k), then k room, count pairs,
 // then the rooms to remove. It returns 0, writing nothing, if a partial
-// write finds the hash gone: the caller then rewrites it whole.
+// write finds the hash gone: the caller then rewrites it whole; and 2,
+// writing nothing, if the hash already holds a later version of this
+// incarnation.
 var flushScript = goredis.NewScript(`
+local cur = redis.call('HMGET', KEYS[1], ':i', ':v')
+if cur[1] == ARGV[3] and tonumber(cur[2]) and tonumber(cur[2]) >= tonumber(ARGV[2]) then
+  return 2 -- a later flush of this incarnation got there first (a retry, late)
+end
 if ARGV[4] == '1' then
   redis.call('DEL', KEYS[1])
-elseif redis.call('EXISTS', KEYS[1]) == 0 then
+elseif not cur[1] then
   return 0
 end
 -- unpack has a limit of about 8,000 values: send big batches in chunks.

@@ -240,6 +240,7 @@ func (b *Backend) dropLocked(id string, changed []string) []string {
 	if nd == nil {
 		return changed
 	}
+	b.dropped[id] = time.Now()
 	for e, s := range nd.entries {
 		b.addAllLocked(e.room, e.member(s), -s.conns)
 		changed = append(changed, e.room)
