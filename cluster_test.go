@@ -126,6 +126,8 @@ func TestThreeNodesShareOneCountThroughRedis(t *testing.T) {
 		}
 	}
 	waitAllCount(t, 5*time.Second, 6, all)
+	// A node says it is degraded until it has read the whole cluster once.
+	waitUntil(t, 5*time.Second, "n1 current", func() bool { return !apiRoom(t, nodes[0], "demo").Degraded })
 	v := apiRoom(t, nodes[0], "demo")
 	if v.Count != 6 || v.Nodes["n1"] != 2 || v.Nodes["n2"] != 2 || v.Nodes["n3"] != 2 || v.Degraded {
 		t.Errorf("GET /api/rooms/demo on n1 = %+v, want 6 with 2 per node", v)
