@@ -45,6 +45,7 @@ type client struct {
 	conn      atomic.Pointer[net.TCPConn]
 	polled    atomic.Pointer[polled] // set once a poller reads the stream
 	id        int32                  // index in the run, unique per poller
+	person    int32                  // visitor index of the "visitors" target; -1: anonymous
 }
 
 // closeByUs marks the client closed on purpose and closes its socket. It
@@ -87,9 +88,9 @@ func newDialer(src net.IP) *net.Dialer {
 
 // streamHooks lets the owner of a client learn about it.
 type streamHooks struct {
-	now     func() int64 // ns since base
-	onFirst func()       // first event arrived (state is now stOpen)
-	onFail  func(kind int, err error, wasOpen bool)
+	now     func() int64    // ns since base
+	onFirst func(c *client) // first event arrived (state is now stOpen)
+	onFail  func(c *client, kind int, err error, wasOpen bool)
 	onExit  func()  // the socket is closed for good; may be nil
 	poller  *poller // reads the stream once open; nil: runClient does
 }
@@ -101,16 +102,16 @@ const openTimeout = 15 * time.Second
 // stream is open, and one if it ends while open and was not closed by us.
 func (c *client) end(h streamHooks, kind int, err error, opened bool) {
 	if c.state.CompareAndSwap(stPending, stFailed) {
-		h.onFail(kind, err, false)
+		h.onFail(c, kind, err, false)
 		return
 	}
 	if c.state.CompareAndSwap(stOpen, stFailed) {
-		h.onFail(kind, err, true)
+		h.onFail(c, kind, err, true)
 		return
 	}
 	// Closed by us: not a failure. If it never opened, still settle it.
 	if !opened {
-		h.onFail(-1, nil, false)
+		h.onFail(c, -1, nil, false)
 	}
 }
 
@@ -159,7 +160,11 @@ func runClient(c *client, d *net.Dialer, addr string, h streamHooks) {
 		return
 	}
 	conn.SetDeadline(time.Now().Add(openTimeout))
-	req := "GET /events HTTP/1.1\r\nHost: " + addr + "\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
+	req := "GET /events HTTP/1.1\r\nHost: " + addr + "\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n"
+	if c.person >= 0 { // a browser tab: its visitor cookie
+		req += fmt.Sprintf("Cookie: presence_visitor=%032x\r\n", c.person)
+	}
+	req += "\r\n"
 	c.requestAt.Store(h.now())
 	if _, err := io.WriteString(conn, req); err != nil {
 		c.end(h, failDial, err, false)
@@ -190,7 +195,7 @@ func runClient(c *client, d *net.Dialer, addr string, h streamHooks) {
 					return
 				}
 				opened = true
-				h.onFirst()
+				h.onFirst(c)
 			}
 		}
 		if err != nil {

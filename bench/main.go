@@ -45,6 +45,7 @@ type options struct {
 	cpuProfile   string
 	nodes        int
 	nodeEnv      []string
+	tabs         int
 }
 
 func parseFlags() (options, error) {
@@ -52,7 +53,8 @@ func parseFlags() (options, error) {
 	nList := flag.String("n", "5000,15000", "comma-separated numbers of clients, one run per value and target")
 	flag.Float64Var(&o.rate, "rate", 3000, "ramp rate, connects per second")
 	flag.IntVar(&o.probes, "probes", 20, "fan-out probes: this many joins and as many leaves")
-	targets := flag.String("targets", "presence,floor", "comma-separated targets: presence, floor, cluster (--nodes presence nodes sharing one redis-server)")
+	targets := flag.String("targets", "presence,floor", "comma-separated targets: presence, floor, visitors (presence with clients as browser tabs, --tabs per visitor cookie), cluster (--nodes presence nodes sharing one redis-server)")
+	flag.IntVar(&o.tabs, "tabs", 3, "tabs per visitor cookie of the visitors target")
 	flag.IntVar(&o.nodes, "nodes", 3, "nodes of the cluster target")
 	nodeEnv := flag.String("node-env", "GOMAXPROCS=1", "extra environment of each cluster node (split on spaces): by default one core each, as three nodes share this machine's two")
 	flag.IntVar(&o.sources, "sources", 4, "number of loopback source addresses 127.0.0.2, 127.0.0.3, ...")
@@ -73,7 +75,7 @@ func parseFlags() (options, error) {
 	}
 	for _, t := range strings.Split(*targets, ",") {
 		t = strings.TrimSpace(t)
-		if t != "presence" && t != "floor" && t != "cluster" {
+		if t != "presence" && t != "floor" && t != "cluster" && t != "visitors" {
 			return o, fmt.Errorf("--targets: unknown target %q", t)
 		}
 		if !slices.Contains(o.targets, t) {
@@ -87,6 +89,8 @@ func parseFlags() (options, error) {
 		return o, errors.New("--probes must be in [0, 1000]")
 	case o.sources < 1 || o.sources > 250:
 		return o, errors.New("--sources must be in [1, 250]")
+	case o.tabs < 1 || o.tabs > 100:
+		return o, errors.New("--tabs must be in [1, 100]")
 	case o.nodes < 2 || o.nodes > 20:
 		return o, errors.New("--nodes must be in [2, 20]")
 	}
@@ -165,12 +169,15 @@ func run() error {
 			if redisBin, err = exec.LookPath("redis-server"); err != nil {
 				return errors.New("target cluster needs redis-server (Debian: apt-get install -y redis-server)")
 			}
-			if slices.Contains(o.targets, "presence") {
+		}
+		if t == "cluster" || t == "visitors" {
+			if _, ok := bins["presence"]; ok {
+				bins[t] = bins["presence"]
 				continue // same binary
 			}
 		}
 		bin := filepath.Join(tmp, t)
-		if t == "cluster" {
+		if t == "cluster" || t == "visitors" {
 			bin = filepath.Join(tmp, "presence")
 		}
 		pkg := "."
@@ -182,7 +189,7 @@ func run() error {
 			return err
 		}
 		bins[t] = bin
-		if t == "presence" || t == "cluster" {
+		if t == "presence" || t == "cluster" || t == "visitors" {
 			if hasFlag(ctx, bin, "log-level") {
 				presenceExtra = append(presenceExtra, "--log-level", "error")
 			} else {
@@ -210,8 +217,11 @@ func run() error {
 				target: t, bin: bins[t], n: n, rate: o.rate, probes: o.probes,
 				sources: o.sources, logPath: filepath.Join(tmp, fmt.Sprintf("%s-%d.log", t, n)),
 			}
-			if t == "presence" {
+			if t == "presence" || t == "visitors" {
 				cfg.args = presenceExtra
+			}
+			if t == "visitors" {
+				cfg.bin, cfg.tabs = filepath.Join(tmp, "presence"), o.tabs
 			}
 			if t == "cluster" {
 				cfg.bin, cfg.args, cfg.nodes, cfg.redis, cfg.tmp = filepath.Join(tmp, "presence"), presenceExtra, o.nodes, redisBin, tmp
@@ -259,7 +269,7 @@ func run() error {
 		}
 		var single []string // the chart compares single nodes
 		for _, t := range o.targets {
-			if t != "cluster" {
+			if t != "cluster" && t != "visitors" {
 				single = append(single, t)
 			}
 		}

@@ -102,6 +102,15 @@ func writeReport(w io.Writer, env Env, o options, results []Result) {
 			nRatios++
 		}
 	}
+	for _, n := range o.ns {
+		p, okP := byKey[fmt.Sprintf("presence/%d", n)]
+		v, okV := byKey[fmt.Sprintf("visitors/%d", n)]
+		if okP && okV {
+			fmt.Fprintf(w, "- visitors (%d tabs per cookie)/presence at N=%d: ramp CPU %s, RSS per connection %s, fan-out CPU %s\n",
+				v.Tabs, n, ratio(v.RampCPUS, p.RampCPUS), ratio(v.RSSPerConnKiB, p.RSSPerConnKiB), ratio(v.FanoutServerCPUS, p.FanoutServerCPUS))
+			nRatios++
+		}
+	}
 	lo, hi := slices.Min(o.ns), slices.Max(o.ns)
 	if lo != hi {
 		for _, t := range o.targets {
@@ -130,6 +139,8 @@ func targetOrder(t string) string {
 	switch t {
 	case "presence":
 		return "0"
+	case "visitors":
+		return "01"
 	case "cluster":
 		return "2"
 	}

@@ -53,6 +53,9 @@ type Result struct {
 	RampCPUS       float64 `json:"ramp_cpu_s"`
 	CPUMsPerClient float64 `json:"cpu_ms_per_client"`
 
+	// Target "visitors" only: clients are tabs, this many per visitor cookie.
+	Tabs int `json:"tabs,omitempty"`
+
 	// Target "cluster" only: several presence nodes sharing one Redis.
 	Nodes            int       `json:"nodes,omitempty"`
 	RedisRampPerNode []float64 `json:"redis_cmds_per_s_ramp,omitempty"` // per node, during the ramp (churn)
@@ -70,6 +73,7 @@ type runConfig struct {
 	nodes   int      // > 1: a cluster of this many nodes and one Redis
 	redis   string   // redis-server binary, for a cluster
 	nodeEnv []string // extra environment of each cluster node
+	tabs    int      // > 0: clients are browser tabs, this many per visitor cookie
 	tmp     string   // scratch directory
 	n       int
 	rate    float64
@@ -91,7 +95,9 @@ type load struct {
 	srvs    []*server // the nodes; all but a killed one must stay up
 	clients []client
 	dialers []*net.Dialer
-	alive   atomic.Int64 // clients in stOpen
+	alive   atomic.Int64   // clients in stOpen
+	tabs    []atomic.Int32 // visitors target: open clients per person
+	people  atomic.Int64   // visitors target: persons with an open client
 	fails   [numFail]atomic.Int64
 	logged  atomic.Int64
 	ready   sync.WaitGroup // one per client until open or failed
@@ -101,16 +107,43 @@ type load struct {
 
 func (l *load) now() int64 { return int64(time.Since(l.base)) }
 
+// opened counts an open client, and its person if it is a new one.
+func (l *load) opened(c *client) {
+	l.alive.Add(1)
+	if c.person >= 0 && l.tabs[c.person].Add(1) == 1 {
+		l.people.Add(1)
+	}
+}
+
+// left counts a client that was open and is no more.
+func (l *load) left(c *client) {
+	l.alive.Add(-1)
+	if c.person >= 0 && l.tabs[c.person].Add(-1) == 0 {
+		l.people.Add(-1)
+	}
+}
+
+// want is the count every client should show: one per open client, or for
+// the visitors target one per person with an open tab. (A person's last tab
+// closing shows only after the service's grace, so the visitors target's
+// half drop keeps every person: each has a tab left.)
+func (l *load) want() int64 {
+	if l.tabs != nil {
+		return l.people.Load()
+	}
+	return l.alive.Load()
+}
+
 func (l *load) hooks() streamHooks {
 	return streamHooks{
 		now: l.now,
-		onFirst: func() {
-			l.alive.Add(1)
+		onFirst: func(c *client) {
+			l.opened(c)
 			l.ready.Done()
 		},
 		onExit: l.exited.Done,
 		poller: l.poller,
-		onFail: func(kind int, err error, wasOpen bool) {
+		onFail: func(c *client, kind int, err error, wasOpen bool) {
 			if kind >= 0 {
 				l.fails[kind].Add(1)
 				if l.logged.Add(1) <= 5 {
@@ -118,7 +151,7 @@ func (l *load) hooks() streamHooks {
 				}
 			}
 			if wasOpen {
-				l.alive.Add(-1)
+				l.left(c)
 			} else {
 				l.ready.Done()
 			}
@@ -264,6 +297,7 @@ func doRun(ctx context.Context, cfg runConfig) (res Result, err error) {
 	}
 	srv := srvs[0]
 	res.Nodes = len(srvs)
+	res.Tabs = cfg.tabs
 	pl, err := newPoller(cfg.n)
 	if err != nil {
 		for _, s := range srvs {
@@ -279,9 +313,16 @@ func doRun(ctx context.Context, cfg runConfig) (res Result, err error) {
 			err = fmt.Errorf("%w\n--- server log tail ---\n%s", err, srv.logTail(2000))
 		}
 	}()
+	if cfg.tabs > 0 {
+		l.tabs = make([]atomic.Int32, (cfg.n+cfg.tabs-1)/cfg.tabs)
+	}
 	for i := range l.clients {
 		l.clients[i].latest.Store(-1)
 		l.clients[i].id = int32(i)
+		l.clients[i].person = -1
+		if cfg.tabs > 0 {
+			l.clients[i].person = int32(i / cfg.tabs)
+		}
 	}
 	for s := 0; s < cfg.sources; s++ {
 		l.dialers = append(l.dialers, newDialer(net.IPv4(127, 0, 0, byte(2+s))))
@@ -344,7 +385,7 @@ func doRun(ctx context.Context, cfg runConfig) (res Result, err error) {
 	progress("  ramp done: %d open, %d failed, %.2f s", res.Opened, f, res.RampS)
 
 	// 2. Convergence after the ramp.
-	want := func() int64 { return l.alive.Load() }
+	want := l.want
 	if res.ConvergeRampS, res.ConvergeRampOK, err = l.converge(ctx, want, lastFirst, "ramp"); err != nil {
 		return res, err
 	}
@@ -402,7 +443,7 @@ func doRun(ctx context.Context, cfg runConfig) (res Result, err error) {
 	dropStart := l.now()
 	for _, c := range victims {
 		if c.closeByUs() {
-			l.alive.Add(-1)
+			l.left(c)
 			res.Dropped++
 		}
 	}
@@ -430,7 +471,7 @@ func (l *load) killOne(ctx context.Context, res *Result) error {
 	for i := range l.clients {
 		c := &l.clients[i]
 		if i%len(l.srvs) == len(l.srvs)-1 && c.state.CompareAndSwap(stOpen, stClosed) {
-			l.alive.Add(-1)
+			l.left(c)
 			res.KilledClients++
 		}
 	}
@@ -439,7 +480,7 @@ func (l *load) killOne(ctx context.Context, res *Result) error {
 	victim.stop()
 	progress("  kill -9 of node %d (%d clients)", len(l.srvs), res.KilledClients)
 	var err error
-	res.KillConvergeS, res.KillConvergeOK, err = l.converge(ctx, func() int64 { return l.alive.Load() }, start, "kill -9")
+	res.KillConvergeS, res.KillConvergeOK, err = l.converge(ctx, l.want, start, "kill -9")
 	return err
 }
 
@@ -530,7 +571,7 @@ func (l *load) fanout(ctx context.Context, cfg runConfig, res *Result) error {
 		if err := sleepCtx(ctx, rand.N(probeJitter)); err != nil {
 			return err
 		}
-		probe := &client{}
+		probe := &client{person: -1} // anonymous: its leave shows at once
 		probe.latest.Store(-1)
 		got := make(chan bool, 1)
 		var probeExited sync.WaitGroup
@@ -539,8 +580,8 @@ func (l *load) fanout(ctx context.Context, cfg runConfig, res *Result) error {
 			defer probeExited.Done()
 			runClient(probe, d, l.srvs[p%len(l.srvs)].addr, streamHooks{
 				now:     l.now,
-				onFirst: func() { got <- true },
-				onFail: func(kind int, err error, wasOpen bool) {
+				onFirst: func(*client) { got <- true },
+				onFail: func(_ *client, kind int, err error, wasOpen bool) {
 					if kind >= 0 {
 						progress("  probe failure (%s): %v", failNames[kind], err)
 					}
@@ -551,7 +592,7 @@ func (l *load) fanout(ctx context.Context, cfg runConfig, res *Result) error {
 			})
 		}()
 		// Join.
-		_, ok, err := l.waitAll(ctx, func() int64 { return l.alive.Load() + 1 }, probeTimeout)
+		_, ok, err := l.waitAll(ctx, func() int64 { return l.want() + 1 }, probeTimeout)
 		if err != nil {
 			probe.closeByUs()
 			return err
@@ -573,7 +614,7 @@ func (l *load) fanout(ctx context.Context, cfg runConfig, res *Result) error {
 		// Leave.
 		t0 := l.now()
 		probe.closeByUs()
-		_, ok, err = l.waitAll(ctx, func() int64 { return l.alive.Load() }, probeTimeout)
+		_, ok, err = l.waitAll(ctx, l.want, probeTimeout)
 		if err != nil {
 			return err
 		}
