@@ -1,11 +1,13 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"strings"
 	"syscall"
 	"time"
@@ -43,6 +45,9 @@ type config struct {
 	PrivateRooms      string
 	Grace             time.Duration
 	MembersCap        int
+	AllowedOrigins    string
+	TLSCert           string
+	TLSKey            string
 }
 
 // envName is the environment variable of a flag.
@@ -79,6 +84,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.PrivateRooms, "private-rooms", "", "comma-separated room-name patterns (* ? [...]) whose streams need a valid token")
 	fs.DurationVar(&c.Grace, "grace", 3*time.Second, "a person whose last stream closed still counts this long, so that a refresh changes nothing (0: off)")
 	fs.IntVar(&c.MembersCap, "members-cap", 100, "most members listed in a presence event")
+	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated origins (https://docs.example.com) whose pages may use the streams and the API, as the widget does; * for any; others get 403")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS, and HTTP/2, which carries many streams over one connection")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.Usage = func() {
@@ -135,6 +143,18 @@ func (c *config) check() error {
 	positive("drain", c.Drain)
 	positive("read-header-timeout", c.ReadHeaderTimeout)
 	positive("idle-timeout", c.IdleTimeout)
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, fmt.Errorf("--tls-cert (%s) and --tls-key (%s) go together", envName("tls-cert"), envName("tls-key")))
+	} else if c.TLSCert != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+			errs = append(errs, fmt.Errorf("--tls-cert (%s) / --tls-key (%s): %v", envName("tls-cert"), envName("tls-key"), err))
+		}
+	}
+	for _, o := range c.allowedOrigins() {
+		if u, err := url.Parse(o); o != "*" && (err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" || u.RawQuery != "") {
+			errs = append(errs, fmt.Errorf("--allowed-origins (%s): %q is not an origin such as https://example.com", envName("allowed-origins"), o))
+		}
+	}
 	if c.Grace < 0 {
 		errs = append(errs, fmt.Errorf("--grace (%s) must not be negative, got %s", envName("grace"), c.Grace))
 	}
@@ -183,6 +203,17 @@ func (c *config) check() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// allowedOrigins splits --allowed-origins.
+func (c *config) allowedOrigins() []string {
+	var out []string
+	for _, o := range strings.Split(c.AllowedOrigins, ",") {
+		if o = strings.TrimSuffix(strings.TrimSpace(o), "/"); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // privateRooms splits --private-rooms into patterns.

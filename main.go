@@ -79,6 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			Identity:     handlers.IdentityOptions{Tokens: tokens, Private: cfg.privateRooms()},
 		},
 		RoomsLimit: cfg.RoomsLimit,
+		CORS:       handlers.CORSOptions{AllowedOrigins: cfg.allowedOrigins()},
 	}, metrics, reg, static.FS, log)
 
 	ln, err := listen(ctx, cfg)
@@ -105,9 +106,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer func() { stopHeartbeat(); <-heartbeatDone }()
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "max_streams", cfg.MaxStreams)
-	fmt.Fprintf(stdout, "presence listening on http://%s\n", ln.Addr())
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https" // and HTTP/2, which net/http offers over TLS
+		go func() { serveErr <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey) }()
+	} else {
+		go func() { serveErr <- srv.Serve(ln) }()
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "max_streams", cfg.MaxStreams)
+	fmt.Fprintf(stdout, "presence listening on %s://%s\n", scheme, ln.Addr())
 
 	select {
 	case err := <-serveErr:

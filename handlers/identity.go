@@ -82,16 +82,26 @@ func identify(w http.ResponseWriter, r *http.Request, opts IdentityOptions, room
 	return presence.Member{}, true
 }
 
-// visitorID returns the request's visitor id, if it has a well-formed one.
+// visitorID returns the request's visitor id, if it has a well-formed one:
+// from the visitor cookie, else from ?visitor= (which the widget sends from
+// other sites, where the cookie is not sent).
 func visitorID(r *http.Request) (string, bool) {
-	c, err := r.Cookie(VisitorCookie)
-	if err != nil || len(c.Value) != 32 {
-		return "", false
+	if c, err := r.Cookie(VisitorCookie); err == nil && validVisitor(c.Value) {
+		return c.Value, true
 	}
-	if _, err := hex.DecodeString(c.Value); err != nil {
-		return "", false
+	if v := r.URL.Query().Get("visitor"); validVisitor(v) {
+		return v, true
 	}
-	return c.Value, true
+	return "", false
+}
+
+// validVisitor accepts what setVisitorCookie makes: 32 hex digits.
+func validVisitor(v string) bool {
+	if len(v) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(v)
+	return err == nil
 }
 
 // setVisitorCookie gives the browser a new random visitor id, unless it

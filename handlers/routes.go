@@ -17,6 +17,8 @@ type Options struct {
 	Stream StreamOptions
 	// RoomsLimit is how many rooms GET /api/rooms lists by default.
 	RoomsLimit int
+	// CORS says which other sites' pages may use the streams and the API.
+	CORS CORSOptions
 }
 
 // NewRouter lists every route of the service.
@@ -29,17 +31,23 @@ func NewRouter(b *Broadcaster, opts Options, m *Metrics, gatherer prometheus.Gat
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
 	})
 
-	stream := handleStream(b, opts.Stream, m, log)
-	r.Get("/events", stream)
-	r.Get("/rooms/{room}/events", stream)
-
-	r.Get("/api/rooms", handleRooms(b.hub, opts.RoomsLimit))
-	r.Get("/api/rooms/{room}", handleRoom(b.hub))
+	// Streams and the API, for this site's pages and the allowed others'.
+	r.Group(func(r chi.Router) {
+		r.Use(corsMiddleware(opts.CORS))
+		stream := handleStream(b, opts.Stream, m, log)
+		r.Get("/events", stream)
+		r.Get("/rooms/{room}/events", stream)
+		r.Options("/events", handleOptions())
+		r.Options("/rooms/{room}/events", handleOptions())
+		r.Get("/api/rooms", handleRooms(b.hub, opts.RoomsLimit))
+		r.Get("/api/rooms/{room}", handleRoom(b.hub))
+	})
 
 	r.Get("/healthz", handleHealthz())
 	r.Get("/readyz", handleReadyz(b.Ready, b.hub.Health))
 	r.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 
 	r.Get("/", handlePage(static, "index.html"))
+	r.Get("/widget.js", handleScript(static, "widget.js"))
 	return r
 }

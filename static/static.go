@@ -7,5 +7,5 @@ import "embed"
 // FS is the page and its assets. A package variable because go:embed only
 // fills package variables; nothing writes to it.
 //
-//go:embed index.html
+//go:embed index.html widget.js
 var FS embed.FS
