@@ -248,7 +248,12 @@ func (c *sseClient) waitEnd(t *testing.T, timeout time.Duration) {
 // getJSON fetches url and returns status and body.
 func get(t *testing.T, url string) (int, http.Header, string) {
 	t.Helper()
-	tr := &http.Transport{}
+	return getWith(t, &http.Transport{}, url)
+}
+
+// getWith is get over tr, which it closes.
+func getWith(t *testing.T, tr *http.Transport, url string) (int, http.Header, string) {
+	t.Helper()
 	defer tr.CloseIdleConnections()
 	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get(url)
 	if err != nil {

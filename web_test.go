@@ -111,21 +111,7 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 // limit of HTTP/1.1 does not hold a seventh tab back.
 func TestHTTP2CarriesManyStreamsOnOneConnection(t *testing.T) {
 	cert, key, pool := selfSigned(t, t.TempDir())
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--log-level", "error", "--tls-cert", cert, "--tls-key", key},
-			func(string) string { return "" }, pw, io.Discard)
-		pw.Close()
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	go io.Copy(io.Discard, pr)
-	if err != nil || !strings.Contains(line, "https://") {
-		t.Fatalf("listening line %q (%v)", line, err)
-	}
-	base := strings.TrimSpace(strings.TrimPrefix(line, "presence listening on "))
+	base := startTLSServer(t, cert, key)
 
 	var dials atomic.Int32
 	tr := &http.Transport{
@@ -167,4 +153,31 @@ func TestHTTP2CarriesManyStreamsOnOneConnection(t *testing.T) {
 			break
 		}
 	}
+}
+
+// startTLSServer runs the service over HTTPS with cert and key and returns
+// its base URL.
+func startTLSServer(t *testing.T, cert, key string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--log-level", "error", "--tls-cert", cert, "--tls-key", key, "--grace", "300ms"},
+			func(string) string { return "" }, pw, io.Discard)
+		pw.Close()
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	go io.Copy(io.Discard, pr)
+	if err != nil || !strings.Contains(line, "https://") {
+		t.Fatalf("listening line %q (%v)", line, err)
+	}
+	return strings.TrimSpace(strings.TrimPrefix(line, "presence listening on "))
+}
+
+// getInsecure is get for the tests' own self-signed HTTPS server.
+func getInsecure(t *testing.T, url string) (int, http.Header, string) {
+	t.Helper()
+	return getWith(t, &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, url)
 }
