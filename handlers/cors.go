@@ -41,6 +41,9 @@ func corsMiddleware(opts CORSOptions) func(http.Handler) http.Handler {
 			h := w.Header()
 			h.Add("Vary", "Origin")
 			if !any && !allowed[origin] {
+				// The page may read the refusal (not the service), so that
+				// the widget says why and backs off instead of retrying.
+				h.Set("Access-Control-Allow-Origin", origin)
 				writeError(w, http.StatusForbidden, "origin "+origin+" may not use this service (see --allowed-origins)")
 				return
 			}
