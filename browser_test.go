@@ -226,7 +226,9 @@ func hostPage(t *testing.T, presenceURL *atomic.Value, room string) *httptest.Se
 <style>body{font:18px Georgia,serif;margin:40px;color:#222;max-width:40em} p{color:#a00} div,span{font-size:40px;color:#0a0}</style></head>
 <body><h1>An article on another site</h1><p>This host page styles every div and span in big green type, and its paragraphs in red: none of it may reach the widget.</p>
 <p>Viewing now: <span id="badge"></span></p>
+<p id="second">Readers: <span id="badge2"></span></p>
 <script src="%s/widget.js" data-room="%s" data-target="#badge" async></script>
+<script src="%[1]s/widget.js" data-room="%[2]s" data-target="#badge2" data-label="{n} readers" data-label-one="{n} reader" data-theme="dark" async></script>
 <script>window.__counts=[];(function w(){if(window.presence&&presence.on){presence.on('count',n=>window.__counts.push(n))}else{setTimeout(w,20)}})();</script>
 </body></html>`, presenceURL.Load(), room)
 	}))
@@ -234,7 +236,7 @@ func hostPage(t *testing.T, presenceURL *atomic.Value, room string) *httptest.Se
 	return hs
 }
 
-// badgeText is the text inside the widget's shadow DOM.
+// badgeText is the text inside the widget's shadow DOM in #badge.
 const badgeText = `(() => {
 	const host = document.querySelector('#badge');
 	if (!host) return '';
@@ -270,6 +272,24 @@ func TestBrowserWidgetOnAnotherOrigin(t *testing.T) {
 	size := eval[string](t, tb, `(() => { const h = document.querySelector('#badge'); const el = h.shadowRoot ? h : [...h.querySelectorAll('*')].find(e => e.shadowRoot); const x = el.shadowRoot.querySelector('*:not(style)'); return getComputedStyle(x).fontSize })()`)
 	if size == "40px" {
 		t.Errorf("the host page's font size reached the widget")
+	}
+	// The host page keeps its own styles: the widget's do not leak out.
+	if color := eval[string](t, tb, `getComputedStyle(document.getElementById('second')).color`); color != "rgb(170, 0, 0)" {
+		t.Errorf("the host page's paragraph turned %s", color)
+	}
+	// data- attributes set the label and the look.
+	second := strings.Replace(badgeText, "#badge'", "#badge2'", 1)
+	for got := ""; got != "1 reader"; got = eval[string](t, tb, second) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the second badge shows %q, want \"1 reader\" (data-label-one)", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	bgOf := func(sel string) string {
+		return eval[string](t, tb, `(() => { const h = document.querySelector('`+sel+`'); const el = h.shadowRoot ? h : [...h.querySelectorAll('*')].find(e => e.shadowRoot); const x = el.shadowRoot.querySelector('*:not(style)'); return getComputedStyle(x).backgroundColor })()`)
+	}
+	if light, dark := bgOf("#badge"), bgOf("#badge2"); light == dark {
+		t.Errorf("data-theme=dark changed nothing (both %s)", light)
 	}
 	tb2, _ := tab(t, newProfile(t, b), host.URL)
 	waitBadge(t, tb2, "2 people viewing")
@@ -393,4 +413,59 @@ func TestBrowserTenTabsStayLive(t *testing.T) {
 	}
 	_, _, body = getInsecure(t, hs+"/api/rooms/h2")
 	t.Logf("HTTP/2, a stream per tab: 10 of 10 tabs live within %v; the service sees %s", took.Round(time.Millisecond), strings.TrimSpace(body))
+}
+
+// contrastJS returns the WCAG contrast ratio of an element's text against
+// the first opaque background behind it.
+const contrastJS = `(id) => {
+	const rgb = s => (s.match(/[\d.]+/g) || []).map(Number);
+	const lum = ([r, g, b]) => { const f = c => { c /= 255; return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); }; return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+	const el = document.getElementById(id);
+	let bg = null;
+	for (let e = el; e && !bg; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor); if (c.length >= 3 && (c.length < 4 || c[3] > 0.99)) bg = c; }
+	bg = bg || [255, 255, 255];
+	const a = lum(rgb(getComputedStyle(el).color)), b = lum(bg);
+	return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}`
+
+// The demo page on a phone: no sideways scrolling, the count in an
+// aria-live region, text that passes WCAG AA contrast, another room
+// reached with the keyboard alone, a chart drawn, and nothing loaded from
+// another host.
+func TestBrowserDemoPageOnAPhone(t *testing.T) {
+	s := browserServer(t)
+	tb, _ := tab(t, newProfile(t, browser(t)), "about:blank")
+	if err := chromedp.Do(tb, chromedp.EmulateViewport(360, 740, chromedp.EmulateScale(2), chromedp.EmulateMobile), chromedp.Navigate(s.URL+"/?room=phone")); err != nil {
+		t.Fatal(err)
+	}
+	waitTabs(t, 10*time.Second, 1, tb)
+	if w := eval[int](t, tb, `document.documentElement.scrollWidth`); w > 360 {
+		t.Errorf("the page is %d px wide on a 360 px screen", w)
+	}
+	if live := eval[string](t, tb, `document.getElementById('count').closest('[aria-live]')?.getAttribute('aria-live') || ''`); live != "polite" {
+		t.Errorf("the count is in no aria-live region (%q)", live)
+	}
+	for _, id := range []string{"count", "label", "state", "room", "connections"} {
+		if c := eval[float64](t, tb, "("+contrastJS+")('"+id+"')"); c < 4.5 {
+			t.Errorf("#%s has a contrast of %.2f, want at least 4.5 (WCAG AA)", id, c)
+		}
+	}
+	if drawn := eval[bool](t, tb, `(() => { const c = document.getElementById('chart'); return c.width > 0 && c.height > 0 && c.getBoundingClientRect().width <= 360; })()`); !drawn {
+		t.Errorf("no chart that fits the screen")
+	}
+	if others := eval[[]string](t, tb, `performance.getEntriesByType('resource').map(r => r.name).filter(u => new URL(u).origin !== location.origin)`); len(others) != 0 {
+		t.Errorf("the page loaded from other hosts: %v", others)
+	}
+	// Another room with the keyboard: type its name, press Enter.
+	if err := chromedp.Do(tb, chromedp.Focus(chromedp.CSS("#room-input")), chromedp.KeyEvent("team-42\r")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for eval[string](t, tb, `document.getElementById('room').textContent`) != "team-42" {
+		if time.Now().After(deadline) {
+			t.Fatalf("Enter in the room field did not switch to team-42 (at %s)", eval[string](t, tb, `location.href`))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitTabs(t, 10*time.Second, 1, tb)
 }

@@ -149,6 +149,12 @@ func TestThreeNodesShareOneCountThroughRedis(t *testing.T) {
 		t.Errorf("a degraded node answers /readyz with %d, want 200 (it still serves)", code)
 	}
 	waitUntil(t, 5*time.Second, "n2's API says the view is degraded", func() bool { return apiRoom(t, nodes[1], "demo").Degraded })
+	if v := metric(t, nodes[0].testServer, "presence_redis_degraded"); v != 1 {
+		t.Errorf("presence_redis_degraded = %v during the outage, want 1", v)
+	}
+	if v := metric(t, nodes[0].testServer, "presence_redis_errors_total"); v < 1 {
+		t.Errorf("presence_redis_errors_total = %v during the outage, want the errors counted", v)
+	}
 	clients[0][0].Close()
 	waitAllCount(t, 2*time.Second, 3, clients[0][1:]) // n1 knows its own share exactly
 	srv.Restart()

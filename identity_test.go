@@ -1,10 +1,15 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -154,8 +159,12 @@ func TestSignedInMembers(t *testing.T) {
 	if len(anon.Events("join")) != 0 || lastPresence(t, anon).Members != nil {
 		t.Errorf("an anonymous stream got member data")
 	}
+	start := time.Now()
 	bob.Close()
 	w.waitFor(t, 5*time.Second, "bob's leave", func() bool { return len(w.Events("leave")) == 1 })
+	if took := time.Since(start); took < 200*time.Millisecond {
+		t.Errorf("bob's leave came %v after he closed, before the grace (200ms) ended", took)
+	}
 	if l := w.Events("leave")[0]; l != `{"id":"bob","name":"Bob \"B\""}` {
 		t.Errorf("leave event %s", l)
 	}
@@ -258,5 +267,49 @@ func TestPeopleAcrossNodes(t *testing.T) {
 	}
 	if v := apiRoom(t, n2, "x"); v.Count != 3 {
 		t.Errorf("n2's API: %+v", v)
+	}
+
+	// A node's crash takes its people with it, within the same bound:
+	// carol is only on n2.
+	dial(t, n2.testServer, "/rooms/x/events?token="+token(t, testSecret, "carol", "Carol", nil))
+	w.waitFor(t, 5*time.Second, "carol's join", func() bool { return len(w.Events("join")) == 2 })
+	n2.kill()
+	start := time.Now()
+	w.waitFor(t, 5*time.Second, "carol's leave after n2 died", func() bool {
+		l := w.Events("leave")
+		return len(l) == 1 && strings.Contains(l[0], `"carol"`)
+	})
+	waitPresence(t, w, 3, 3) // watcher, the visitor (on n1 too), bob (on n1 too)
+	t.Logf("n2's people gone %v after kill -9", time.Since(start).Round(time.Millisecond))
+}
+
+// RS256 and EdDSA tokens are checked with a public key file: an auth
+// service can mint them without sharing a secret.
+func TestPublicKeyTokens(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "token.pub")
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600)
+	s := startServer(t, "--token-public-key", keyFile)
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{
+		"sub": "ed", "name": "Ed", "exp": time.Now().Add(time.Hour).Unix(),
+	}).SignedString(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, s, "/rooms/k/events?token="+tok)
+	waitPresence(t, c, 1, 1)
+	if p := c.Events("presence")[0]; !strings.Contains(p, `"members":[{"id":"ed","name":"Ed"}]`) {
+		t.Errorf("first presence event %s", p)
+	}
+	// A secret-signed token is refused: no secret is configured.
+	if code, _, body := get(t, s.URL+"/rooms/k/events?token="+token(t, testSecret, "a", "", nil)); code != 401 || !strings.Contains(body, "algorithm") {
+		t.Errorf("HS256 token with only a public key: %d %s", code, body)
 	}
 }

@@ -81,7 +81,8 @@ func writeReport(w io.Writer, env Env, o options, results []Result) {
 			continue
 		}
 		fmt.Fprintf(w, "Cluster of %d nodes and one Redis, N=%d (the servers' RSS and CPU above are the nodes' sums):\n\n", r.Nodes, r.N)
-		fmt.Fprintf(w, "- Redis calls per second per node during the ramp (churn): %s\n", fmtRates(r.RedisRampPerNode))
+		fmt.Fprintf(w, "- Redis calls per second per node during the ramp (churn): %s; redis-server counted %.0f commands/s in all (%.0f per node), the commands inside scripts included\n",
+			fmtRates(r.RedisRampPerNode), r.RedisServerRamp, r.RedisServerRamp/float64(r.Nodes))
 		fmt.Fprintf(w, "- Redis calls per second per node at rest (%v): %s; redis-server counted %.1f commands/s in all (%.1f per node), the commands inside scripts and our own INFO calls included\n",
 			restSpan, fmtRates(r.RedisRestPerNode), r.RedisServerRest, r.RedisServerRest/float64(r.Nodes))
 		kill := "timeout"

@@ -61,7 +61,8 @@ type Result struct {
 	RedisRampPerNode []float64 `json:"redis_cmds_per_s_ramp,omitempty"` // per node, during the ramp (churn)
 	RedisRestPerNode []float64 `json:"redis_cmds_per_s_rest,omitempty"` // per node, at rest
 	RedisServerRest  float64   `json:"redis_server_cmds_per_s_rest,omitempty"`
-	KillConvergeS    float64   `json:"kill_converge_s,omitempty"` // kill -9 of one node -> every other client right
+	RedisServerRamp  float64   `json:"redis_server_cmds_per_s_ramp,omitempty"` // as redis-server counts, all nodes
+	KillConvergeS    float64   `json:"kill_converge_s,omitempty"`              // kill -9 of one node -> every other client right
 	KillConvergeOK   bool      `json:"kill_converge_ok,omitempty"`
 	KilledClients    int       `json:"killed_clients,omitempty"`
 }
@@ -336,6 +337,10 @@ func doRun(ctx context.Context, cfg runConfig) (res Result, err error) {
 		return res, err
 	}
 	cmds0 := l.redisCommands(ctx)
+	var srvCmds0 float64
+	if rds != nil {
+		srvCmds0 = rds.commands()
+	}
 	rampT0 := time.Now()
 
 	// 1. Ramp, paced at cfg.rate connects per second.
@@ -401,7 +406,8 @@ func doRun(ctx context.Context, cfg runConfig) (res Result, err error) {
 	}
 	if rds != nil {
 		res.RedisRampPerNode = rates(cmds0, l.redisCommands(ctx), time.Since(rampT0))
-		progress("  redis commands per node during the ramp: %s /s", fmtRates(res.RedisRampPerNode))
+		res.RedisServerRamp = (rds.commands() - srvCmds0) / time.Since(rampT0).Seconds()
+		progress("  redis calls per node during the ramp: %s /s (redis-server counted %.0f commands/s in all)", fmtRates(res.RedisRampPerNode), res.RedisServerRamp)
 		// At rest: nothing changes for a while.
 		c0, s0, t0 := l.redisCommands(ctx), rds.commands(), time.Now()
 		if err := sleepCtx(ctx, restSpan); err != nil {

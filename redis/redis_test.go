@@ -234,10 +234,15 @@ func TestDeadNodeSharesExpire(t *testing.T) {
 	if bound := testTimeout*5/4 + 300*time.Millisecond; took > bound {
 		t.Errorf("a's shares left after %v, want within %v", took, bound)
 	}
-	// Nothing a dead node wrote lives forever: its hash expires too.
+	// Nothing a dead node wrote lives forever: its hash expires too, and
+	// its place in the node set goes.
 	waitFor(t, hashTTLFactor*testTimeout+time.Second, "a's hash to expire", func() bool {
 		v, _ := srv.Do("EXISTS", "presence:node:a")
 		return v == "0"
+	})
+	waitFor(t, hashTTLFactor*testTimeout+time.Second, "a to leave the node set", func() bool {
+		v, err := srv.Do("ZSCORE", "presence:nodes", "a")
+		return err == nil && v == ""
 	})
 }
 
@@ -350,6 +355,30 @@ func TestRedisOutage(t *testing.T) {
 	t.Logf("exact again %v after Redis came back", took)
 	b.Join("r", m)
 	waitFor(t, 2*time.Second, "r at 3 after the outage", allAre(3, both))
+}
+
+// Redis unreachable for a while with its data kept (here: every client
+// paused): the nodes serve what they know, say so, and are exact again
+// soon after, a leave made meanwhile included.
+func TestRedisUnreachableThenBackWithItsData(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := startNode(t, srv, "a"), startNode(t, srv, "b")
+	m := presence.Member{}
+	a.Join("r", m)
+	a.Join("r", m)
+	b.Join("r", m)
+	both := counts("r", a, b)
+	waitFor(t, 2*time.Second, "r at 3", allAre(3, both))
+
+	if _, err := srv.Do("CLIENT", "PAUSE", "3000", "ALL"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "both degraded", func() bool { return a.Health() != nil && b.Health() != nil })
+	a.Leave("r", m)
+	took := waitFor(t, 10*time.Second, "r at 2 on both and healthy", func() bool {
+		return allAre(2, both)() && a.Health() == nil && b.Health() == nil
+	})
+	t.Logf("exact and healthy again %v after the leave made during the pause", took.Round(time.Millisecond))
 }
 
 func TestAtRestFewCommands(t *testing.T) {
