@@ -35,8 +35,8 @@ type engine interface {
 	serve(ctx context.Context, out *eventWriter, r *http.Request, st *presence.Stream, start streamStart) error
 	// members reports whether the engine sends member events.
 	members() bool
-	// heartbeat sends a comment line to every stream of room.
-	heartbeat(room string)
+	// heartbeat sends a comment line to every stream of p's room.
+	heartbeat(p presence.Publisher)
 	// close releases what the engine holds once no stream is left.
 	close()
 }
@@ -91,8 +91,8 @@ func (b *Broadcaster) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			for _, room := range b.hub.RoomNames() {
-				b.engine.heartbeat(room)
+			for _, p := range b.hub.Publishers() {
+				b.engine.heartbeat(p)
 			}
 		}
 	}
@@ -133,7 +133,14 @@ func appendCountEvent(b []byte, count int) []byte {
 // {"room":...,"people":N,"connections":M}, with "members" (and
 // "truncated") when members is not nil.
 func appendPresenceEvent(b []byte, room string, c presence.Counts, members []presence.MemberInfo, truncated bool) []byte {
-	b = append(b, "event: presence\ndata: {\"room\":\""...)
+	b = append(b, "event: presence\ndata: "...)
+	b = appendPresenceData(b, room, c, members, truncated)
+	return append(b, "\n\n"...)
+}
+
+// appendPresenceData appends a presence event's JSON data.
+func appendPresenceData(b []byte, room string, c presence.Counts, members []presence.MemberInfo, truncated bool) []byte {
+	b = append(b, "{\"room\":\""...)
 	b = append(b, room...) // room names need no escaping
 	b = append(b, "\",\"people\":"...)
 	b = strconv.AppendInt(b, int64(c.People), 10)
@@ -145,7 +152,7 @@ func appendPresenceEvent(b []byte, room string, c presence.Counts, members []pre
 		b = append(b, ",\"truncated\":"...)
 		b = strconv.AppendBool(b, truncated)
 	}
-	return append(b, "}\n\n"...)
+	return append(b, '}')
 }
 
 // appendMemberEvents appends a "join" or "leave" event (kind) per member:

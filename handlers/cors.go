@@ -40,14 +40,13 @@ func corsMiddleware(opts CORSOptions) func(http.Handler) http.Handler {
 			}
 			h := w.Header()
 			h.Add("Vary", "Origin")
+			// Also on a refusal: the page may read it (not the service), so
+			// that the widget says why and backs off instead of retrying.
+			h.Set("Access-Control-Allow-Origin", origin)
 			if !any && !allowed[origin] {
-				// The page may read the refusal (not the service), so that
-				// the widget says why and backs off instead of retrying.
-				h.Set("Access-Control-Allow-Origin", origin)
 				writeError(w, http.StatusForbidden, "origin "+origin+" may not use this service (see --allowed-origins)")
 				return
 			}
-			h.Set("Access-Control-Allow-Origin", origin)
 			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 				h.Set("Access-Control-Allow-Methods", "GET")
 				h.Set("Access-Control-Allow-Headers", "Last-Event-ID, Cache-Control")

@@ -18,8 +18,6 @@ import (
 // goroutine or buffer beyond the handler's own.
 type directEngine struct {
 	metrics *Metrics
-	mu      sync.RWMutex
-	feeds   map[string]*feed // rooms with streams; entries owned by the hub's room lifecycle
 }
 
 // feed is one room's latest state, and its presence.Publisher. Publishes and heartbeats (serialised by
@@ -64,30 +62,16 @@ func (f *feed) update(change func(*feedState)) {
 }
 
 func newDirectEngine(m *Metrics) *directEngine {
-	return &directEngine{metrics: m, feeds: make(map[string]*feed)}
+	return &directEngine{metrics: m}
 }
 
 // RoomOpened implements presence.Notifier.
 func (e *directEngine) RoomOpened(room string) presence.Publisher {
-	f := newFeed(room, e.metrics)
-	e.mu.Lock()
-	e.feeds[room] = f
-	e.mu.Unlock()
-	return f
+	return newFeed(room, e.metrics)
 }
 
 // RoomClosed implements presence.Notifier.
-func (e *directEngine) RoomClosed(room string, _ presence.Publisher) {
-	e.mu.Lock()
-	delete(e.feeds, room)
-	e.mu.Unlock()
-}
-
-func (e *directEngine) feed(room string) *feed {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	return e.feeds[room]
-}
+func (e *directEngine) RoomClosed(string, presence.Publisher) {}
 
 // Publish implements presence.Publisher: the events are built once for all.
 func (f *feed) Publish(u presence.Update) {
@@ -105,10 +89,8 @@ func (f *feed) Publish(u presence.Update) {
 	f.update(func(st *feedState) { st.ev, st.seq, st.delta, st.all = ev, u.Seq, delta, all })
 }
 
-func (e *directEngine) heartbeat(room string) {
-	if f := e.feed(room); f != nil {
-		f.update(func(st *feedState) { st.hb++ })
-	}
+func (e *directEngine) heartbeat(p presence.Publisher) {
+	p.(*feed).update(func(st *feedState) { st.hb++ })
 }
 
 func (e *directEngine) close() {}
@@ -116,7 +98,7 @@ func (e *directEngine) close() {}
 var heartbeatLine = []byte(": hb\n\n")
 
 func (e *directEngine) serve(ctx context.Context, out *eventWriter, _ *http.Request, st *presence.Stream, start streamStart) error {
-	f := e.feed(st.Room()) // exists while st is in the room
+	f := st.Publisher().(*feed)
 	cur := f.state.Load()
 	// From here on every publish closes a channel this stream holds.
 	st.Subscribed()

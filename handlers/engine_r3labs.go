@@ -96,15 +96,13 @@ func (r *r3labsRoom) Publish(u presence.Update) {
 		Event: []byte("user count"),
 		Data:  []byte(strconv.Itoa(u.Counts.People)),
 	})
-	ev := appendPresenceEvent(nil, r.name, u.Counts, nil, false)
-	data, _ := bytes.CutPrefix(ev, []byte("event: presence\ndata: "))
-	r.engine.srv.Publish(r.name, &sse.Event{Event: []byte("presence"), Data: bytes.TrimSpace(data)})
+	r.engine.srv.Publish(r.name, &sse.Event{Event: []byte("presence"), Data: appendPresenceData(nil, r.name, u.Counts, nil, false)})
 }
 
 // heartbeat drops the comment if the room's queue is full (its fan-out is
 // busy, so its streams are not idle), rather than hold up other rooms.
-func (e *r3labsEngine) heartbeat(room string) {
-	e.srv.TryPublish(room, &sse.Event{Comment: []byte("hb")})
+func (e *r3labsEngine) heartbeat(p presence.Publisher) {
+	e.srv.TryPublish(p.(*r3labsRoom).name, &sse.Event{Comment: []byte("hb")})
 }
 
 func (e *r3labsEngine) close() { e.srv.Close() }

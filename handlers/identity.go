@@ -78,7 +78,7 @@ func identify(w http.ResponseWriter, r *http.Request, opts IdentityOptions, room
 	if id, ok := visitorID(r); ok {
 		return presence.Member{ID: "v:" + id}, true
 	}
-	setVisitorCookie(w, r)
+	newVisitorCookie(w, r)
 	return presence.Member{}, true
 }
 
@@ -107,9 +107,13 @@ func validVisitor(v string) bool {
 // setVisitorCookie gives the browser a new random visitor id, unless it
 // has one.
 func setVisitorCookie(w http.ResponseWriter, r *http.Request) {
-	if _, ok := visitorID(r); ok {
-		return
+	if _, ok := visitorID(r); !ok {
+		newVisitorCookie(w, r)
 	}
+}
+
+// newVisitorCookie gives the browser a new random visitor id.
+func newVisitorCookie(w http.ResponseWriter, r *http.Request) {
 	var b [16]byte
 	rand.Read(b[:])
 	http.SetCookie(w, &http.Cookie{

@@ -73,14 +73,8 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 
 		out := &eventWriter{w: w, rc: http.NewResponseController(w), timeout: opts.WriteTimeout}
 		first := appendCountEvent(append(make([]byte, 0, len(retry)+128), retry...), joined.Counts.People)
-		var members []presence.MemberInfo
-		if follow {
-			members = joined.Members
-			if members == nil {
-				members = []presence.MemberInfo{}
-			}
-		}
-		first = appendPresenceEvent(first, room, joined.Counts, members, joined.Truncated)
+		// joined.Members is nil unless follow (then at least empty).
+		first = appendPresenceEvent(first, room, joined.Counts, joined.Members, joined.Truncated)
 		err = b.engine.serve(r.Context(), out, r, st, streamStart{first: first, members: follow, memberSeq: joined.Seq})
 
 		reason := reasonClient

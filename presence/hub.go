@@ -3,7 +3,6 @@ package presence
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,8 +78,7 @@ type room struct {
 	pub        Publisher   // from Notifier.RoomOpened
 	local      int         // streams of this node in the room
 	counts     Counts      // latest counts from the backend
-	published  Counts      // last counts handed to Publish
-	hasPub     bool        // whether there was a publish
+	published  Counts      // last counts handed to Publish (valid once seq > 0)
 	force      bool        // publish even if the counts did not change
 	timer      *time.Timer // pending publish, nil if none
 	lastPub    time.Time   // when the last publish started
@@ -151,6 +149,9 @@ type ghost struct {
 // Room returns the name of the stream's room.
 func (s *Stream) Room() string { return s.room.name }
 
+// Publisher returns what Notifier.RoomOpened returned for the stream's room.
+func (s *Stream) Publisher() Publisher { return s.room.pub }
+
 // Delivered tells the hub that the count event of publish seq (the seq the
 // Notifier was given) reached this stream's socket. The hub learns from it
 // how long a fan-out takes.
@@ -164,6 +165,17 @@ func (s *Stream) Delivered(seq uint64) {
 	}
 	p.last.Store(now) // deliveries of one publish come about in order: no need for a max
 }
+
+// setCounts records a change of r's counts.
+func (r *room) setCounts(c Counts) {
+	r.counts = c
+	r.lastChange = time.Now()
+	r.changes++
+}
+
+// stale reports whether r's counts differ from the last publish, or there
+// was none.
+func (r *room) stale() bool { return r.seq == 0 || r.counts != r.published }
 
 // fanout is how long the last publishes took to reach their last stream: the
 // longer of the latest one (perhaps still going) and the one before.
@@ -204,21 +216,32 @@ type Joined struct {
 // follows the room's signed-in members: Joined has them, and every later
 // Update of the room says who joined and left.
 func (h *Hub) JoinAs(roomName string, m Member, members bool) (*Stream, Joined, error) {
+	st, j, signed, err := h.join(roomName, m, members)
+	if err == nil && members {
+		// signed is never written to once stored: sorting needs no lock.
+		j.Members, j.Truncated = sortedMembers(signed, h.capMem)
+	}
+	return st, j, err
+}
+
+// join is JoinAs under the lock; with members, it returns the signed-in
+// members for JoinAs to list.
+func (h *Hub) join(roomName string, m Member, members bool) (*Stream, Joined, map[string]string, error) {
 	if err := ValidateRoom(roomName); err != nil {
-		return nil, Joined{}, err
+		return nil, Joined{}, nil, err
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return nil, Joined{}, ErrClosed
+		return nil, Joined{}, nil, ErrClosed
 	}
 	if h.streams >= h.maxStr {
-		return nil, Joined{}, ErrStreamLimit
+		return nil, Joined{}, nil, ErrStreamLimit
 	}
 	r := h.rooms[roomName]
 	if r == nil {
 		if len(h.rooms) >= h.maxRooms {
-			return nil, Joined{}, ErrRoomLimit
+			return nil, Joined{}, nil, ErrRoomLimit
 		}
 		r = &room{name: roomName}
 		r.pub = h.notify.RoomOpened(roomName)
@@ -230,11 +253,9 @@ func (h *Hub) JoinAs(roomName string, m Member, members bool) (*Stream, Joined, 
 			if r.local == 0 && len(r.ghosts) == 0 {
 				h.dropLocked(r)
 			}
-			return nil, Joined{}, fmt.Errorf("join %s: %w", roomName, err)
+			return nil, Joined{}, nil, fmt.Errorf("join %s: %w", roomName, err)
 		}
-		r.counts = counts
-		r.lastChange = time.Now()
-		r.changes++
+		r.setCounts(counts)
 	}
 	// else: the person came back within the grace and takes the place of
 	// their closed stream: no one sees a change.
@@ -242,24 +263,24 @@ func (h *Hub) JoinAs(roomName string, m Member, members bool) (*Stream, Joined, 
 	h.streams++
 	st := &Stream{hub: h, room: r, member: m, seen: r.counts, watches: members}
 	j := Joined{Counts: r.counts}
+	var signed map[string]string
 	if members {
-		now := h.backend.Signed(roomName)
+		signed = h.backend.Signed(roomName)
 		if r.watchers == 0 {
-			r.members = now
+			r.members = signed
 			r.force = true // so that the next publish carries member fields
 		}
 		r.watchers++
-		j.Members, j.Truncated = sortedMembers(now, h.capMem)
 		j.Seq = r.seq
 	}
-	if r.counts != r.published || !r.hasPub {
+	if r.stale() {
 		// The newcomer starts from counts no publish carried: if they go
 		// back to the published value before the next publish, that
 		// publish must still happen, or the newcomer keeps them.
 		r.force = true
 	}
 	h.scheduleLocked(r)
-	return st, j, nil
+	return st, j, signed, nil
 }
 
 // takeGhostLocked removes and returns a closed stream of person id still
@@ -270,14 +291,19 @@ func (h *Hub) takeGhostLocked(r *room, id string) *ghost {
 		return nil
 	}
 	g := gs[len(gs)-1]
-	if len(gs) == 1 {
+	h.removeGhostLocked(r, id, len(gs)-1)
+	g.timer.Stop() // if it fired already, expire finds it gone
+	return g
+}
+
+// removeGhostLocked ends the grace of r.ghosts[id][i].
+func (h *Hub) removeGhostLocked(r *room, id string, i int) {
+	if gs := r.ghosts[id]; len(gs) == 1 {
 		delete(r.ghosts, id)
 	} else {
-		r.ghosts[id] = gs[:len(gs)-1]
+		r.ghosts[id] = slices.Delete(gs, i, i+1)
 	}
-	g.timer.Stop() // if it fired already, expire finds it gone
 	h.ghosts--
-	return g
 }
 
 func (h *Hub) leave(s *Stream) {
@@ -319,21 +345,14 @@ func (h *Hub) expire(r *room, g *ghost) {
 	if i < 0 || h.rooms[r.name] != r {
 		return // taken over, or the room is gone
 	}
-	if len(gs) == 1 {
-		delete(r.ghosts, g.member.ID)
-	} else {
-		r.ghosts[g.member.ID] = slices.Delete(gs, i, i+1)
-	}
-	h.ghosts--
+	h.removeGhostLocked(r, g.member.ID, i)
 	h.leftLocked(r, g.member)
 }
 
 // leftLocked takes m out of r in the backend and publishes the change, or
 // drops r if no one of this node is left in it.
 func (h *Hub) leftLocked(r *room, m Member) {
-	r.counts = h.backend.Leave(r.name, m)
-	r.lastChange = time.Now()
-	r.changes++
+	r.setCounts(h.backend.Leave(r.name, m))
 	if r.local == 0 && len(r.ghosts) == 0 {
 		if h.rooms[r.name] == r {
 			h.dropLocked(r)
@@ -386,7 +405,7 @@ func (h *Hub) scheduleLocked(r *room) {
 // of how long the last fan-out took, at least the base window and at most
 // maxWindowFactor of them.
 func (h *Hub) busyWindow(r *room) time.Duration {
-	return min(max(h.window, windowFactor*r.fanout()), maxWindowFactor*h.window)
+	return min(max(h.window, windowFactor*r.fanout()), h.maxWindow)
 }
 
 // flush publishes r's newest count if it changed or a refresh asked for it,
@@ -397,7 +416,8 @@ func (h *Hub) flush(r *room) {
 
 	h.mu.Lock()
 	r.timer = nil
-	if h.rooms[r.name] != r || (r.counts == r.published && r.hasPub && !r.force && r.watchers == 0) {
+	unchanged := !r.stale() && !r.force
+	if h.rooms[r.name] != r || (unchanged && r.watchers == 0) {
 		h.mu.Unlock()
 		return
 	}
@@ -420,22 +440,26 @@ func (h *Hub) flush(r *room) {
 		return
 	}
 	u := Update{Counts: r.counts}
+	var signed map[string]string // the members, if tracked
 	if r.watchers > 0 {
-		now := h.backend.Signed(r.name)
-		u.Joined, u.Left = diffMembers(r.members, now)
-		if len(u.Joined)+len(u.Left) == 0 && r.counts == r.published && r.hasPub && !r.force {
+		signed = h.backend.Signed(r.name)
+		u.Joined, u.Left = diffMembers(r.members, signed)
+		if len(u.Joined)+len(u.Left) == 0 && unchanged {
 			h.mu.Unlock()
 			return // nothing anyone would see
 		}
-		r.members = now
+		r.members = signed
 		u.Tracked = true
-		u.Members, u.Truncated = sortedMembers(now, h.capMem)
 	}
-	r.published, r.hasPub, r.force, r.changes = r.counts, true, false, 0
+	r.published, r.force, r.changes = r.counts, false, 0
 	r.lastPub = now
 	r.seq++
 	u.Seq = r.seq
 	h.mu.Unlock()
+	if u.Tracked {
+		// signed is never written to once stored: sorting needs no lock.
+		u.Members, u.Truncated = sortedMembers(signed, h.capMem)
+	}
 
 	p := &r.recent[u.Seq%uint64(len(r.recent))]
 	p.seq.Store(-1) // no delivery may count while the slot is rewritten
@@ -458,7 +482,6 @@ func diffMembers(was, now map[string]string) (joined, left []MemberInfo) {
 			left = append(left, MemberInfo{ID: id, Name: name})
 		}
 	}
-	byID := func(a, b MemberInfo) int { return strings.Compare(a.ID, b.ID) }
 	slices.SortFunc(joined, byID)
 	slices.SortFunc(left, byID)
 	return joined, left
@@ -471,7 +494,7 @@ func (h *Hub) Count(roomName string) int { return h.backend.Count(roomName).Peop
 // shares and whether the view is degraded.
 func (h *Hub) Room(roomName string) RoomInfo {
 	c := h.backend.Count(roomName)
-	info := RoomInfo{Room: roomName, Count: c.People, Connections: c.Connections}
+	info := RoomInfo{RoomCount: RoomCount{Room: roomName, Count: c.People, Connections: c.Connections}}
 	if s, ok := h.backend.(Shared); ok {
 		info.Nodes = s.Shares(roomName)
 		info.Degraded = s.Health() != nil
@@ -502,24 +525,22 @@ func (h *Hub) Changed(roomName string) {
 	if n == r.counts && r.watchers == 0 {
 		return // (with watchers, the members may have changed)
 	}
-	r.counts = n
-	r.lastChange = time.Now()
-	r.changes++
+	r.setCounts(n)
 	h.scheduleLocked(r)
 }
 
 // Rooms returns up to limit non-empty rooms and how many there are in all.
 func (h *Hub) Rooms(limit int) ([]RoomCount, int) { return h.backend.Rooms(limit) }
 
-// RoomNames returns the rooms this node holds streams in.
-func (h *Hub) RoomNames() []string {
+// Publishers returns the Publisher of every room this node holds streams in.
+func (h *Hub) Publishers() []Publisher {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	names := make([]string, 0, len(h.rooms))
-	for name := range h.rooms {
-		names = append(names, name)
+	ps := make([]Publisher, 0, len(h.rooms))
+	for _, r := range h.rooms {
+		ps = append(ps, r.pub)
 	}
-	return names
+	return ps
 }
 
 // Stats is a snapshot of the hub for metrics.

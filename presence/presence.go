@@ -110,10 +110,8 @@ type Shared interface {
 
 // RoomInfo is a room's count and, with a shared backend, how it is made up.
 type RoomInfo struct {
-	Room        string         `json:"room"`
-	Count       int            `json:"count"` // people, as in the user count event
-	Connections int            `json:"connections"`
-	Nodes       map[string]int `json:"nodes,omitempty"` // connections per node
+	RoomCount
+	Nodes map[string]int `json:"nodes,omitempty"` // connections per node
 	// Degraded is set when the shared view is not current (see
 	// Shared.Health): the count is the last one known.
 	Degraded bool `json:"degraded,omitempty"`

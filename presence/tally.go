@@ -1,6 +1,9 @@
 package presence
 
-import "sort"
+import (
+	"slices"
+	"strings"
+)
 
 // Tally adds up one room's members: anonymous streams, and people by ID
 // with their connections. Backends keep one per room; it is not safe for
@@ -85,6 +88,8 @@ func (t *Tally) Signed() map[string]string {
 	return m
 }
 
+func byID(a, b MemberInfo) int { return strings.Compare(a.ID, b.ID) }
+
 // sortedMembers lists members by ID, at most limit of them (all if limit
 // < 0), and whether some were left out.
 func sortedMembers(m map[string]string, limit int) ([]MemberInfo, bool) {
@@ -92,7 +97,7 @@ func sortedMembers(m map[string]string, limit int) ([]MemberInfo, bool) {
 	for id, name := range m {
 		out = append(out, MemberInfo{ID: id, Name: name})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	slices.SortFunc(out, byID)
 	if limit >= 0 && len(out) > limit {
 		return out[:limit:limit], true
 	}
