@@ -38,19 +38,14 @@ func newBackend(cfg config, reg prometheus.Registerer, log *slog.Logger) (backen
 	if err != nil {
 		return backend{}, fmt.Errorf("--redis-url (%s) / --node-id: %w", envName("redis-url"), err)
 	}
+	counter := func(name, help string, v func(redis.Stats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "presence_redis_" + name, Help: help},
+			func() float64 { return float64(v(rb.Stats())) })
+	}
 	reg.MustRegister(
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "presence_redis_commands_total",
-			Help: "Redis commands sent by this node.",
-		}, func() float64 { return float64(rb.Stats().Commands) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "presence_redis_errors_total",
-			Help: "Redis calls of this node that failed.",
-		}, func() float64 { return float64(rb.Stats().Errors) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "presence_redis_resyncs_total",
-			Help: "Full reads of every node's shares, after a missed change, an outage or a restart of Redis.",
-		}, func() float64 { return float64(rb.Stats().Resyncs) }),
+		counter("commands_total", "Redis commands sent by this node.", func(s redis.Stats) uint64 { return s.Commands }),
+		counter("errors_total", "Redis calls of this node that failed.", func(s redis.Stats) uint64 { return s.Errors }),
+		counter("resyncs_total", "Full reads of every node's shares, after a missed change, an outage or a restart of Redis.", func(s redis.Stats) uint64 { return s.Resyncs }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "presence_redis_degraded",
 			Help: "1 while this node cannot reach Redis and serves the last known counts of the other nodes.",

@@ -48,6 +48,8 @@ type config struct {
 	AllowedOrigins    string
 	TLSCert           string
 	TLSKey            string
+
+	tlsCert tls.Certificate // loaded by check from TLSCert and TLSKey
 }
 
 // envName is the environment variable of a flag.
@@ -146,7 +148,8 @@ func (c *config) check() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, fmt.Errorf("--tls-cert (%s) and --tls-key (%s) go together", envName("tls-cert"), envName("tls-key")))
 	} else if c.TLSCert != "" {
-		if _, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
+		var err error
+		if c.tlsCert, err = tls.LoadX509KeyPair(c.TLSCert, c.TLSKey); err != nil {
 			errs = append(errs, fmt.Errorf("--tls-cert (%s) / --tls-key (%s): %v", envName("tls-cert"), envName("tls-key"), err))
 		}
 	}

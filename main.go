@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -109,7 +110,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	scheme := "http"
 	if cfg.TLSCert != "" {
 		scheme = "https" // and HTTP/2, which net/http offers over TLS
-		go func() { serveErr <- srv.ServeTLS(ln, cfg.TLSCert, cfg.TLSKey) }()
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cfg.tlsCert}}
+		go func() { serveErr <- srv.ServeTLS(ln, "", "") }()
 	} else {
 		go func() { serveErr <- srv.Serve(ln) }()
 	}

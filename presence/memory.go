@@ -5,29 +5,22 @@ import (
 	"sync"
 )
 
-// Memory is the single-node Backend: a Tally per room, nothing else. Empty
-// rooms are deleted so that memory returns to idle when clients go.
+// Memory is the single-node Backend: a Tally per room, nothing else.
 type Memory struct {
 	mu    sync.Mutex
-	rooms map[string]*Tally
+	rooms Tallies
 }
 
 // NewMemory returns an empty in-memory backend.
 func NewMemory() *Memory {
-	return &Memory{rooms: make(map[string]*Tally)}
+	return &Memory{rooms: make(Tallies)}
 }
 
 // Join implements Backend.
 func (m *Memory) Join(room string, mem Member) (Counts, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	t := m.rooms[room]
-	if t == nil {
-		t = &Tally{}
-		m.rooms[room] = t
-	}
-	t.Add(mem, 1)
-	return t.Counts(), nil
+	return m.rooms.Add(room, mem, 1), nil
 }
 
 // Leave implements Backend. Counts never go below zero, whatever the
@@ -35,45 +28,27 @@ func (m *Memory) Join(room string, mem Member) (Counts, error) {
 func (m *Memory) Leave(room string, mem Member) Counts {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	t := m.rooms[room]
-	if t == nil {
-		return Counts{}
-	}
-	t.Add(mem, -1)
-	if t.Empty() {
-		delete(m.rooms, room)
-	}
-	return t.Counts()
+	return m.rooms.Add(room, mem, -1)
 }
 
 // Count implements Backend.
 func (m *Memory) Count(room string) Counts {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if t := m.rooms[room]; t != nil {
-		return t.Counts()
-	}
-	return Counts{}
+	return m.rooms.Count(room)
 }
 
 // Signed implements Backend.
 func (m *Memory) Signed(room string) map[string]string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if t := m.rooms[room]; t != nil {
-		return t.Signed()
-	}
-	return map[string]string{}
+	return m.rooms.Signed(room)
 }
 
 // Rooms implements Backend.
 func (m *Memory) Rooms(limit int) ([]RoomCount, int) {
 	m.mu.Lock()
-	all := make([]RoomCount, 0, len(m.rooms))
-	for name, t := range m.rooms {
-		c := t.Counts()
-		all = append(all, RoomCount{Room: name, Count: c.People, Connections: c.Connections})
-	}
+	all := m.rooms.List()
 	m.mu.Unlock()
 	return LimitRooms(all, limit)
 }

@@ -103,3 +103,47 @@ func sortedMembers(m map[string]string, limit int) ([]MemberInfo, bool) {
 	}
 	return out, false
 }
+
+// Tallies is a Tally per room. Rooms whose tally empties are removed, so
+// that memory returns to idle. Not safe for concurrent use.
+type Tallies map[string]*Tally
+
+// Add changes m's connections in room by delta and returns the room's counts.
+func (ts Tallies) Add(room string, m Member, delta int) Counts {
+	t := ts[room]
+	if t == nil {
+		t = &Tally{}
+		ts[room] = t
+	}
+	t.Add(m, delta)
+	if t.Empty() {
+		delete(ts, room)
+	}
+	return t.Counts()
+}
+
+// Count returns room's counts; zero for a room nobody is in.
+func (ts Tallies) Count(room string) Counts {
+	if t := ts[room]; t != nil {
+		return t.Counts()
+	}
+	return Counts{}
+}
+
+// Signed returns room's signed-in members: name by ID.
+func (ts Tallies) Signed(room string) map[string]string {
+	if t := ts[room]; t != nil {
+		return t.Signed()
+	}
+	return map[string]string{}
+}
+
+// List returns every room's counts, unsorted (see LimitRooms).
+func (ts Tallies) List() []RoomCount {
+	all := make([]RoomCount, 0, len(ts))
+	for name, t := range ts {
+		c := t.Counts()
+		all = append(all, RoomCount{Room: name, Count: c.People, Connections: c.Connections})
+	}
+	return all
+}

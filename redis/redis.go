@@ -95,7 +95,6 @@ type Backend struct {
 	inc      string // new at every start: a restart under the same id is a new node
 	ttl      time.Duration
 	tick     time.Duration
-	ticks    int // ticks so far; the tick loop's own
 	nodeKey  func(id string) string
 	nodesKey string
 	channel  string
@@ -109,19 +108,16 @@ type Backend struct {
 	resyncs  atomic.Uint64 // full reads of the other nodes' shares
 
 	mu       sync.Mutex
-	local    map[string]*presence.Tally // this node's streams by room
-	all      map[string]*presence.Tally // every node's, this one's included
-	dirty    map[entry]struct{}         // local entries changed since the last flush
-	full     bool                       // the next flush rewrites the whole hash
-	ver      uint64                     // of this node's last flush
+	local    presence.Tallies   // this node's streams by room
+	all      presence.Tallies   // every node's, this one's included
+	dirty    map[entry]struct{} // local entries changed since the last flush
+	full     bool               // the next flush rewrites the whole hash
+	ver      uint64             // of this node's last flush
 	nodes    map[string]*node
 	dropped  map[string]time.Time // nodes forgotten lately, and when: a snapshot read before must not bring them back
 	err      error                // why the view is not current; nil if it is
 	subbed   bool                 // the subscription is up and confirmed
-	asked    bool                 // a resync is asked for and not started yet
-	behind   bool                 // the view needs a successful resync before err may clear
 	onChange func(room string)
-	stopped  bool
 }
 
 // node is what this node knows of another one.
@@ -185,8 +181,8 @@ func New(opts Options) (*Backend, error) {
 		log:      log,
 		wake:     make(chan struct{}, 1),
 		resync:   make(chan struct{}, 1),
-		local:    make(map[string]*presence.Tally),
-		all:      make(map[string]*presence.Tally),
+		local:    make(presence.Tallies),
+		all:      make(presence.Tallies),
 		dirty:    make(map[entry]struct{}),
 		full:     true,
 		nodes:    make(map[string]*node),
@@ -219,15 +215,7 @@ func (b *Backend) Health() error {
 
 // askResync asks the resync loop for one more full read, unless one is
 // asked for and not started yet: it would read the same.
-func (b *Backend) askResync() {
-	b.mu.Lock()
-	asked := b.asked
-	b.asked = true
-	b.mu.Unlock()
-	if !asked {
-		b.poke(b.resync)
-	}
-}
+func (b *Backend) askResync() { b.poke(b.resync) }
 
 // poke wakes the loop behind ch without blocking.
 func (b *Backend) poke(ch chan struct{}) {
@@ -246,7 +234,6 @@ func (b *Backend) setErr(op string, err error) {
 	was := b.err
 	b.err = fmt.Errorf("redis %s: %w", op, err)
 	b.full = true
-	b.behind = true
 	b.mu.Unlock()
 	if was == nil {
 		b.log.Warn("redis unavailable: serving the last known counts", "op", op, "err", err)
@@ -258,9 +245,7 @@ func (b *Backend) setErr(op string, err error) {
 // room whose count moved because of another node. Run returns when its
 // loops have stopped; then Close removes this node's shares.
 func (b *Backend) Run(ctx context.Context, onChange func(room string)) {
-	b.mu.Lock()
-	b.onChange = onChange
-	b.mu.Unlock()
+	b.onChange = onChange // before the loops start; they only read it
 	var wg sync.WaitGroup
 	wg.Add(4)
 	go func() { defer wg.Done(); b.flushLoop(ctx) }()
@@ -274,7 +259,6 @@ func (b *Backend) Run(ctx context.Context, onChange func(room string)) {
 // closes the connections. Call it after Run has returned.
 func (b *Backend) Close(ctx context.Context) error {
 	b.mu.Lock()
-	b.stopped = true
 	b.ver++
 	msg, _ := json.Marshal(message{Node: b.id, Inc: b.inc, Ver: b.ver, Kind: "x"})
 	b.mu.Unlock()
@@ -321,7 +305,7 @@ func (b *Backend) flushGap() time.Duration {
 // script call that also publishes them to the other nodes.
 func (b *Backend) flush(ctx context.Context) {
 	b.mu.Lock()
-	if (len(b.dirty) == 0 && !b.full) || b.stopped {
+	if len(b.dirty) == 0 && !b.full {
 		b.mu.Unlock()
 		return
 	}
@@ -391,13 +375,12 @@ func boolArg(v bool) int {
 func (b *Backend) tickLoop(ctx context.Context) {
 	t := time.NewTicker(b.tick)
 	defer t.Stop()
-	b.tickOnce(ctx) // at once: connect, register, read the others
-	for {
+	for n := 0; ; n++ {
+		b.tickOnce(ctx, n%hashEvery == 0) // the first at once: connect, register, read the others
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			b.tickOnce(ctx)
 		}
 	}
 }
@@ -419,15 +402,13 @@ func (b *Backend) resyncLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		b.mu.Lock()
-		b.asked = false
-		b.mu.Unlock()
+		select { // asked again during the pause: this read serves that too
+		case <-b.resync:
+		default:
+		}
 		if b.snapshot(ctx) {
 			b.mu.Lock()
 			healed := b.err != nil && b.subbed
-			if b.subbed {
-				b.behind = false
-			}
 			if healed {
 				b.err = nil
 			}
@@ -439,13 +420,11 @@ func (b *Backend) resyncLoop(ctx context.Context) {
 	}
 }
 
-func (b *Backend) tickOnce(ctx context.Context) {
+func (b *Backend) tickOnce(ctx context.Context, renew bool) {
 	start := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	b.commands.Add(1)
-	b.ticks++
-	renew := b.ticks%hashEvery == 1 // the first tick, and every hashEvery-th
 	res, err := tickScript.Run(cctx, b.rdb, []string{b.nodesKey, b.nodeKey(b.id)},
 		b.ttl.Milliseconds(), b.id, boolArg(renew), (hashTTLFactor * b.ttl).Milliseconds()).Slice()
 	if err != nil || len(res) != 2 {
@@ -465,7 +444,7 @@ func (b *Backend) tickOnce(ctx context.Context) {
 	}
 
 	b.mu.Lock()
-	recovered := b.err != nil || b.behind
+	recovered := b.err != nil
 	if recovered || mine == 0 {
 		b.full = true // our hash is missing or may be stale
 	}
@@ -627,7 +606,6 @@ func (b *Backend) subscribeLoop(ctx context.Context) {
 			// (Re)subscribed: whatever was published meanwhile is lost.
 			b.mu.Lock()
 			b.subbed = true
-			b.behind = true
 			b.mu.Unlock()
 			b.askResync()
 		case *goredis.Message:
@@ -636,8 +614,6 @@ func (b *Backend) subscribeLoop(ctx context.Context) {
 	}
 }
 
-// header starts every message of this node: "id incarnation version".
-// Call with mu held.
 // apply takes one published message (see message).
 func (b *Backend) apply(payload string) {
 	var msg message
@@ -682,9 +658,7 @@ func (b *Backend) apply(payload string) {
 
 // notify tells the hub about rooms whose count moved.
 func (b *Backend) notify(rooms []string) {
-	b.mu.Lock()
 	f := b.onChange
-	b.mu.Unlock()
 	if f == nil {
 		return
 	}

@@ -77,16 +77,6 @@ type message struct {
 	Entries []string `json:"e,omitempty"`
 }
 
-// tallyOf returns m's tally of room, making it if needed.
-func tallyOf(m map[string]*presence.Tally, room string) *presence.Tally {
-	t := m[room]
-	if t == nil {
-		t = &presence.Tally{}
-		m[room] = t
-	}
-	return t
-}
-
 // localShare is this node's share of e.
 func (b *Backend) localShare(e entry) share {
 	t := b.local[e.room]
@@ -103,11 +93,9 @@ func (b *Backend) localShare(e entry) share {
 // Join implements presence.Backend. It never waits on Redis.
 func (b *Backend) Join(room string, m presence.Member) (presence.Counts, error) {
 	b.mu.Lock()
-	tallyOf(b.local, room).Add(m, 1)
-	t := tallyOf(b.all, room)
-	t.Add(m, 1)
+	b.local.Add(room, m, 1)
+	c := b.all.Add(room, m, 1)
 	b.dirty[entry{room, m.ID}] = struct{}{}
-	c := t.Counts()
 	b.mu.Unlock()
 	b.poke(b.wake)
 	return c, nil
@@ -116,36 +104,15 @@ func (b *Backend) Join(room string, m presence.Member) (presence.Counts, error) 
 // Leave implements presence.Backend.
 func (b *Backend) Leave(room string, m presence.Member) presence.Counts {
 	b.mu.Lock()
-	if l := b.local[room]; l != nil {
-		before := l.Counts().Connections
-		l.Add(m, -1)
-		if l.Counts().Connections < before {
-			b.addAllLocked(room, m, -1)
-		}
-		if l.Empty() {
-			delete(b.local, room)
-		}
+	before := b.local.Count(room).Connections
+	if b.local.Add(room, m, -1).Connections < before {
+		b.all.Add(room, m, -1)
 	}
 	b.dirty[entry{room, m.ID}] = struct{}{}
-	c := b.countLocked(room)
+	c := b.all.Count(room)
 	b.mu.Unlock()
 	b.poke(b.wake)
 	return c
-}
-
-func (b *Backend) addAllLocked(room string, m presence.Member, delta int) {
-	t := tallyOf(b.all, room)
-	t.Add(m, delta)
-	if t.Empty() {
-		delete(b.all, room)
-	}
-}
-
-func (b *Backend) countLocked(room string) presence.Counts {
-	if t := b.all[room]; t != nil {
-		return t.Counts()
-	}
-	return presence.Counts{}
 }
 
 // Count implements presence.Backend: the global counts as this node knows
@@ -153,27 +120,20 @@ func (b *Backend) countLocked(room string) presence.Counts {
 func (b *Backend) Count(room string) presence.Counts {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.countLocked(room)
+	return b.all.Count(room)
 }
 
 // Signed implements presence.Backend over every node's streams.
 func (b *Backend) Signed(room string) map[string]string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if t := b.all[room]; t != nil {
-		return t.Signed()
-	}
-	return map[string]string{}
+	return b.all.Signed(room)
 }
 
 // Rooms implements presence.Backend over every node's rooms.
 func (b *Backend) Rooms(limit int) ([]presence.RoomCount, int) {
 	b.mu.Lock()
-	all := make([]presence.RoomCount, 0, len(b.all))
-	for room, t := range b.all {
-		c := t.Counts()
-		all = append(all, presence.RoomCount{Room: room, Count: c.People, Connections: c.Connections})
-	}
+	all := b.all.List()
 	b.mu.Unlock()
 	return presence.LimitRooms(all, limit)
 }
@@ -212,7 +172,7 @@ func (b *Backend) setNodeLocked(id, inc string, ver uint64, entries map[entry]sh
 	if whole {
 		for e, old := range nd.entries {
 			if _, ok := entries[e]; !ok {
-				b.addAllLocked(e.room, e.member(old), -old.conns)
+				b.all.Add(e.room, e.member(old), -old.conns)
 				delete(nd.entries, e)
 				changed = append(changed, e.room)
 			}
@@ -223,7 +183,7 @@ func (b *Backend) setNodeLocked(id, inc string, ver uint64, entries map[entry]sh
 		if s == old {
 			continue
 		}
-		b.addAllLocked(e.room, e.member(s), s.conns-old.conns)
+		b.all.Add(e.room, e.member(s), s.conns-old.conns)
 		if s.conns == 0 {
 			delete(nd.entries, e)
 		} else {
@@ -242,7 +202,7 @@ func (b *Backend) dropLocked(id string, changed []string) []string {
 	}
 	b.dropped[id] = time.Now()
 	for e, s := range nd.entries {
-		b.addAllLocked(e.room, e.member(s), -s.conns)
+		b.all.Add(e.room, e.member(s), -s.conns)
 		changed = append(changed, e.room)
 	}
 	delete(b.nodes, id)
