@@ -14,6 +14,7 @@ import (
 
 	"github.com/presence/presence/auth"
 	"github.com/presence/presence/handlers"
+	"github.com/presence/presence/redis"
 )
 
 // config is every setting of the service. Each is a flag and an environment
@@ -80,7 +81,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 16<<10, "largest request header accepted, in bytes")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "share counts with other nodes through this Redis (redis://[user:pass@]host:port/db); empty: this node alone, in memory")
 	fs.StringVar(&c.NodeID, "node-id", "", "this node's name in Redis and in per-node shares; empty: host name and a random suffix, new at each start")
-	fs.DurationVar(&c.NodeTimeout, "node-timeout", 3*time.Second, "with --redis-url: how long the streams of a node that died without a word still count (others notice within 5/4 of it)")
+	fs.DurationVar(&c.NodeTimeout, "node-timeout", redis.DefaultNodeTimeout, "with --redis-url: how long the streams of a node that died without a word still count (others notice within 5/4 of it)")
 	fs.StringVar(&c.TokenSecret, "token-secret", "", "HS256 secret of signed-in users' tokens, at least 32 bytes (better set by the environment than on the command line)")
 	fs.StringVar(&c.TokenPublicKey, "token-public-key", "", "PEM file with the RSA (RS256) or Ed25519 (EdDSA) public key of signed-in users' tokens")
 	fs.StringVar(&c.PrivateRooms, "private-rooms", "", "comma-separated room-name patterns (* ? [...]) whose streams need a valid token")
@@ -169,7 +170,7 @@ func (c *config) check() error {
 			errs = append(errs, fmt.Errorf("--private-rooms (%s): bad pattern %q: %v", envName("private-rooms"), p, err))
 		}
 	}
-	if c.NodeTimeout < 300*time.Millisecond {
+	if c.NodeTimeout < redis.MinNodeTimeout {
 		errs = append(errs, fmt.Errorf("--node-timeout (%s) must be at least 300ms, got %s", envName("node-timeout"), c.NodeTimeout))
 	}
 	nonNegative("max-streams", c.MaxStreams)
@@ -210,21 +211,23 @@ func (c *config) check() error {
 
 // allowedOrigins splits --allowed-origins.
 func (c *config) allowedOrigins() []string {
-	var out []string
-	for _, o := range strings.Split(c.AllowedOrigins, ",") {
-		if o = strings.TrimSuffix(strings.TrimSpace(o), "/"); o != "" {
-			out = append(out, o)
-		}
-	}
-	return out
+	return splitList(c.AllowedOrigins, func(o string) string { return strings.TrimSuffix(o, "/") })
 }
 
 // privateRooms splits --private-rooms into patterns.
-func (c *config) privateRooms() []string {
+func (c *config) privateRooms() []string { return splitList(c.PrivateRooms, nil) }
+
+// splitList splits a comma-separated setting into its non-empty items,
+// trimmed of spaces and then by clean if given.
+func splitList(s string, clean func(string) string) []string {
 	var out []string
-	for _, p := range strings.Split(c.PrivateRooms, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if clean != nil {
+			item = clean(item)
+		}
+		if item != "" {
+			out = append(out, item)
 		}
 	}
 	return out

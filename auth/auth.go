@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -303,14 +304,7 @@ func (v *Verifier) mapError(t *jwt.Token, err error) error {
 }
 
 // accepts reports whether alg is one of the configured algorithms.
-func (v *Verifier) accepts(alg string) bool {
-	for _, m := range v.methods {
-		if m == alg {
-			return true
-		}
-	}
-	return false
-}
+func (v *Verifier) accepts(alg string) bool { return slices.Contains(v.methods, alg) }
 
 // claimsFrom checks and cleans the claims of a token whose signature and
 // times jwt has already verified.

@@ -36,11 +36,22 @@ import (
 	"github.com/presence/presence/presence"
 )
 
-// Defaults for Options fields left zero.
+// Bounds of Options.NodeTimeout: the default when left zero, and the least
+// allowed (a tick is a quarter of it).
 const (
 	DefaultNodeTimeout = 3 * time.Second
-	DefaultPrefix      = "presence"
+	MinNodeTimeout     = 300 * time.Millisecond
 )
+
+// Keys and the channel, shared by every node of a cluster.
+const (
+	nodePrefix = "presence:node:" // + node id: the node's hash of shares
+	nodesKey   = "presence:nodes" // sorted set: node ids by the time they count until
+	channel    = "presence:changes"
+)
+
+// nodeKey is the name of node id's hash.
+func nodeKey(id string) string { return nodePrefix + id }
 
 // Pacing. A node marks itself alive and checks the others every
 // NodeTimeout/4 (so a dead node's shares are gone within about 5/4
@@ -81,24 +92,18 @@ type Options struct {
 	// NodeTimeout is how long the shares of a node that stopped without a
 	// word (killed, power lost) still count.
 	NodeTimeout time.Duration
-	// Prefix starts every key and channel name, so that several services
-	// can share one Redis.
-	Prefix string
 	// Logger gets warnings about Redis; nil discards them.
 	Logger *slog.Logger
 }
 
 // Backend implements presence.Backend and presence.Shared over Redis.
 type Backend struct {
-	rdb      *goredis.Client
-	id       string
-	inc      string // new at every start: a restart under the same id is a new node
-	ttl      time.Duration
-	tick     time.Duration
-	nodeKey  func(id string) string
-	nodesKey string
-	channel  string
-	log      *slog.Logger
+	rdb  *goredis.Client
+	id   string
+	inc  string // new at every start: a restart under the same id is a new node
+	ttl  time.Duration
+	tick time.Duration
+	log  *slog.Logger
 
 	wake   chan struct{} // cap 1: local shares changed, flush them
 	resync chan struct{} // cap 1: the view of the others may have gaps
@@ -143,11 +148,8 @@ func New(opts Options) (*Backend, error) {
 	if opts.NodeTimeout == 0 {
 		opts.NodeTimeout = DefaultNodeTimeout
 	}
-	if opts.NodeTimeout < 300*time.Millisecond {
-		return nil, errors.New("node timeout must be at least 300ms")
-	}
-	if opts.Prefix == "" {
-		opts.Prefix = DefaultPrefix
+	if opts.NodeTimeout < MinNodeTimeout {
+		return nil, fmt.Errorf("node timeout must be at least %v", MinNodeTimeout)
 	}
 	if opts.NodeID == "" {
 		host, _ := os.Hostname()
@@ -155,14 +157,13 @@ func New(opts Options) (*Backend, error) {
 		rand.Read(b[:])
 		opts.NodeID = host + "-" + hex.EncodeToString(b[:])
 	}
-	if strings.ContainsAny(opts.NodeID, " =") || opts.NodeID == "" || len(opts.NodeID) > 128 {
+	if strings.ContainsAny(opts.NodeID, " =") || len(opts.NodeID) > 128 {
 		return nil, fmt.Errorf("node id %q: use 1 to 128 characters without spaces or '='", opts.NodeID)
 	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := opts.Prefix
 	// Incarnations of one node id are ordered by the time they started
 	// (on that node's own clock: only the same host's restarts are
 	// compared), with a random tail in case two start at once.
@@ -170,24 +171,21 @@ func New(opts Options) (*Backend, error) {
 	rand.Read(tail[:])
 	inc := fmt.Sprintf("%016x%s", time.Now().UnixNano(), hex.EncodeToString(tail[:]))
 	return &Backend{
-		rdb:      goredis.NewClient(ro),
-		id:       opts.NodeID,
-		inc:      inc,
-		ttl:      opts.NodeTimeout,
-		tick:     opts.NodeTimeout / ticksPerTimeout,
-		nodeKey:  func(id string) string { return p + ":node:" + id },
-		nodesKey: p + ":nodes",
-		channel:  p + ":changes",
-		log:      log,
-		wake:     make(chan struct{}, 1),
-		resync:   make(chan struct{}, 1),
-		local:    make(presence.Tallies),
-		all:      make(presence.Tallies),
-		dirty:    make(map[entry]struct{}),
-		full:     true,
-		nodes:    make(map[string]*node),
-		dropped:  make(map[string]time.Time),
-		err:      errors.New("not connected to redis yet"),
+		rdb:     goredis.NewClient(ro),
+		id:      opts.NodeID,
+		inc:     inc,
+		ttl:     opts.NodeTimeout,
+		tick:    opts.NodeTimeout / ticksPerTimeout,
+		log:     log,
+		wake:    make(chan struct{}, 1),
+		resync:  make(chan struct{}, 1),
+		local:   make(presence.Tallies),
+		all:     make(presence.Tallies),
+		dirty:   make(map[entry]struct{}),
+		full:    true,
+		nodes:   make(map[string]*node),
+		dropped: make(map[string]time.Time),
+		err:     errors.New("not connected to redis yet"),
 	}, nil
 }
 
@@ -263,7 +261,7 @@ func (b *Backend) Close(ctx context.Context) error {
 	msg, _ := json.Marshal(message{Node: b.id, Inc: b.inc, Ver: b.ver, Kind: "x"})
 	b.mu.Unlock()
 	b.commands.Add(1)
-	err := goneScript.Run(ctx, b.rdb, []string{b.nodeKey(b.id), b.nodesKey}, b.id, b.channel, string(msg)).Err()
+	err := goneScript.Run(ctx, b.rdb, []string{nodeKey(b.id), nodesKey}, b.id, channel, string(msg)).Err()
 	if cerr := b.rdb.Close(); err == nil {
 		err = cerr
 	}
@@ -340,7 +338,7 @@ func (b *Backend) flush(ctx context.Context) {
 		}
 	}
 	payload, _ := json.Marshal(msg)
-	args := []any{(hashTTLFactor * b.ttl).Milliseconds(), b.ver, b.inc, boolArg(full), b.channel, string(payload), len(set) / 2}
+	args := []any{(hashTTLFactor * b.ttl).Milliseconds(), b.ver, b.inc, boolArg(full), channel, string(payload), len(set) / 2}
 	args = append(append(args, set...), del...)
 	clear(b.dirty)
 	b.full = false
@@ -349,7 +347,7 @@ func (b *Backend) flush(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	b.commands.Add(1)
-	ok, err := flushScript.Run(cctx, b.rdb, []string{b.nodeKey(b.id)}, args...).Int()
+	ok, err := flushScript.Run(cctx, b.rdb, []string{nodeKey(b.id)}, args...).Int()
 	switch {
 	case err != nil:
 		if ctx.Err() == nil {
@@ -425,7 +423,7 @@ func (b *Backend) tickOnce(ctx context.Context, renew bool) {
 	cctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	b.commands.Add(1)
-	res, err := tickScript.Run(cctx, b.rdb, []string{b.nodesKey, b.nodeKey(b.id)},
+	res, err := tickScript.Run(cctx, b.rdb, []string{nodesKey, nodeKey(b.id)},
 		b.ttl.Milliseconds(), b.id, boolArg(renew), (hashTTLFactor * b.ttl).Milliseconds()).Slice()
 	if err != nil || len(res) != 2 {
 		if ctx.Err() == nil {
@@ -486,7 +484,7 @@ func (b *Backend) snapshot(ctx context.Context) bool {
 	defer cancel()
 	b.commands.Add(1)
 	b.resyncs.Add(1)
-	res, err := snapshotScript.Run(cctx, b.rdb, []string{b.nodesKey}, b.nodeKey("")).Slice()
+	res, err := snapshotScript.Run(cctx, b.rdb, []string{nodesKey}, nodePrefix).Slice()
 	if err != nil {
 		if ctx.Err() == nil {
 			b.setErr("snapshot", err)
@@ -539,7 +537,7 @@ func (b *Backend) snapshot(ctx context.Context) bool {
 // subscribeLoop applies the other nodes' changes as they are published.
 func (b *Backend) subscribeLoop(ctx context.Context) {
 	var mu sync.Mutex // guards ps against the close on ctx's end
-	ps := b.rdb.Subscribe(ctx, b.channel)
+	ps := b.rdb.Subscribe(ctx, channel)
 	// A blocked receive does not watch ctx; closing the subscription ends it.
 	stop := context.AfterFunc(ctx, func() {
 		mu.Lock()
@@ -586,7 +584,7 @@ func (b *Backend) subscribeLoop(ctx context.Context) {
 			// A new subscription on a new connection, after a pause.
 			mu.Lock()
 			ps.Close()
-			ps = b.rdb.Subscribe(ctx, b.channel)
+			ps = b.rdb.Subscribe(ctx, channel)
 			mu.Unlock()
 			pinged = false
 			t := time.NewTimer(backoff)

@@ -15,6 +15,11 @@ import goredis "github.com/redis/go-redis/v9"
 // a tick at rest runs 3 besides the call itself, 6 on every hashEvery-th.
 // A flush runs 5 and one more per 500 rooms it sets or 1,000 it removes.
 
+// luaNow sets now to Redis's own clock, in milliseconds.
+const luaNow = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)`
+
 // flushScript writes this node's changed shares and publishes them.
 // KEYS: node hash. ARGV: hash ttl ms, version, incarnation, full (0/1),
 // channel, message, number of rooms to set (k), then k room, count pairs,
@@ -58,9 +63,7 @@ return 1
 // and of the set, drops the dead from the set, and reports 0 if the hash is
 // gone.
 // KEYS: node set, node hash. ARGV: ttl ms, node id, renew (0/1), hash ttl ms.
-var tickScript = goredis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+var tickScript = goredis.NewScript(luaNow + `
 local known = 1 - redis.call('ZADD', KEYS[1], now + tonumber(ARGV[1]), ARGV[2])
 if ARGV[3] == '1' then
   known = known * redis.call('PEXPIRE', KEYS[2], ARGV[4])
@@ -72,9 +75,7 @@ return {known, redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')}
 
 // snapshotScript returns every live node's hash: {id, {field, value, ...},
 // ...}. KEYS: node set. ARGV: node hash prefix.
-var snapshotScript = goredis.NewScript(`
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+var snapshotScript = goredis.NewScript(luaNow + `
 local out = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
   local h = redis.call('HGETALL', ARGV[1] .. id)
