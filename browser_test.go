@@ -87,13 +87,19 @@ func tab(t *testing.T, profile context.Context, url string) (context.Context, co
 // eval evaluates a JavaScript expression in a tab.
 func eval[T any](t *testing.T, tab context.Context, js string) T {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(tab, 5*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	v, err := tryEval[T](tab, js, 5*time.Second)
 	if err != nil {
 		t.Fatalf("evaluate %s: %v", js, err)
 	}
 	return v
+}
+
+// tryEval evaluates js within timeout, for pages that may be between
+// documents (navigating) or never load.
+func tryEval[T any](tab context.Context, js string, timeout time.Duration) (T, error) {
+	ctx, cancel := context.WithTimeout(tab, timeout)
+	defer cancel()
+	return chromedp.Run(ctx, chromedp.Evaluate[T](js))
 }
 
 // pageState is what the demo page shows.
@@ -103,13 +109,16 @@ type pageState struct {
 
 func (p pageState) String() string { return p.Count + " " + p.Label + " (" + p.State + ")" }
 
+// pageStateJS reads a pageState from the demo page.
+const pageStateJS = `({
+	Count: (document.getElementById('count') || {}).textContent || '',
+	State: (document.getElementById('state') || {}).textContent || '',
+	Label: (document.getElementById('label') || {}).textContent || '',
+})`
+
 func demo(t *testing.T, tab context.Context) pageState {
 	t.Helper()
-	return eval[pageState](t, tab, `({
-		Count: (document.getElementById('count') || {}).textContent || '',
-		State: (document.getElementById('state') || {}).textContent || '',
-		Label: (document.getElementById('label') || {}).textContent || '',
-	})`)
+	return eval[pageState](t, tab, pageStateJS)
 }
 
 // waitTabs waits until every tab shows count n, live.
@@ -211,7 +220,7 @@ func TestBrowserReconnectsAfterRestart(t *testing.T) {
 	if err := s.Stop(t); err != nil {
 		t.Fatal(err)
 	}
-	startServer(t, "--addr", s.Addr, "--grace", "300ms", "--retry", "500ms")
+	browserServer(t, "--addr", s.Addr)
 	took := waitTabs(t, 15*time.Second, 2, t1, t2)
 	t.Logf("pages live again with the right count %v after the restart", took.Round(time.Millisecond))
 }
@@ -236,13 +245,22 @@ func hostPage(t *testing.T, presenceURL *atomic.Value, room string) *httptest.Se
 	return hs
 }
 
-// badgeText is the text inside the widget's shadow DOM in #badge.
-const badgeText = `(() => {
-	const host = document.querySelector('#badge');
-	if (!host) return '';
-	const el = host.shadowRoot ? host : [...host.querySelectorAll('*')].find(e => e.shadowRoot);
-	return el && el.shadowRoot ? el.shadowRoot.textContent.replace(/\s+/g, ' ').trim() : '';
-})()`
+// shadowJS finds the widget's shadow root at or under the element sel.
+const shadowJS = `((sel) => {
+	const h = document.querySelector(sel);
+	const el = h && (h.shadowRoot ? h : [...h.querySelectorAll('*')].find(e => e.shadowRoot));
+	return el ? el.shadowRoot : null;
+})`
+
+// badgeText is JS for the text inside the widget's shadow DOM at sel.
+func badgeText(sel string) string {
+	return `(r => r ? r.textContent.replace(/\s+/g, ' ').trim() : '')(` + shadowJS + `('` + sel + `'))`
+}
+
+// badgeStyle is JS for a computed style property of the badge at sel.
+func badgeStyle(sel, prop string) string {
+	return `getComputedStyle(` + shadowJS + `('` + sel + `').querySelector('*:not(style)')).` + prop
+}
 
 // The widget on a page of another origin works when that origin is
 // allowed (its badge and its JS API), and is refused when it is not.
@@ -257,19 +275,13 @@ func TestBrowserWidgetOnAnotherOrigin(t *testing.T) {
 	refusingURL.Store(refusing.URL)
 
 	tb, _ := tab(t, newProfile(t, b), host.URL)
-	deadline := time.Now().Add(10 * time.Second)
-	for got := ""; got != "1 person viewing"; got = eval[string](t, tb, badgeText) {
-		if time.Now().After(deadline) {
-			t.Fatalf("badge shows %q, want \"1 person viewing\"", got)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitBadge(t, tb, "#badge", "1 person viewing")
 	if counts := eval[[]int](t, tb, `window.__counts`); len(counts) == 0 || counts[len(counts)-1] != 1 {
 		t.Errorf("presence.on('count') got %v, want ... 1", counts)
 	}
 	// The host page's CSS does not reach inside: the badge keeps its own
 	// small type.
-	size := eval[string](t, tb, `(() => { const h = document.querySelector('#badge'); const el = h.shadowRoot ? h : [...h.querySelectorAll('*')].find(e => e.shadowRoot); const x = el.shadowRoot.querySelector('*:not(style)'); return getComputedStyle(x).fontSize })()`)
+	size := eval[string](t, tb, badgeStyle("#badge", "fontSize"))
 	if size == "40px" {
 		t.Errorf("the host page's font size reached the widget")
 	}
@@ -278,27 +290,19 @@ func TestBrowserWidgetOnAnotherOrigin(t *testing.T) {
 		t.Errorf("the host page's paragraph turned %s", color)
 	}
 	// data- attributes set the label and the look.
-	second := strings.Replace(badgeText, "#badge'", "#badge2'", 1)
-	for got := ""; got != "1 reader"; got = eval[string](t, tb, second) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the second badge shows %q, want \"1 reader\" (data-label-one)", got)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	bgOf := func(sel string) string {
-		return eval[string](t, tb, `(() => { const h = document.querySelector('`+sel+`'); const el = h.shadowRoot ? h : [...h.querySelectorAll('*')].find(e => e.shadowRoot); const x = el.shadowRoot.querySelector('*:not(style)'); return getComputedStyle(x).backgroundColor })()`)
-	}
+	waitBadge(t, tb, "#badge2", "1 reader") // data-label-one
+	bgOf := func(sel string) string { return eval[string](t, tb, badgeStyle(sel, "backgroundColor")) }
 	if light, dark := bgOf("#badge"), bgOf("#badge2"); light == dark {
 		t.Errorf("data-theme=dark changed nothing (both %s)", light)
 	}
 	tb2, _ := tab(t, newProfile(t, b), host.URL)
-	waitBadge(t, tb2, "2 people viewing")
+	waitBadge(t, tb2, "#badge", "2 people viewing")
 	screenshot(t, tb2, "screenshot-widget.png")
 
 	// Refused: the page of an origin not allowed opens no stream.
 	tr, _ := tab(t, newProfile(t, b), other.URL)
 	time.Sleep(time.Second) // an absence: give the widget time to try
-	if got := eval[string](t, tr, badgeText); strings.Contains(got, "1 person") {
+	if got := eval[string](t, tr, badgeText("#badge")); strings.Contains(got, "1 person") {
 		t.Errorf("a refused origin's badge shows %q", got)
 	}
 	if _, _, body := get(t, refusing.URL+"/api/rooms/article"); !strings.Contains(body, `"count":0`) {
@@ -306,12 +310,12 @@ func TestBrowserWidgetOnAnotherOrigin(t *testing.T) {
 	}
 }
 
-func waitBadge(t *testing.T, tb context.Context, want string) {
+func waitBadge(t *testing.T, tb context.Context, sel, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for got := ""; got != want; got = eval[string](t, tb, badgeText) {
+	for got := ""; got != want; got = eval[string](t, tb, badgeText(sel)) {
 		if time.Now().After(deadline) {
-			t.Fatalf("badge shows %q, want %q", got, want)
+			t.Fatalf("badge %s shows %q, want %q", sel, got, want)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -352,12 +356,7 @@ func openTabsNoWait(t *testing.T, profile context.Context, url string, n int) []
 func liveTabs(tabs []context.Context) int {
 	n := 0
 	for _, tb := range tabs {
-		ctx, cancel := context.WithTimeout(tb, 300*time.Millisecond)
-		p, err := chromedp.Run(ctx, chromedp.Evaluate[pageState](`({
-			Count: (document.getElementById('count') || {}).textContent || '',
-			State: (document.getElementById('state') || {}).textContent || '',
-		})`))
-		cancel()
+		p, err := tryEval[pageState](tb, pageStateJS, 300*time.Millisecond)
 		if err == nil && p.State == "live" && p.Count != "" {
 			n++
 		}
@@ -461,7 +460,8 @@ func TestBrowserDemoPageOnAPhone(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for eval[string](t, tb, `document.getElementById('room').textContent`) != "team-42" {
+	const roomJS = `(document.getElementById('room') || {}).textContent || ''`
+	for room := ""; room != "team-42"; room, _ = tryEval[string](tb, roomJS, time.Second) {
 		if time.Now().After(deadline) {
 			t.Fatalf("Enter in the room field did not switch to team-42 (at %s)", eval[string](t, tb, `location.href`))
 		}

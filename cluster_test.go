@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,7 +25,7 @@ var builtBinary = sync.OnceValues(func() (string, error) {
 	}
 	bin := filepath.Join(dir, "presence")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		return "", &exec.ExitError{Stderr: out}
+		return "", fmt.Errorf("%w\n%s", err, out)
 	}
 	return bin, nil
 })

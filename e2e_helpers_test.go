@@ -41,7 +41,7 @@ func startServer(t *testing.T, args ...string) *testServer {
 		t.Fatalf("server did not start: %v (%v)", err, <-s.done)
 	}
 	s.URL = strings.TrimSpace(strings.TrimPrefix(line, "presence listening on "))
-	s.Addr = strings.TrimPrefix(s.URL, "http://")
+	_, s.Addr, _ = strings.Cut(s.URL, "://")
 	t.Cleanup(func() { s.Stop(t) })
 	return s
 }
@@ -84,7 +84,7 @@ type sseClient struct {
 // dial opens a stream at path with extra request header lines.
 func dial(t *testing.T, s *testServer, path string, headers ...string) *sseClient {
 	t.Helper()
-	c, err := dialErr(s.Addr, path, nil, headers...)
+	c, err := dialErr(s.Addr, path, headers...)
 	if err != nil {
 		t.Fatalf("dial %s: %v", path, err)
 	}
@@ -92,11 +92,8 @@ func dial(t *testing.T, s *testServer, path string, headers ...string) *sseClien
 	return c
 }
 
-func dialErr(addr, path string, d *net.Dialer, headers ...string) (*sseClient, error) {
-	if d == nil {
-		d = &net.Dialer{Timeout: 5 * time.Second}
-	}
-	conn, err := d.Dial("tcp", addr)
+func dialErr(addr, path string, headers ...string) (*sseClient, error) {
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		return nil, err
 	}

@@ -182,7 +182,7 @@ func TestStreamCap(t *testing.T) {
 	}
 	b.Close()
 	waitUntil(t, 5*time.Second, "a free slot", func() bool {
-		c, err := dialErr(s.Addr, "/events", nil)
+		c, err := dialErr(s.Addr, "/events")
 		if err != nil {
 			return false
 		}
@@ -238,7 +238,7 @@ func TestChurnLeavesExactCounts(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				c, err := dialErr(s.Addr, "/rooms/churn/events", nil)
+				c, err := dialErr(s.Addr, "/rooms/churn/events")
 				if err != nil {
 					t.Error(err)
 					return

@@ -62,9 +62,13 @@ func lastPresence(t *testing.T, c *sseClient) presenceEvent {
 	if len(evs) == 0 {
 		return presenceEvent{People: -1}
 	}
-	var p presenceEvent
-	if err := json.Unmarshal([]byte(evs[len(evs)-1]), &p); err != nil {
-		t.Fatalf("presence event %q: %v", evs[len(evs)-1], err)
+	return decodePresence(t, evs[len(evs)-1])
+}
+
+func decodePresence(t *testing.T, data string) (p presenceEvent) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(data), &p); err != nil {
+		t.Fatalf("presence event %q: %v", data, err)
 	}
 	return p
 }
@@ -143,8 +147,7 @@ func TestSignedInMembers(t *testing.T) {
 	}
 	dial(t, s, "/rooms/m/events", "Cookie: presence_token="+alice) // the cookie works too
 	waitPresence(t, w, 1, 2)
-	var first presenceEvent
-	json.Unmarshal([]byte(w.Events("presence")[0]), &first)
+	first := decodePresence(t, w.Events("presence")[0])
 	if len(first.Members) != 1 || first.Members[0].ID != "alice" || first.Members[0].Name != "Alice" {
 		t.Errorf("members on open: %+v", first.Members)
 	}
@@ -235,8 +238,7 @@ func TestMemberCap(t *testing.T) {
 	if p := w.Events("presence")[0]; !strings.Contains(p, `"truncated":true`) {
 		t.Errorf("first presence event not truncated: %s", p)
 	}
-	var p presenceEvent
-	json.Unmarshal([]byte(w.Events("presence")[0]), &p)
+	p := decodePresence(t, w.Events("presence")[0])
 	if len(p.Members) != 2 || p.Members[0].ID != "u0" || p.Members[1].ID != "u1" {
 		t.Errorf("members %+v, want the first 2 by id", p.Members)
 	}

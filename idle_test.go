@@ -23,7 +23,7 @@ func TestMemoryReturnsToIdleAfterClientsLeave(t *testing.T) {
 	const rooms, perRoom = 300, 5
 	var clients []*sseClient
 	for i := range rooms * perRoom {
-		c, err := dialErr(s.Addr, fmt.Sprintf("/rooms/r%d/events", i%rooms), nil)
+		c, err := dialErr(s.Addr, fmt.Sprintf("/rooms/r%d/events", i%rooms))
 		if err != nil {
 			t.Fatal(err)
 		}

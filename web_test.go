@@ -159,21 +159,11 @@ func TestHTTP2CarriesManyStreamsOnOneConnection(t *testing.T) {
 // its base URL.
 func startTLSServer(t *testing.T, cert, key string) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--log-level", "error", "--tls-cert", cert, "--tls-key", key, "--grace", "300ms"},
-			func(string) string { return "" }, pw, io.Discard)
-		pw.Close()
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	go io.Copy(io.Discard, pr)
-	if err != nil || !strings.Contains(line, "https://") {
-		t.Fatalf("listening line %q (%v)", line, err)
+	s := startServer(t, "--tls-cert", cert, "--tls-key", key, "--grace", "300ms")
+	if !strings.HasPrefix(s.URL, "https://") {
+		t.Fatalf("listening on %q, want https", s.URL)
 	}
-	return strings.TrimSpace(strings.TrimPrefix(line, "presence listening on "))
+	return s.URL
 }
 
 // getInsecure is get for the tests' own self-signed HTTPS server.

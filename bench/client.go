@@ -181,7 +181,7 @@ func runClient(c *client, d *net.Dialer, addr string, h streamHooks) {
 	}
 	p := &eventParser{chunked: chunked}
 	buf, _ := br.Peek(br.Buffered()) // body bytes read with the head
-	rbuf := make([]byte, 512)
+	var rbuf []byte                  // seldom needed: the first event nearly always comes with the head
 	for {
 		v, got, err := p.feed(buf)
 		if got {
@@ -206,6 +206,9 @@ func runClient(c *client, d *net.Dialer, addr string, h streamHooks) {
 			if adopted = h.poller.adopt(c, conn, p, h); adopted {
 				return
 			}
+		}
+		if rbuf == nil {
+			rbuf = make([]byte, 512)
 		}
 		n, err := conn.Read(rbuf)
 		if n == 0 && err != nil {

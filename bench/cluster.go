@@ -3,12 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/presence/presence/internal/resp"
@@ -47,9 +43,8 @@ func startTargets(ctx context.Context, cfg runConfig) ([]*server, *redisServer, 
 // redisServer is a redis-server started for one run: a free port, no
 // persistence, killed at the end.
 type redisServer struct {
-	cmd    *exec.Cmd
-	port   int
-	exited chan struct{}
+	*server
+	port int
 }
 
 func startRedis(ctx context.Context, bin, dir string) (*redisServer, error) {
@@ -57,24 +52,16 @@ func startRedis(ctx context.Context, bin, dir string) (*redisServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(dir, fmt.Sprintf("redis-%d.log", port)))
+	s, err := startProcess(bin, []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--dir", dir, "--protected-mode", "no", "--loglevel", "warning"},
+		filepath.Join(dir, fmt.Sprintf("redis-%d.log", port)))
 	if err != nil {
 		return nil, err
 	}
-	defer logf.Close()
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", dir, "--protected-mode", "no", "--loglevel", "warning")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	r := &redisServer{cmd: cmd, port: port, exited: make(chan struct{})}
-	go func() { cmd.Wait(); close(r.exited) }()
+	r := &redisServer{server: s, port: port}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if v, err := r.do("PING"); err == nil && v == "PONG" {
-			progress("started redis-server (pid %d) on port %d", cmd.Process.Pid, port)
 			return r, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
@@ -87,27 +74,10 @@ func startRedis(ctx context.Context, bin, dir string) (*redisServer, error) {
 
 func (r *redisServer) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
 
-func (r *redisServer) stop() {
-	r.cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case <-r.exited:
-	case <-time.After(10 * time.Second):
-	}
-}
-
 // commands returns redis-server's total_commands_processed (0 if unknown).
 func (r *redisServer) commands() float64 {
-	info, err := r.do("INFO", "stats")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return 0
+	f, _ := resp.InfoFloat(fmt.Sprintf("127.0.0.1:%d", r.port), "stats", "total_commands_processed")
+	return f
 }
 
 // do sends one command; see resp.Do.

@@ -161,8 +161,7 @@ func run() error {
 	}
 	defer os.RemoveAll(tmp)
 
-	bins := map[string]string{}
-	var presenceExtra []string
+	bins := map[string]string{} // presence (every target but floor) and floor
 	var redisBin string
 	for _, t := range o.targets {
 		if t == "cluster" {
@@ -170,33 +169,22 @@ func run() error {
 				return errors.New("target cluster needs redis-server (Debian: apt-get install -y redis-server)")
 			}
 		}
-		if t == "cluster" || t == "visitors" {
-			if _, ok := bins["presence"]; ok {
-				bins[t] = bins["presence"]
-				continue // same binary
-			}
-		}
-		bin := filepath.Join(tmp, t)
-		if t == "cluster" || t == "visitors" {
-			bin = filepath.Join(tmp, "presence")
-		}
-		pkg := "."
+		name, pkg := "presence", "."
 		if t == "floor" {
-			pkg = "./bench/floor"
+			name, pkg = "floor", "./bench/floor"
 		}
-		progress("building %s (%s)", t, pkg)
-		if err := build(ctx, root, bin, pkg); err != nil {
+		if bins[name] != "" {
+			continue
+		}
+		progress("building %s (%s)", name, pkg)
+		bins[name] = filepath.Join(tmp, name)
+		if err := build(ctx, root, bins[name], pkg); err != nil {
 			return err
 		}
-		bins[t] = bin
-		if t == "presence" || t == "cluster" || t == "visitors" {
-			if hasFlag(ctx, bin, "log-level") {
-				presenceExtra = append(presenceExtra, "--log-level", "error")
-			} else {
-				progress("presence has no --log-level flag; not passing it")
-			}
-			presenceExtra = append(presenceExtra, o.presenceArgs...)
-		}
+	}
+	var presenceExtra []string
+	if bins["presence"] != "" {
+		presenceExtra = append([]string{"--log-level", "error"}, o.presenceArgs...)
 	}
 
 	env := collectEnv(o)
@@ -214,18 +202,16 @@ func run() error {
 				break
 			}
 			cfg := runConfig{
-				target: t, bin: bins[t], n: n, rate: o.rate, probes: o.probes,
+				target: t, bin: bins["presence"], args: presenceExtra, n: n, rate: o.rate, probes: o.probes,
 				sources: o.sources, logPath: filepath.Join(tmp, fmt.Sprintf("%s-%d.log", t, n)),
 			}
-			if t == "presence" || t == "visitors" {
-				cfg.args = presenceExtra
-			}
-			if t == "visitors" {
-				cfg.bin, cfg.tabs = filepath.Join(tmp, "presence"), o.tabs
-			}
-			if t == "cluster" {
-				cfg.bin, cfg.args, cfg.nodes, cfg.redis, cfg.tmp = filepath.Join(tmp, "presence"), presenceExtra, o.nodes, redisBin, tmp
-				cfg.nodeEnv = o.nodeEnv
+			switch t {
+			case "floor":
+				cfg.bin, cfg.args = bins["floor"], nil
+			case "visitors":
+				cfg.tabs = o.tabs
+			case "cluster":
+				cfg.nodes, cfg.redis, cfg.tmp, cfg.nodeEnv = o.nodes, redisBin, tmp, o.nodeEnv
 			}
 			progress("run: target=%s N=%d (load average %s)", t, n, loadAvg())
 			res, err := doRun(ctx, cfg)

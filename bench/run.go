@@ -223,22 +223,19 @@ func (l *load) waitAll(ctx context.Context, want func() int64, timeout time.Dura
 	deadline := time.Now().Add(timeout)
 	for {
 		w := want()
-		done := true
+		done, last := true, int64(0)
 		for i := range l.clients {
 			c := &l.clients[i]
-			if c.state.Load() == stOpen && c.latest.Load() != w {
+			if c.state.Load() != stOpen {
+				continue
+			}
+			if c.latest.Load() != w {
 				done = false
 				break
 			}
+			last = max(last, c.changedAt.Load())
 		}
 		if done {
-			var last int64
-			for i := range l.clients {
-				c := &l.clients[i]
-				if c.state.Load() == stOpen {
-					last = max(last, c.changedAt.Load())
-				}
-			}
 			return last, true, nil
 		}
 		for _, s := range l.srvs {
@@ -405,11 +402,11 @@ func doRun(ctx context.Context, cfg runConfig) (res Result, err error) {
 		return res, err
 	}
 	if rds != nil {
-		res.RedisRampPerNode = rates(cmds0, l.redisCommands(ctx), time.Since(rampT0))
-		res.RedisServerRamp = (rds.commands() - srvCmds0) / time.Since(rampT0).Seconds()
+		c0, s0, t0 := l.redisCommands(ctx), rds.commands(), time.Now()
+		res.RedisRampPerNode = rates(cmds0, c0, t0.Sub(rampT0))
+		res.RedisServerRamp = (s0 - srvCmds0) / t0.Sub(rampT0).Seconds()
 		progress("  redis calls per node during the ramp: %s /s (redis-server counted %.0f commands/s in all)", fmtRates(res.RedisRampPerNode), res.RedisServerRamp)
 		// At rest: nothing changes for a while.
-		c0, s0, t0 := l.redisCommands(ctx), rds.commands(), time.Now()
 		if err := sleepCtx(ctx, restSpan); err != nil {
 			return res, err
 		}
@@ -491,29 +488,19 @@ func (l *load) killOne(ctx context.Context, res *Result) error {
 }
 
 // cpu is the servers' CPU seconds so far (a killed one no longer counts).
-func (l *load) cpu() (float64, error) {
-	var sum float64
-	for _, s := range l.srvs {
-		if s.killed {
-			continue
-		}
-		v, err := procCPU(s.cmd.Process.Pid)
-		if err != nil {
-			return 0, err
-		}
-		sum += v
-	}
-	return sum, nil
-}
+func (l *load) cpu() (float64, error) { return sumLive(l, procCPU) }
 
 // rss is the servers' resident memory in KiB.
-func (l *load) rss() (int64, error) {
-	var sum int64
+func (l *load) rss() (int64, error) { return sumLive(l, procRSS) }
+
+// sumLive adds up f of every server process but a killed one.
+func sumLive[T int64 | float64](l *load, f func(pid int) (T, error)) (T, error) {
+	var sum T
 	for _, s := range l.srvs {
 		if s.killed {
 			continue
 		}
-		v, err := procRSS(s.cmd.Process.Pid)
+		v, err := f(s.cmd.Process.Pid)
 		if err != nil {
 			return 0, err
 		}
@@ -554,7 +541,6 @@ func fmtRates(xs []float64) string {
 func (l *load) fanout(ctx context.Context, cfg runConfig, res *Result) error {
 	var pooled []int64
 	var sumMax float64
-	steps := 0
 	// collect records each open client's latency since t0 and the maximum.
 	collect := func(t0 int64, kind string) {
 		var mx int64
@@ -569,7 +555,6 @@ func (l *load) fanout(ctx context.Context, cfg runConfig, res *Result) error {
 		res.ProbeMaxMs = append(res.ProbeMaxMs, msec(mx))
 		res.ProbeKinds = append(res.ProbeKinds, kind)
 		sumMax += msec(mx)
-		steps++
 	}
 	d := l.dialers[0]
 	for p := 0; p < cfg.probes; p++ {
@@ -637,7 +622,7 @@ func (l *load) fanout(ctx context.Context, cfg runConfig, res *Result) error {
 		slices.Sort(pooled)
 		res.FanoutP50Ms = msec(percentile(pooled, 0.50))
 		res.FanoutP99Ms = msec(percentile(pooled, 0.99))
-		res.FanoutMeanMaxMs = sumMax / float64(steps)
+		res.FanoutMeanMaxMs = sumMax / float64(len(res.ProbeMaxMs))
 	}
 	progress("  fan-out: %d samples, p50 %.1f ms, p99 %.1f ms, mean max %.1f ms, %d probe timeouts",
 		res.FanoutSamples, res.FanoutP50Ms, res.FanoutP99Ms, res.FanoutMeanMaxMs, res.ProbeTimeouts)

@@ -44,17 +44,6 @@ func build(ctx context.Context, dir, out, pkg string) error {
 	return nil
 }
 
-// hasFlag reports whether bin's --help output mentions name (e.g. "log-level").
-func hasFlag(ctx context.Context, bin, name string) bool {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--help")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.WaitDelay = time.Second
-	out, _ := cmd.CombinedOutput()
-	return bytes.Contains(out, []byte("-"+name))
-}
-
 // freePort asks the kernel for an unused 127.0.0.1 port.
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -82,7 +71,20 @@ func startServer(ctx context.Context, bin string, extra []string, logPath string
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	args := append([]string{"--addr", addr}, extra...)
+	s, err := startProcess(bin, append([]string{"--addr", addr}, extra...), logPath, env...)
+	if err != nil {
+		return nil, err
+	}
+	s.addr = addr
+	if err := s.waitHealthy(ctx, 20*time.Second); err != nil {
+		s.stop()
+		return nil, fmt.Errorf("%w\n--- server log tail ---\n%s", err, s.logTail(2000))
+	}
+	return s, nil
+}
+
+// startProcess starts bin with args, its output going to logPath.
+func startProcess(bin string, args []string, logPath string, env ...string) (*server, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -96,13 +98,9 @@ func startServer(ctx context.Context, bin string, extra []string, logPath string
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &server{cmd: cmd, addr: addr, logPath: logPath, exited: make(chan struct{})}
+	s := &server{cmd: cmd, logPath: logPath, exited: make(chan struct{})}
 	go func() { s.waitErr = cmd.Wait(); close(s.exited) }()
 	progress("started %s (pid %d): %s", filepath.Base(bin), cmd.Process.Pid, strings.Join(args, " "))
-	if err := s.waitHealthy(ctx, 20*time.Second); err != nil {
-		s.stop()
-		return nil, fmt.Errorf("%w\n--- server log tail ---\n%s", err, s.logTail(2000))
-	}
 	return s, nil
 }
 

@@ -64,8 +64,13 @@ func (r *recorder) published() []publish {
 
 func newHub(t *testing.T, opts HubOptions) (*Hub, *recorder) {
 	t.Helper()
+	return newHubOn(t, NewMemory(), opts)
+}
+
+func newHubOn(t *testing.T, b Backend, opts HubOptions) (*Hub, *recorder) {
+	t.Helper()
 	rec := &recorder{}
-	h, err := NewHub(NewMemory(), rec, opts)
+	h, err := NewHub(b, rec, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -374,11 +379,7 @@ func (e *elsewhere) plus(room string, c Counts) Counts {
 func TestChangedElsewhereIsPublished(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := &elsewhere{Memory: NewMemory(), other: map[string]int{}}
-		rec := &recorder{}
-		h, err := NewHub(e, rec, HubOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		h, rec := newHubOn(t, e, HubOptions{})
 		st, n, _ := h.Join("r")
 		if n != 1 {
 			t.Fatalf("join: %d", n)
@@ -393,7 +394,7 @@ func TestChangedElsewhereIsPublished(t *testing.T) {
 		e.add("elsewhere-only", 2)
 		h.Changed("elsewhere-only")
 		synctest.Wait()
-		pubs := rec.published()[before:]
+		pubs := publishesSince(rec, before)
 		if len(pubs) != 1 || pubs[0].room != "r" || pubs[0].count != 5 {
 			t.Fatalf("published %v, want r at 5 once, at once", pubs)
 		}

@@ -2,7 +2,6 @@ package redis
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net"
 	"sync"
@@ -115,15 +114,7 @@ func TestSilentlyDeadSubscriptionIsReplaced(t *testing.T) {
 	srv := redistest.Start(t)
 	proxy := startProxy(t, srv.Addr())
 	a := startNode(t, srv, "a")
-	bb, err := New(Options{URL: "redis://" + proxy.ln.Addr().String() + "/0", NodeID: "b", NodeTimeout: testTimeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	b := &testNode{Backend: bb, cancel: cancel, done: make(chan struct{}), changed: map[string]int{}}
-	go func() { defer close(b.done); bb.Run(ctx, func(string) {}) }()
-	t.Cleanup(func() { b.crash(); b.rdb.Close() })
-	waitFor(t, 5*time.Second, "b healthy", func() bool { return bb.Health() == nil })
+	b := startNodeURL(t, "redis://"+proxy.ln.Addr().String()+"/0", "b")
 	a.Join("warm", presence.Member{})
 	waitFor(t, 2*time.Second, "b hears a", allAre(1, counts("warm", b)))
 

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/presence/presence/internal/redistest"
+	"github.com/presence/presence/internal/resp"
 	"github.com/presence/presence/presence"
 )
 
@@ -33,7 +34,13 @@ type testNode struct {
 
 func startNode(t *testing.T, srv *redistest.Server, id string) *testNode {
 	t.Helper()
-	b, err := New(Options{URL: srv.URL(), NodeID: id, NodeTimeout: testTimeout})
+	return startNodeURL(t, srv.URL(), id)
+}
+
+// startNodeURL is startNode with Redis at url (through a proxy, say).
+func startNodeURL(t *testing.T, url, id string) *testNode {
+	t.Helper()
+	b, err := New(Options{URL: url, NodeID: id, NodeTimeout: testTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,21 +173,25 @@ func TestTenThousandRooms(t *testing.T) {
 	a, b := startNode(t, srv, "a"), startNode(t, srv, "b")
 	const rooms = 10000
 	name := func(i int) string { return "room-" + strconv.Itoa(i) }
-	for i := range rooms {
-		n := a
-		if i%2 == 1 {
-			n = b
-		}
-		n.Join(name(i), presence.Member{})
-		if i%10 == 0 {
-			a.Join(name(i), presence.Member{}) // some rooms on both nodes
+	// each calls f for every stream: rooms alternate between the nodes, and
+	// every tenth is on a too.
+	each := func(f func(n *testNode, room string)) {
+		for i := range rooms {
+			f([]*testNode{a, b}[i%2], name(i))
+			if i%10 == 0 {
+				f(a, name(i))
+			}
 		}
 	}
-	took := waitFor(t, 10*time.Second, "both nodes list 10,000 rooms", func() bool {
-		_, ta := a.Rooms(0)
-		_, tb := b.Rooms(0)
-		return ta == rooms && tb == rooms
-	})
+	listed := func(want int) func() bool {
+		return func() bool {
+			_, ta := a.Rooms(0)
+			_, tb := b.Rooms(0)
+			return ta == want && tb == want
+		}
+	}
+	each(func(n *testNode, room string) { n.Join(room, presence.Member{}) })
+	took := waitFor(t, 10*time.Second, "both nodes list 10,000 rooms", listed(rooms))
 	t.Logf("10,000 rooms seen by both nodes after %v", took)
 	if got := b.Count(name(10)).People; got != 2 {
 		t.Errorf("room-10 on b: %d, want 2", got)
@@ -202,21 +213,8 @@ func TestTenThousandRooms(t *testing.T) {
 	waitFor(t, 5*time.Second, "the counts right again", func() bool {
 		return b.Count(name(10)).People == 2 && a.Count(name(11)).People == 1
 	})
-	for i := range rooms {
-		n := a
-		if i%2 == 1 {
-			n = b
-		}
-		n.Leave(name(i), presence.Member{})
-		if i%10 == 0 {
-			a.Leave(name(i), presence.Member{})
-		}
-	}
-	waitFor(t, 10*time.Second, "no rooms left", func() bool {
-		_, ta := a.Rooms(0)
-		_, tb := b.Rooms(0)
-		return ta == 0 && tb == 0
-	})
+	each(func(n *testNode, room string) { n.Leave(room, presence.Member{}) })
+	waitFor(t, 10*time.Second, "no rooms left", listed(0))
 }
 
 func TestDeadNodeSharesExpire(t *testing.T) {
@@ -323,15 +321,23 @@ func TestExactAgainAfterFlushAll(t *testing.T) {
 	waitFor(t, 2*time.Second, "q at 2", allAre(2, counts("q", a, b)))
 }
 
+// threeInR starts nodes a and b on srv with two streams of a and one of b
+// in room r, and waits until both count 3.
+func threeInR(t *testing.T, srv *redistest.Server) (a, b *testNode, both func() []int) {
+	t.Helper()
+	a, b = startNode(t, srv, "a"), startNode(t, srv, "b")
+	a.Join("r", presence.Member{})
+	a.Join("r", presence.Member{})
+	b.Join("r", presence.Member{})
+	both = counts("r", a, b)
+	waitFor(t, 2*time.Second, "r at 3", allAre(3, both))
+	return a, b, both
+}
+
 func TestRedisOutage(t *testing.T) {
 	srv := redistest.Start(t)
-	a, b := startNode(t, srv, "a"), startNode(t, srv, "b")
+	a, b, both := threeInR(t, srv)
 	m := presence.Member{}
-	a.Join("r", m)
-	a.Join("r", m)
-	b.Join("r", m)
-	both := counts("r", a, b)
-	waitFor(t, 2*time.Second, "r at 3", allAre(3, both))
 
 	srv.Stop()
 	waitFor(t, 5*time.Second, "both degraded", func() bool { return a.Health() != nil && b.Health() != nil })
@@ -362,13 +368,8 @@ func TestRedisOutage(t *testing.T) {
 // soon after, a leave made meanwhile included.
 func TestRedisUnreachableThenBackWithItsData(t *testing.T) {
 	srv := redistest.Start(t)
-	a, b := startNode(t, srv, "a"), startNode(t, srv, "b")
+	a, b, both := threeInR(t, srv)
 	m := presence.Member{}
-	a.Join("r", m)
-	a.Join("r", m)
-	b.Join("r", m)
-	both := counts("r", a, b)
-	waitFor(t, 2*time.Second, "r at 3", allAre(3, both))
 
 	if _, err := srv.Do("CLIENT", "PAUSE", "3000", "ALL"); err != nil {
 		t.Fatal(err)
@@ -391,18 +392,11 @@ func TestAtRestFewCommands(t *testing.T) {
 	}
 	waitFor(t, 2*time.Second, "rooms at 2×", func() bool { return a.Count("rooma").People == 16 && b.Count("rooma").People == 16 })
 	redisTotal := func() float64 {
-		info, err := srv.Do("INFO", "stats")
+		f, err := resp.InfoFloat(srv.Addr(), "stats", "total_commands_processed")
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, line := range strings.Split(info, "\n") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
-				f, _ := strconv.ParseFloat(v, 64)
-				return f
-			}
-		}
-		t.Fatal("no total_commands_processed in INFO")
-		return 0
+		return f
 	}
 	a0, b0, r0 := a.Stats().Commands, b.Stats().Commands, redisTotal()
 	start := time.Now()

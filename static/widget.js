@@ -16,6 +16,7 @@
   var data = script.dataset;
   var ROOM = /^[A-Za-z0-9._-]{1,64}$/;
   var EVENTS = ['count', 'presence', 'state'];
+  function listeners() { var m = {}; EVENTS.forEach(function (e) { m[e] = []; }); return m; }
   if (window.presence && window.presence._tag) { window.presence._tag(script, base); return; }
 
   var sharing = !!(navigator.locks && window.BroadcastChannel) && data.share !== 'false' &&
@@ -42,7 +43,7 @@
     name = String(name == null ? 'lobby' : name);
     var r = rooms[b + ' ' + name];
     if (r) return r;
-    var ls = { count: [], presence: [], state: [] }, es = null, timer = 0, ch = null;
+    var ls = listeners(), es = null, timer = 0, ch = null;
     var abort = null, release = null, fails = 0, warned = false;
     var key = 'presence:' + b + ':' + name;
     var url = b + (name === 'lobby' ? '/events' : '/rooms/' + encodeURIComponent(name) + '/events') +
@@ -71,7 +72,7 @@
         if (release) release();
         if (ch) ch.close();
         r.leader = false;
-        ls = { count: [], presence: [], state: [] };
+        ls = listeners();
       }
     };
 

@@ -76,3 +76,17 @@ func readReply(r *bufio.Reader) (string, error) {
 	}
 	return "", fmt.Errorf("resp: unexpected reply %q", line)
 }
+
+// InfoFloat returns the numeric field of INFO section at addr.
+func InfoFloat(addr, section, field string) (float64, error) {
+	info, err := Do(addr, "INFO", section)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			return strconv.ParseFloat(v, 64)
+		}
+	}
+	return 0, fmt.Errorf("resp: no %s in INFO %s", field, section)
+}
