@@ -220,6 +220,14 @@ func TestBrowserReconnectsAfterRestart(t *testing.T) {
 	if err := s.Stop(t); err != nil {
 		t.Fatal(err)
 	}
+	// The page says so while the server is away.
+	deadline := time.Now().Add(5 * time.Second)
+	for p := demo(t, t1); p.State != "reconnecting"; p = demo(t, t1) {
+		if time.Now().After(deadline) {
+			t.Fatalf("with the server gone the page shows %q, want reconnecting", p.State)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	browserServer(t, "--addr", s.Addr)
 	took := waitTabs(t, 15*time.Second, 2, t1, t2)
 	t.Logf("pages live again with the right count %v after the restart", took.Round(time.Millisecond))
