@@ -95,7 +95,7 @@ func TestRedisThatRefusesTheNodeStopsItAtStart(t *testing.T) {
 	srv := redistest.Start(t)
 	srv.AddUser("presence", goodPass, "~presence:*", "&presence:*", "+@all")
 	srv.AddUser("reader", readerPass, "~presence:*", "&presence:*", "+ping") // no scripts
-	closed := redistest.Start(t)                                               // no default user: every client must log in
+	closed := redistest.Start(t)                                             // no default user: every client must log in
 	if _, err := closed.Do("ACL", "SETUSER", "default", "off"); err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestMalformedRedisURLNeverShowsThePassword(t *testing.T) {
 	t.Parallel()
 	const secret = "Pw-Zebra-8812"
 	for _, url := range []string{
-		"redis://presence:" + secret + " x@127.0.0.1:6379/0", // a space
+		"redis://presence:" + secret + " x@127.0.0.1:6379/0",  // a space
 		"redis://presence:" + secret + "%zz@127.0.0.1:6379/0", // a bad escape
 		"redis://presence:" + secret + "/x@127.0.0.1:6379/0",  // a '/' that ends the host early
 		"redis://presence:" + secret + "#x@127.0.0.1:6379/0",  // a '#' that starts a fragment
