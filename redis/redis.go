@@ -129,6 +129,7 @@ type Backend struct {
 	reason   error                // err in a few words for the public
 	current  bool                 // the view has been current once: the node is ready
 	warned   time.Time            // when trouble was last logged; zero: not since it began
+	warnedOf error                // the reason then
 	since    time.Time            // when the trouble began
 	subbed   bool                 // the subscription is up and confirmed
 	onChange func(room string)
@@ -281,18 +282,21 @@ func (b *Backend) setErr(op string, err error) {
 		b.reason = errRefused
 	}
 	b.full = true
-	say := b.warned.IsZero() || now.Sub(b.warned) >= b.warnEvery
+	// A refusal is news even right after a dropped connection was logged;
+	// at most one of each per warnEvery, however the calls alternate.
+	say := b.warned.IsZero() || now.Sub(b.warned) >= b.warnEvery ||
+		b.reason == errRefused && b.warnedOf != errRefused
 	if say {
-		b.warned = now
+		b.warned, b.warnedOf = now, b.reason
 	}
-	current, since := b.current, b.since
+	current, since, reason := b.current, b.since, b.reason
 	b.mu.Unlock()
 	if !say {
 		return
 	}
 	args := []any{"redis", b.url, "op", op, "err", err, "for", now.Sub(since).Round(time.Second).String()}
 	switch {
-	case refused(err):
+	case reason == errRefused:
 		b.log.Error("redis refuses this node: check --redis-url and the user's rights in Redis; serving this node's streams and the last known counts meanwhile", args...)
 	case current:
 		b.log.Warn("redis unavailable: serving the last known counts", args...)
@@ -493,9 +497,12 @@ func (b *Backend) tickOnce(ctx context.Context, renew bool) {
 	b.commands.Add(1)
 	res, err := tickScript.Run(cctx, b.rdb, []string{nodesKey, nodeKey(b.id)},
 		b.ttl.Milliseconds(), b.id, boolArg(renew), (hashTTLFactor * b.ttl).Milliseconds()).Slice()
-	if err != nil || len(res) != 2 {
+	if err == nil && len(res) != 2 {
+		err = fmt.Errorf("%d results, want 2", len(res))
+	}
+	if err != nil {
 		if ctx.Err() == nil {
-			b.setErr("tick", fmt.Errorf("%v (%d results)", err, len(res)))
+			b.setErr("tick", err)
 		}
 		return
 	}
