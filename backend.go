@@ -71,10 +71,15 @@ func newBackend(cfg config, reg prometheus.Registerer, log *slog.Logger) (backen
 	check := func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, startCheckTimeout)
 		defer cancel()
-		if err := rb.Check(ctx); err != nil {
-			return fmt.Errorf("--redis-url (%s): %w", envName("redis-url"), err)
+		err := rb.Check(ctx)
+		if err == nil {
+			return nil
 		}
-		return nil
+		// The node stops: undo what the check wrote and close the client.
+		cctx, ccancel := context.WithTimeout(context.Background(), time.Second)
+		defer ccancel()
+		_ = rb.Close(cctx) // may be refused too; the registration expires
+		return fmt.Errorf("--redis-url (%s): %w", envName("redis-url"), err)
 	}
 	start := func(onChange func(string)) func() {
 		ctx, cancel := context.WithCancel(context.Background())

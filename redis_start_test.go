@@ -175,7 +175,8 @@ func TestMalformedRedisURLNeverShowsThePassword(t *testing.T) {
 
 // A node whose Redis is not there yet at start runs but is not ready:
 // /readyz says 503 with a short reason, the log says why at once; when Redis
-// comes, the node turns ready by itself and its counts are shared.
+// comes, the node turns ready by itself and its counts are shared. A later
+// outage leaves it ready and degraded.
 func TestNodeIsNotReadyUntilItsRedisAnswers(t *testing.T) {
 	t.Parallel()
 	const pass = "Start-Secret-Tapir-6630"
@@ -219,7 +220,25 @@ func TestNodeIsNotReadyUntilItsRedisAnswers(t *testing.T) {
 	c2 := dial(t, b.testServer, "/rooms/demo/events")
 	waitAllCount(t, 5*time.Second, 2, []*sseClient{c1, c2})
 
-	for _, out := range []string{a.out.String(), b.out.String(), body} {
+	// A later outage leaves the node ready, serving the last known counts,
+	// and /readyz says so in a few words, with no address.
+	srv.Stop()
+	var degraded string
+	waitUntil(t, 5*time.Second, "node a degraded", func() bool {
+		code, _, degraded = get(t, a.URL+"/readyz")
+		return code == 200 && strings.Contains(degraded, "degraded")
+	})
+	if degraded != `{"reason":"redis unreachable","status":"degraded"}`+"\n" {
+		t.Errorf("/readyz during a later outage = %q, want a short reason", degraded)
+	}
+
+	srv.Restart() // and go-redis's redialing goroutine ends, before goleak looks
+	waitUntil(t, 10*time.Second, "node a current again", func() bool {
+		_, _, body := get(t, a.URL+"/readyz")
+		return body == `{"status":"ready"}`+"\n"
+	})
+
+	for _, out := range []string{a.out.String(), b.out.String(), body, degraded} {
 		if strings.Contains(out, pass) {
 			t.Errorf("the password shows:\n%s", out)
 		}

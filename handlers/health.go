@@ -21,8 +21,8 @@ func handleHealthz() http.HandlerFunc {
 // whereas taking every node out of rotation during a Redis outage would
 // turn stale counts into no service at all.
 //
-// The body gives the public a short reason only; what went wrong, with
-// addresses, is in the log.
+// The body gives the public a short reason only (started and health say
+// it in a few words); what went wrong, with addresses, is in the log.
 func handleReadyz(ready func() bool, started, health func() error) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
 		if !ready() {
@@ -36,7 +36,7 @@ func handleReadyz(ready func() bool, started, health func() error) http.HandlerF
 			}
 		}
 		if err := health(); err != nil {
-			writeJSON(w, http.StatusOK, map[string]string{"status": "degraded", "reason": "other nodes' counts as last known"})
+			writeJSON(w, http.StatusOK, map[string]string{"status": "degraded", "reason": err.Error()})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -239,11 +239,16 @@ func (b *Backend) Stats() Stats {
 	return Stats{Commands: b.commands.Load(), Errors: b.errs.Load(), Resyncs: b.resyncs.Load()}
 }
 
-// Health implements presence.Shared.
+// Health implements presence.Shared. Its error is in a few words fit for
+// the public ("redis unreachable"), since /readyz shows it; the details
+// (addresses, Redis's own words) go to the log.
 func (b *Backend) Health() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.err
+	if b.err == nil {
+		return nil
+	}
+	return b.reason
 }
 
 // askResync asks the resync loop for one more full read, unless one is
