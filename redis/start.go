@@ -44,7 +44,7 @@ func (b *Backend) Check(ctx context.Context) error {
 	}
 	if refused(err) {
 		b.errs.Add(1)
-		return fmt.Errorf("redis at %s %w this node: %v (%s)", b.url, ErrRefused, err, hint(err))
+		return fmt.Errorf("redis at %s %w this node: %w (%s)", b.url, ErrRefused, err, hint(err))
 	}
 	b.setErr("connect", err)
 	return nil
