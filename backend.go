@@ -13,20 +13,31 @@ import (
 )
 
 // backend is where counts live: this process's memory, or Redis shared
-// with other nodes. start runs what the backend needs in the background
-// and returns a stop that removes this node's shares; both are no-ops in
+// with other nodes. check tries Redis once at start and fails only if Redis
+// refuses the node (a configuration error); start runs what the backend
+// needs in the background and returns a stop that removes this node's
+// shares; ready is nil once the node knows the whole cluster, and says why
+// not otherwise, in a few words fit for the public. All are no-ops in
 // memory.
 type backend struct {
 	presence.Backend
+	check func(ctx context.Context) error
 	start func(onChange func(room string)) (stop func())
+	ready func() error
 }
+
+// startCheckTimeout bounds the first try of Redis at start: past it, Redis
+// counts as unreachable, which does not stop the node.
+const startCheckTimeout = 3 * time.Second
 
 // newBackend picks the backend from the settings and registers its metrics.
 func newBackend(cfg config, reg prometheus.Registerer, log *slog.Logger) (backend, error) {
 	if cfg.RedisURL == "" {
 		return backend{
 			Backend: presence.NewMemory(),
+			check:   func(context.Context) error { return nil },
 			start:   func(func(string)) func() { return func() {} },
+			ready:   func() error { return nil },
 		}, nil
 	}
 	rb, err := redis.New(redis.Options{
@@ -56,7 +67,20 @@ func newBackend(cfg config, reg prometheus.Registerer, log *slog.Logger) (backen
 			return 0
 		}),
 	)
-	log.Info("sharing counts through redis", "node", rb.NodeID(), "node_timeout", cfg.NodeTimeout.String())
+	log.Info("sharing counts through redis", "redis", rb.URL(), "node", rb.NodeID(), "node_timeout", cfg.NodeTimeout.String())
+	check := func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, startCheckTimeout)
+		defer cancel()
+		err := rb.Check(ctx)
+		if err == nil {
+			return nil
+		}
+		// The node stops: undo what the check wrote and close the client.
+		cctx, ccancel := context.WithTimeout(context.Background(), time.Second)
+		defer ccancel()
+		_ = rb.Close(cctx) // may be refused too; the registration expires
+		return fmt.Errorf("--redis-url (%s): %w", envName("redis-url"), err)
+	}
 	start := func(onChange func(string)) func() {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
@@ -74,5 +98,5 @@ func newBackend(cfg config, reg prometheus.Registerer, log *slog.Logger) (backen
 			}
 		}
 	}
-	return backend{Backend: rb, start: start}, nil
+	return backend{Backend: rb, check: check, start: start, ready: rb.Ready}, nil
 }

@@ -70,6 +70,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	hub = b.Hub()
+	// Last of the checks, so that a node that fails one of the others has
+	// not shown itself to Redis: a refusal stops the node here; an
+	// unreachable Redis leaves it running, not ready, and logged.
+	if err := store.check(ctx); err != nil {
+		return err
+	}
 	stopBackend := store.start(hub.Changed)
 	defer stopBackend() // after the streams have left: then this node's shares go
 
@@ -80,6 +86,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			Identity:     handlers.IdentityOptions{Tokens: tokens, Private: cfg.privateRooms()},
 		},
 		RoomsLimit: cfg.RoomsLimit,
+		Ready:      store.ready,
 		CORS:       handlers.CORSOptions{AllowedOrigins: cfg.allowedOrigins()},
 	}, metrics, reg, static.FS, log)
 

@@ -19,6 +19,11 @@ type Options struct {
 	RoomsLimit int
 	// CORS says which other sites' pages may use the streams and the API.
 	CORS CORSOptions
+	// Ready is nil once the node's counts are worth serving (with Redis:
+	// once it has read the whole cluster), and says otherwise why not, in a
+	// few words fit for the public; /readyz answers 503 meanwhile. Nil
+	// means always.
+	Ready func() error
 }
 
 // NewRouter lists every route of the service.
@@ -44,7 +49,7 @@ func NewRouter(b *Broadcaster, opts Options, m *Metrics, gatherer prometheus.Gat
 	})
 
 	r.Get("/healthz", handleHealthz())
-	r.Get("/readyz", handleReadyz(b.Ready, b.hub.Health))
+	r.Get("/readyz", handleReadyz(b.Ready, opts.Ready, b.hub.Health))
 	r.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 
 	r.Get("/", handlePage(static, "index.html"))

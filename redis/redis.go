@@ -94,16 +94,21 @@ type Options struct {
 	NodeTimeout time.Duration
 	// Logger gets warnings about Redis; nil discards them.
 	Logger *slog.Logger
+	// WarnEvery is how often trouble with Redis is logged again while it
+	// lasts; the default is DefaultWarnEvery.
+	WarnEvery time.Duration
 }
 
 // Backend implements presence.Backend and presence.Shared over Redis.
 type Backend struct {
-	rdb  *goredis.Client
-	id   string
-	inc  string // new at every start: a restart under the same id is a new node
-	ttl  time.Duration
-	tick time.Duration
-	log  *slog.Logger
+	rdb       *goredis.Client
+	id        string
+	inc       string // new at every start: a restart under the same id is a new node
+	ttl       time.Duration
+	tick      time.Duration
+	log       *slog.Logger
+	url       string // without its password, for logs and errors
+	warnEvery time.Duration
 
 	wake   chan struct{} // cap 1: local shares changed, flush them
 	resync chan struct{} // cap 1: the view of the others may have gaps
@@ -121,6 +126,11 @@ type Backend struct {
 	nodes    map[string]*node
 	dropped  map[string]time.Time // nodes forgotten lately, and when: a snapshot read before must not bring them back
 	err      error                // why the view is not current; nil if it is
+	reason   error                // err in a few words for the public
+	current  bool                 // the view has been current once: the node is ready
+	warned   time.Time            // when trouble was last logged; zero: not since it began
+	warnedOf error                // the reason then
+	since    time.Time            // when the trouble began
 	subbed   bool                 // the subscription is up and confirmed
 	onChange func(room string)
 }
@@ -136,9 +146,9 @@ type node struct {
 // New connects to nothing yet: it checks the options and returns a Backend
 // that Run brings to life.
 func New(opts Options) (*Backend, error) {
-	ro, err := goredis.ParseURL(opts.URL)
+	ro, err := parseURL(opts.URL)
 	if err != nil {
-		return nil, fmt.Errorf("redis URL: %w", err)
+		return nil, err
 	}
 	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = opTimeout, opTimeout, opTimeout
 	ro.MaxRetries = 1
@@ -147,6 +157,9 @@ func New(opts Options) (*Backend, error) {
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	if opts.NodeTimeout == 0 {
 		opts.NodeTimeout = DefaultNodeTimeout
+	}
+	if opts.WarnEvery <= 0 {
+		opts.WarnEvery = DefaultWarnEvery
 	}
 	if opts.NodeTimeout < MinNodeTimeout {
 		return nil, fmt.Errorf("node timeout must be at least %v", MinNodeTimeout)
@@ -171,22 +184,44 @@ func New(opts Options) (*Backend, error) {
 	rand.Read(tail[:])
 	inc := fmt.Sprintf("%016x%s", time.Now().UnixNano(), hex.EncodeToString(tail[:]))
 	return &Backend{
-		rdb:     goredis.NewClient(ro),
-		id:      opts.NodeID,
-		inc:     inc,
-		ttl:     opts.NodeTimeout,
-		tick:    opts.NodeTimeout / ticksPerTimeout,
-		log:     log,
-		wake:    make(chan struct{}, 1),
-		resync:  make(chan struct{}, 1),
-		local:   make(presence.Tallies),
-		all:     make(presence.Tallies),
-		dirty:   make(map[entry]struct{}),
-		full:    true,
-		nodes:   make(map[string]*node),
-		dropped: make(map[string]time.Time),
-		err:     errors.New("not connected to redis yet"),
+		rdb:       goredis.NewClient(ro),
+		id:        opts.NodeID,
+		inc:       inc,
+		ttl:       opts.NodeTimeout,
+		tick:      opts.NodeTimeout / ticksPerTimeout,
+		log:       log,
+		url:       redactURL(opts.URL),
+		warnEvery: opts.WarnEvery,
+		wake:      make(chan struct{}, 1),
+		resync:    make(chan struct{}, 1),
+		local:     make(presence.Tallies),
+		all:       make(presence.Tallies),
+		dirty:     make(map[entry]struct{}),
+		full:      true,
+		nodes:     make(map[string]*node),
+		dropped:   make(map[string]time.Time),
+		err:       errors.New("not connected to redis yet"),
+		reason:    errNotRead,
+		since:     time.Now(),
 	}, nil
+}
+
+// URL returns the Redis URL without its password.
+func (b *Backend) URL() string { return b.url }
+
+// Ready is nil once this node has read every node's shares and listens to
+// their changes: before, it knows only its own streams, and a load balancer
+// should send clients to nodes that know the whole cluster. Otherwise it
+// says why in a few words fit for the public (the details go to the log).
+// Once ready, a node stays ready through later outages, serving the last
+// known counts (see Health).
+func (b *Backend) Ready() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.current {
+		return nil
+	}
+	return b.reason
 }
 
 // NodeID returns this node's id.
@@ -204,11 +239,16 @@ func (b *Backend) Stats() Stats {
 	return Stats{Commands: b.commands.Load(), Errors: b.errs.Load(), Resyncs: b.resyncs.Load()}
 }
 
-// Health implements presence.Shared.
+// Health implements presence.Shared. Its error is in a few words fit for
+// the public ("redis unreachable"), since /readyz shows it; the details
+// (addresses, Redis's own words) go to the log.
 func (b *Backend) Health() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.err
+	if b.err == nil {
+		return nil
+	}
+	return b.reason
 }
 
 // askResync asks the resync loop for one more full read, unless one is
@@ -226,15 +266,47 @@ func (b *Backend) poke(ch chan struct{}) {
 // setErr records a failed Redis call; the next successful tick rewrites
 // this node's hash and re-reads the others, since anything may have
 // happened meanwhile.
+//
+// It logs the trouble when it begins and again every warnEvery while it
+// lasts, not on every retry. A refusal (credentials, rights, database)
+// that comes while running, say after an ACL change, is logged as an
+// error but does not stop the node: it keeps serving its own streams and
+// the last known counts, and heals by itself once Redis takes it again,
+// whereas stopping would turn a change in Redis into an outage of every
+// node at once.
 func (b *Backend) setErr(op string, err error) {
 	b.errs.Add(1)
+	now := time.Now()
 	b.mu.Lock()
-	was := b.err
+	if b.err == nil {
+		b.since = now
+	}
 	b.err = fmt.Errorf("redis %s: %w", op, err)
+	b.reason = errUnreachable
+	if refused(err) {
+		b.reason = errRefused
+	}
 	b.full = true
+	// A refusal is news even right after a dropped connection was logged;
+	// at most one of each per warnEvery, however the calls alternate.
+	say := b.warned.IsZero() || now.Sub(b.warned) >= b.warnEvery ||
+		b.reason == errRefused && b.warnedOf != errRefused
+	if say {
+		b.warned, b.warnedOf = now, b.reason
+	}
+	current, since, reason := b.current, b.since, b.reason
 	b.mu.Unlock()
-	if was == nil {
-		b.log.Warn("redis unavailable: serving the last known counts", "op", op, "err", err)
+	if !say {
+		return
+	}
+	args := []any{"redis", b.url, "op", op, "err", err, "for", now.Sub(since).Round(time.Second).String()}
+	switch {
+	case reason == errRefused:
+		b.log.Error("redis refuses this node: check --redis-url and the user's rights in Redis; serving this node's streams and the last known counts meanwhile", args...)
+	case current:
+		b.log.Warn("redis unavailable: serving the last known counts", args...)
+	default:
+		b.log.Warn("redis unreachable: this node is not ready until it has read the cluster once", args...)
 	}
 }
 
@@ -407,12 +479,17 @@ func (b *Backend) resyncLoop(ctx context.Context) {
 		if b.snapshot(ctx) {
 			b.mu.Lock()
 			healed := b.err != nil && b.subbed
+			first := healed && !b.current
 			if healed {
-				b.err = nil
+				b.err, b.reason, b.current, b.warned = nil, nil, true, time.Time{}
 			}
+			since := b.since
 			b.mu.Unlock()
-			if healed {
-				b.log.Info("redis available again: counts are global and current")
+			switch {
+			case first:
+				b.log.Info("redis answered: counts are global and current; this node is ready", "redis", b.url, "after", time.Since(since).Round(time.Millisecond).String())
+			case healed:
+				b.log.Info("redis available again: counts are global and current", "redis", b.url, "after", time.Since(since).Round(time.Millisecond).String())
 			}
 		}
 	}
@@ -425,9 +502,12 @@ func (b *Backend) tickOnce(ctx context.Context, renew bool) {
 	b.commands.Add(1)
 	res, err := tickScript.Run(cctx, b.rdb, []string{nodesKey, nodeKey(b.id)},
 		b.ttl.Milliseconds(), b.id, boolArg(renew), (hashTTLFactor * b.ttl).Milliseconds()).Slice()
-	if err != nil || len(res) != 2 {
+	if err == nil && len(res) != 2 {
+		err = fmt.Errorf("%d results, want 2", len(res))
+	}
+	if err != nil {
 		if ctx.Err() == nil {
-			b.setErr("tick", fmt.Errorf("%v (%d results)", err, len(res)))
+			b.setErr("tick", err)
 		}
 		return
 	}

@@ -27,6 +27,9 @@ type Server struct {
 	bin  string
 	dir  string
 	Port int
+	// Args are more redis-server options for the next Restart, say
+	// "--user", "presence", "on", ">secret", "~*", "&*", "+@all".
+	Args []string
 	cmd  *exec.Cmd
 	done chan struct{}
 }
@@ -34,6 +37,16 @@ type Server struct {
 // Start starts redis-server, or skips the test with a clear message if it
 // is not installed (fails instead when RequireEnv is 1).
 func Start(t testing.TB) *Server {
+	t.Helper()
+	s := Reserve(t)
+	s.Restart()
+	return s
+}
+
+// Reserve is Start without the start: a Server on a free port where no
+// Redis answers yet, for tests of a service that starts before its Redis.
+// Restart starts it.
+func Reserve(t testing.TB) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -50,7 +63,6 @@ func Start(t testing.TB) *Server {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	s := &Server{t: t, bin: bin, dir: t.TempDir(), Port: port}
-	s.Restart()
 	t.Cleanup(s.Stop)
 	return s
 }
@@ -68,10 +80,10 @@ func (s *Server) Restart() {
 	if s.cmd != nil {
 		s.t.Fatal("redistest: Restart while running")
 	}
-	cmd := exec.Command(s.bin,
+	cmd := exec.Command(s.bin, append([]string{
 		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir,
-		"--protected-mode", "no", "--loglevel", "warning")
+		"--protected-mode", "no", "--loglevel", "warning"}, s.Args...)...)
 	logf, err := os.OpenFile(filepath.Join(s.dir, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		s.t.Fatal(err)
@@ -110,6 +122,23 @@ func (s *Server) Stop() {
 	s.cmd.Process.Kill()
 	<-s.done
 	s.cmd = nil
+}
+
+// AddUser creates the ACL user name with password pass and the given ACL
+// rules (say "~presence:*", "&presence:*", "+@all"), for tests of
+// credentials and rights. A user made this way is lost at Restart.
+func (s *Server) AddUser(name, pass string, rules ...string) {
+	s.t.Helper()
+	args := append([]string{"ACL", "SETUSER", name, "reset", "on", ">" + pass}, rules...)
+	if _, err := s.Do(args...); err != nil {
+		s.t.Fatalf("redistest: ACL SETUSER %s: %v", name, err)
+	}
+}
+
+// URLFor is the redis:// URL of the server with user, password and
+// database db.
+func (s *Server) URLFor(user, pass string, db int) string {
+	return fmt.Sprintf("redis://%s:%s@127.0.0.1:%d/%d", user, pass, s.Port, db)
 }
 
 // Do sends one command over a new connection; see resp.Do.
