@@ -23,8 +23,8 @@ import (
 // for a page to fetch a token and open a new stream.
 const maxExpiryWarning = 30 * time.Second
 
-// expiry is when a signed-in stream is warned and when it ends. A nil
-// *expiry (a stream without a token) is never warned and never ends.
+// expiry is when a signed-in stream is warned and when it ends. The zero
+// expiry (a stream without a token) is never warned and never ends.
 type expiry struct {
 	warnAt, endsAt time.Time
 	event          []byte // the token-expiring event
@@ -32,11 +32,11 @@ type expiry struct {
 
 // newExpiry is the expiry of a stream that joined at join with a token that
 // expires at exp and is accepted leeway longer.
-func newExpiry(join, exp time.Time, leeway time.Duration) *expiry {
+func newExpiry(join, exp time.Time, leeway time.Duration) expiry {
 	end := exp.Add(leeway)
 	ev := append(make([]byte, 0, 64), "event: token-expiring\ndata: {\"ends_at_ms\":"...)
 	ev = strconv.AppendInt(ev, end.UnixMilli(), 10)
-	return &expiry{
+	return expiry{
 		warnAt: end.Add(-min(maxExpiryWarning, max(0, end.Sub(join))/2)),
 		endsAt: end,
 		event:  append(ev, "}\n\n"...),
@@ -49,10 +49,14 @@ type eventSink interface {
 	flush() error
 }
 
+// none reports whether x is the zero expiry.
+func (x *expiry) none() bool { return x.endsAt.IsZero() }
+
 // warning returns a channel that receives at the warning time (nil, which
-// never receives, for a nil expiry), and a function that stops its timer.
+// never receives, for the zero expiry), and a function that stops its
+// timer.
 func (x *expiry) warning() (<-chan time.Time, func() bool) {
-	if x == nil {
+	if x.none() {
 		return nil, func() bool { return false }
 	}
 	t := time.NewTimer(time.Until(x.warnAt))
@@ -76,9 +80,9 @@ type flushWriter interface {
 // a timer writes the event to out between two of r3labs's events (never
 // inside one), under a lock that r3labs's writes take too. The returned stop
 // must be called once r3labs has returned: after it, the timer writes
-// nothing. For a nil expiry, w itself.
+// nothing. For the zero expiry, w itself.
 func (x *expiry) wrap(w flushWriter, out eventSink) (flushWriter, func()) {
-	if x == nil {
+	if x.none() {
 		return w, func() {}
 	}
 	ew := &expiringWriter{flushWriter: w, x: x, out: out}

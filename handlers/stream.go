@@ -57,7 +57,7 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		}
 		defer st.Leave()
 		m.connects.Inc()
-		var exp *expiry
+		var exp expiry
 		if member.Signed {
 			// The stream ends with its token (see expiry.go).
 			exp = newExpiry(time.Now(), expires, opts.Identity.leeway())
