@@ -21,25 +21,15 @@ import (
 func TestBrowserTokenRefresh(t *testing.T) {
 	const life = 10 * time.Second
 	s := browserServer(t, "--token-secret", testSecret, "--private-rooms", "team-*")
-	var issued atomic.Int64
-	var lastEnd atomic.Int64 // unix ms at which the newest token's streams end (exp + 5 s)
-	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		exp := time.Now().Add(life).Unix()
-		tok := token(t, testSecret, "pat", "Pat", jwt.MapClaims{"exp": exp})
-		issued.Add(1)
-		lastEnd.Store(time.Unix(exp, 0).Add(5 * time.Second).UnixMilli())
-		w.Header().Set("Access-Control-Allow-Origin", "*") // the page is the service's origin
-		w.Header().Set("Cache-Control", "no-store")
-		fmt.Fprint(w, tok)
-	}))
-	t.Cleanup(tokens.Close)
+	tokens := tokenServer(t, life)
+	issued, lastEnd := &tokens.issued, &tokens.lastEnd
 
 	// Someone else in the room, who must see nothing move.
 	obs := dial(t, s, "/rooms/team-x/events?token="+token(t, testSecret, "obs", "", nil))
 	obs.waitCount(t, 1)
 
 	b := browser(t)
-	page := s.URL + "/?room=team-x&token-url=" + url.QueryEscape(tokens.URL+"/token")
+	page := s.URL + "/?room=team-x&token-url=" + url.QueryEscape(tokens.URL)
 	profile := newProfile(t, b)
 	tabs := openTabs(t, profile, page, 2)
 	waitTabs(t, 15*time.Second, 2, tabs...)
@@ -97,4 +87,56 @@ func TestBrowserTokenRefresh(t *testing.T) {
 		t.Errorf("%v streams ended by the server with their token; the page should have switched first", got)
 	}
 	t.Logf("%d tokens fetched; %v streams opened", issued.Load(), metric(t, s, "presence_connects_total"))
+}
+
+// tokenSource is an auth service that mints a token for "pat" that expires
+// life from now on every request (whole seconds, as JWT's exp is).
+type tokenSource struct {
+	URL     string
+	issued  atomic.Int64 // tokens handed out
+	lastEnd atomic.Int64 // unix ms at which the newest token's streams end (exp + 5 s)
+}
+
+func tokenServer(t *testing.T, life time.Duration) *tokenSource {
+	t.Helper()
+	ts := &tokenSource{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		exp := time.Now().Add(life).Unix()
+		tok := token(t, testSecret, "pat", "Pat", jwt.MapClaims{"exp": exp})
+		ts.issued.Add(1)
+		ts.lastEnd.Store(time.Unix(exp, 0).Add(5 * time.Second).UnixMilli())
+		w.Header().Set("Access-Control-Allow-Origin", "*") // the page is the service's origin
+		w.Header().Set("Cache-Control", "no-store")
+		fmt.Fprint(w, tok)
+	}))
+	t.Cleanup(srv.Close)
+	ts.URL = srv.URL + "/token"
+	return ts
+}
+
+// A token function that keeps returning tokens that expire within a second
+// cannot make the page reconnect in a storm: at most one new stream per 3
+// s. With the server's 5 s of leeway, each stream still lasts longer than
+// that, so the page stays live all along.
+func TestBrowserShortTokensMakeNoStorm(t *testing.T) {
+	const watch = 16 * time.Second
+	s := browserServer(t, "--token-secret", testSecret, "--private-rooms", "team-*")
+	tokens := tokenServer(t, time.Second)
+	tb, _ := tab(t, newProfile(t, browser(t)), s.URL+"/?room=team-y&token-url="+url.QueryEscape(tokens.URL))
+	waitTabs(t, 10*time.Second, 1, tb)
+	start, before := time.Now(), metric(t, s, "presence_connects_total")
+	for time.Since(start) < watch {
+		if p := demo(t, tb); p.State != "live" || strings.TrimSpace(p.Count) != "1" {
+			t.Fatalf("%v in, the page shows %s; want 1, live", time.Since(start).Round(time.Millisecond), p)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	opened := metric(t, s, "presence_connects_total") - before
+	t.Logf("tokens of 1 s: %v streams opened in %v, %d tokens fetched", opened, watch, tokens.issued.Load())
+	if most := float64(watch/(3*time.Second)) + 1; opened > most {
+		t.Errorf("%v streams opened in %v, want at most %v (one per 3 s)", opened, watch, most)
+	}
+	if opened < 2 {
+		t.Errorf("%v streams opened in %v: the page did not renew its tokens", opened, watch)
+	}
 }

@@ -13,9 +13,9 @@
  * It is called before each new stream. The server ends a signed-in stream when its
  * token expires (exp plus the allowed clock skew) and sends 'token-expiring' shortly
  * before; the widget then gets a fresh token and opens a new stream before closing the
- * old one, so the count stays live and does not flicker. At most one such switch per
- * 5 s; a token function that fails, or tokens the server refuses (401), are retried
- * with backoff up to 60 s. Tabs with a token function share a stream only with each
+ * old one, so the count stays live and does not flicker. A switch comes at least 3 s
+ * after the last stream opened; a token function that fails, or tokens the server
+ * refuses (401), are retried with backoff up to 60 s. Tabs with a token function share a stream only with each
  * other; the leading tab's function supplies the tokens. */
 (function () {
   'use strict';
@@ -27,7 +27,7 @@
   var data = script.dataset;
   var ROOM = /^[A-Za-z0-9._-]{1,64}$/;
   var EVENTS = ['count', 'presence', 'state'];
-  var RENEW_MS = 5000; // at most one switch to a fresh token's stream per 5 s
+  var RENEW_MS = 3000; // at most one switch to a fresh token's stream per 3 s
   function listeners() { var m = {}; EVENTS.forEach(function (e) { m[e] = []; }); return m; }
   if (window.presence && window.presence._tag) { window.presence._tag(script, base); return; }
 
@@ -68,9 +68,10 @@
     var provider = tokenFn(opts && opts.token);
     var ls = listeners(), es = null, next = null, timer = 0, ch = null;
     var abort = null, release = null, fails = 0, warned = false;
-    // Token refresh: gen drops a token that comes after a newer request; at
-    // most one switch to a new stream per RENEW_MS, and failed ones back off.
-    var gen = 0, lastRenew = -Infinity, renewTimer = 0, renewFails = 0;
+    // Token refresh: gen drops a token that comes after a newer request; a
+    // switch to a new stream comes at least RENEW_MS after the last stream
+    // opened (lastOpen), and failed ones back off.
+    var gen = 0, lastOpen = -Infinity, renewTimer = 0, renewFails = 0;
     var stream = b + (name === 'lobby' ? '/events' : '/rooms/' + encodeURIComponent(name) + '/events') +
       '?visitor=' + visitor;
     function url(tok) { return tok ? stream + '&token=' + encodeURIComponent(tok) : stream; }
@@ -167,10 +168,12 @@
     function renew() {
       if (r.closed || next) return;
       clearTimeout(renewTimer);
-      var wait = lastRenew + RENEW_MS - Date.now();
+      var wait = lastOpen + RENEW_MS - Date.now();
       if (wait > 0) { renewTimer = setTimeout(renew, wait); return; }
-      lastRenew = Date.now();
-      token(connect, function (why) { warn(why); renewLater(); });
+      lastOpen = Date.now();
+      token(connect, function (why) {
+        if (es) { warn(why); renewLater(); } else { fails++; retry(0, why); }
+      });
     }
 
     // renewLater tries renew again after a failed one, backing off to 60 s.
@@ -183,6 +186,7 @@
     // connect opens a stream with tok: the stream, or the next one if a stream is live.
     function connect(tok) {
       var s = new EventSource(url(tok)), expiring = false;
+      lastOpen = Date.now();
       if (es && es.readyState === EventSource.OPEN) { if (next) next.close(); next = s; } else { if (es) es.close(); es = s; }
       s.onopen = function () {
         if (s === next) { // the switch: the new stream is live, the old one goes
@@ -227,7 +231,7 @@
           s.close();
           if (expiring && provider) { // ended with its token: EventSource would retry with it
             es = null;
-            if (!next) open(); // else the new stream, on its way, takes over
+            if (!next) { set('state', 'reconnecting'); renew(); } // else the new stream, on its way, takes over
             return;
           }
         }
