@@ -143,7 +143,7 @@
     function token(done, failed) {
       var g = ++gen;
       if (!provider) return done('');
-      var t = setTimeout(function () { if (g === gen) { gen++; failed('the token function gave no token within 15 s'); } }, 15000);
+      var t = setTimeout(function () { if (g === gen && !r.closed) { gen++; failed('the token function gave no token within 15 s'); } }, 15000);
       new Promise(function (ok) { ok(provider()); }).then(function (tok) {
         if (typeof tok !== 'string') throw new TypeError('it returned ' + (tok === null ? 'null' : typeof tok) + ', not a string');
         return tok;
