@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -38,6 +39,11 @@ func TestBrowserTokenRefresh(t *testing.T) {
 	if !eval[bool](t, tabs[0], `presence.sharing`) {
 		t.Errorf("tab sharing is off")
 	}
+	// Every state and count the widget reports from now on, however short.
+	for _, tb := range tabs {
+		eval[bool](t, tb, `(() => { window.__seen = []; const r = presence.room('team-x');
+			r.on('state', (s) => __seen.push(s)).on('count', (n) => __seen.push(String(n))); return true; })()`)
+	}
 
 	// Watch every tab until the second token's streams would have ended.
 	var second int64
@@ -59,6 +65,11 @@ func TestBrowserTokenRefresh(t *testing.T) {
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	for i, tb := range tabs {
+		if seen := eval[[]string](t, tb, `window.__seen`); len(seen) == 0 || slices.ContainsFunc(seen, func(v string) bool { return v != "live" && v != "2" }) {
+			t.Errorf("tab %d's widget reported %q; want only live and 2", i, seen)
+		}
 	}
 	leaders := 0
 	for _, tb := range tabs {
