@@ -110,6 +110,7 @@ type Verifier struct {
 	edKey   ed25519.PublicKey // EdDSA; nil if not configured
 	methods []string          // the accepted algorithms, for jwt.WithValidMethods
 	parser  *jwt.Parser
+	leeway  time.Duration
 }
 
 // NewVerifier returns an error (mentioning the file, never key bytes) if the
@@ -123,7 +124,7 @@ func NewVerifier(opts Options) (*Verifier, error) {
 	if opts.Leeway < 0 {
 		return nil, errors.New("auth: token leeway must not be negative")
 	}
-	v := &Verifier{}
+	v := &Verifier{leeway: opts.Leeway}
 	if len(opts.Secret) > 0 {
 		if len(opts.Secret) < minSecretLen {
 			return nil, fmt.Errorf("auth: token secret is %d bytes; it must be at least %d", len(opts.Secret), minSecretLen)
@@ -159,6 +160,10 @@ func NewVerifier(opts Options) (*Verifier, error) {
 	)
 	return v, nil
 }
+
+// Leeway is the clock skew allowed on exp: a token is accepted until its
+// Expires plus Leeway, so a signed-in stream may last until then.
+func (v *Verifier) Leeway() time.Duration { return v.leeway }
 
 // loadPublicKey reads the one public key in a PEM file: an RSA key of at
 // least minRSABits or an Ed25519 key. Errors name the file and what was

@@ -13,12 +13,30 @@ import (
 const MaxRoomsLimit = 1000
 
 // handleRoom serves GET /api/rooms/{room}: {"room":"lobby","count":3}, with
-// per-node shares ("nodes") and "degraded" when counts are shared.
-func handleRoom(hub *presence.Hub) http.HandlerFunc {
+// per-node shares ("nodes") and "degraded" when counts are shared. A
+// private room is shown only to a token that opens it (401 without one,
+// 403 with one that does not), as its streams are: its name, people and
+// connections are no one else's business. A token may come as
+// Authorization: Bearer, ?token= or the token cookie; a bad one gets 401,
+// whatever the room.
+func handleRoom(hub *presence.Hub, ident IdentityOptions) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		room := chi.URLParam(r, "room")
 		if err := presence.ValidateRoom(room); err != nil {
 			writeError(w, http.StatusBadRequest, presence.RoomRule)
+			return
+		}
+		claims, signed, ok := requestClaims(w, r, ident)
+		switch {
+		case !ok:
+			return
+		case !ident.private(room):
+		case !signed:
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			writeError(w, http.StatusUnauthorized, "room "+room+" is private: it needs a token ("+tokenCarriers+")")
+			return
+		case !claims.Allows(room):
+			writeError(w, http.StatusForbidden, "this token does not open room "+room)
 			return
 		}
 		writeJSON(w, http.StatusOK, hub.Room(room))
@@ -34,8 +52,11 @@ type roomList struct {
 }
 
 // handleRooms serves GET /api/rooms?limit=N: the non-empty rooms, sorted by
-// name, at most limit of them (defaultLimit if not given).
-func handleRooms(hub *presence.Hub, defaultLimit int) http.HandlerFunc {
+// name, at most limit of them (defaultLimit if not given). Private rooms
+// are left out, unless the request's token opens them: they are filtered
+// inside the listing, so that neither the total nor truncated gives them
+// away.
+func handleRooms(hub *presence.Hub, defaultLimit int, ident IdentityOptions) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		limit := defaultLimit
 		if s := r.URL.Query().Get("limit"); s != "" {
@@ -46,7 +67,17 @@ func handleRooms(hub *presence.Hub, defaultLimit int) http.HandlerFunc {
 			}
 			limit = n
 		}
-		rooms, total := hub.Rooms(limit)
+		claims, signed, ok := requestClaims(w, r, ident)
+		if !ok {
+			return
+		}
+		var keep func(string) bool // nil: every room, when none is private
+		if len(ident.Private) > 0 {
+			keep = func(room string) bool {
+				return !ident.private(room) || signed && claims.Allows(room)
+			}
+		}
+		rooms, total := hub.Rooms(limit, keep)
 		writeJSON(w, http.StatusOK, roomList{Rooms: rooms, Total: total, Truncated: total > len(rooms), Degraded: hub.Health() != nil})
 	}
 }

@@ -46,6 +46,7 @@ type streamStart struct {
 	first     []byte // the retry field and the first events
 	members   bool   // the stream follows the room's members
 	memberSeq uint64 // the publish its first member list is as of
+	expiry    expiry // when a signed-in stream is warned and ends; zero for others
 }
 
 // Broadcaster is the stream side of the service: the presence Hub and the

@@ -49,7 +49,7 @@ func corsMiddleware(opts CORSOptions) func(http.Handler) http.Handler {
 			}
 			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 				h.Set("Access-Control-Allow-Methods", "GET")
-				h.Set("Access-Control-Allow-Headers", "Last-Event-ID, Cache-Control")
+				h.Set("Access-Control-Allow-Headers", "Last-Event-ID, Cache-Control, Authorization")
 				h.Set("Access-Control-Max-Age", "600")
 				w.WriteHeader(http.StatusNoContent)
 				return

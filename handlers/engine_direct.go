@@ -108,11 +108,19 @@ func (e *directEngine) serve(ctx context.Context, out *eventWriter, _ *http.Requ
 	memberSeq := start.memberSeq // the last publish before the stream's member list
 	whole := true                // the next member data must be the whole list
 	done := ctx.Done()
+	warn, stopWarn := start.expiry.warning() // nil unless signed in
+	defer stopWarn()
 	for {
 		select {
 		case <-done:
 			return nil
 		case <-cur.wake:
+		case <-warn:
+			warn = nil
+			if err := start.expiry.warn(out); err != nil {
+				return err
+			}
+			continue
 		}
 		next := f.state.Load()
 		if next.seq != cur.seq {

@@ -110,13 +110,17 @@ func (e *r3labsEngine) close() { e.srv.Close() }
 // serve writes the first count itself (r3labs cannot send to one
 // subscriber), then hands the stream to r3labs, which serves until the
 // request's context ends: when the client goes, on shutdown (through the
-// server's BaseContext), or when a write fails (net/http cancels a
-// connection's context on a failed write, a missed deadline included).
+// server's BaseContext), when a write fails (net/http cancels a
+// connection's context on a failed write, a missed deadline included), or
+// when a signed-in stream's token ends it (its deadline; the warning before
+// is written between r3labs's events, see expiry.wrap).
 func (e *r3labsEngine) serve(_ context.Context, out *eventWriter, r *http.Request, st *presence.Stream, start streamStart) error {
 	if err := sendFirst(out, start.first, e.metrics); err != nil {
 		return err
 	}
-	e.srv.ServeHTTP(&r3labsWriter{out: out, stream: st, metrics: e.metrics}, subscribeRequest(r, st.Room()))
+	w, stopWarn := start.expiry.wrap(&r3labsWriter{out: out, stream: st, metrics: e.metrics}, out)
+	e.srv.ServeHTTP(w, subscribeRequest(r, st.Room()))
+	stopWarn()
 	return out.err
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/presence/presence/auth"
@@ -38,48 +39,93 @@ var errNoTokens = errors.New("tokens are not accepted here: no token key is conf
 
 // identify tells who a stream request is, or answers it with 401 or 403
 // and returns ok false. A valid token makes a signed-in member (who also
-// follows the room's members); else a visitor cookie makes a visitor; else
-// the stream is anonymous, and the response sets a visitor cookie for the
-// browser's next streams.
-func identify(w http.ResponseWriter, r *http.Request, opts IdentityOptions, room string) (m presence.Member, ok bool) {
-	token := r.URL.Query().Get("token")
-	if token == "" {
-		if c, err := r.Cookie(TokenCookie); err == nil {
-			token = c.Value
-		}
-	}
-	private := false
-	for _, p := range opts.Private {
-		if auth.MatchRoom(p, room) {
-			private = true
-			break
-		}
-	}
+// follows the room's members), whose stream must end when the token does
+// (expires, zero for anyone else); else a visitor cookie makes a visitor;
+// else the stream is anonymous, and the response sets a visitor cookie for
+// the browser's next streams.
+func identify(w http.ResponseWriter, r *http.Request, opts IdentityOptions, room string) (m presence.Member, expires time.Time, ok bool) {
+	claims, signed, ok := requestClaims(w, r, opts)
 	switch {
-	case token != "":
-		if opts.Tokens == nil {
-			writeError(w, http.StatusUnauthorized, errNoTokens.Error())
-			return m, false
-		}
-		claims, err := opts.Tokens.Verify(token)
-		if err != nil {
-			writeError(w, http.StatusUnauthorized, err.Error())
-			return m, false
-		}
+	case !ok:
+		return m, expires, false
+	case signed:
 		if !claims.Allows(room) {
 			writeError(w, http.StatusForbidden, "this token does not open room "+room)
-			return m, false
+			return m, expires, false
 		}
-		return presence.Member{ID: "u:" + claims.Subject, Name: claims.Name, Signed: true}, true
-	case private:
-		writeError(w, http.StatusUnauthorized, "room "+room+" needs a token (?token= or the "+TokenCookie+" cookie)")
-		return m, false
+		return presence.Member{ID: "u:" + claims.Subject, Name: claims.Name, Signed: true}, claims.Expires, true
+	case opts.private(room):
+		writeError(w, http.StatusUnauthorized, "room "+room+" needs a token ("+tokenCarriers+")")
+		return m, expires, false
 	}
 	if id, ok := visitorID(r); ok {
-		return presence.Member{ID: "v:" + id}, true
+		return presence.Member{ID: "v:" + id}, expires, true
 	}
 	newVisitorCookie(w, r)
-	return presence.Member{}, true
+	return presence.Member{}, expires, true
+}
+
+// tokenCarriers says, in error messages, how a token may be sent.
+const tokenCarriers = "Authorization: Bearer, ?token= or the " + TokenCookie + " cookie"
+
+// requestToken returns the token a request carries, "" if none: an
+// Authorization: Bearer header, else ?token=, else the token cookie. Another
+// Authorization scheme (a site's Basic login, which the browser adds by
+// itself) is not a token and is ignored; so is an empty value, as a page
+// whose user signed out may send.
+func requestToken(r *http.Request) string {
+	if scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " "); strings.EqualFold(scheme, "Bearer") {
+		if tok = strings.TrimSpace(tok); tok != "" {
+			return tok
+		}
+	}
+	if tok := r.URL.Query().Get("token"); tok != "" {
+		return tok
+	}
+	if c, err := r.Cookie(TokenCookie); err == nil {
+		return c.Value
+	}
+	return ""
+}
+
+// requestClaims verifies the request's token, if it has one: signed is
+// false without a token. A token that does not verify is answered with 401
+// saying why (expired, bad signature...), and ok is false.
+func requestClaims(w http.ResponseWriter, r *http.Request, opts IdentityOptions) (c auth.Claims, signed, ok bool) {
+	token := requestToken(r)
+	if token == "" {
+		return c, false, true
+	}
+	if opts.Tokens == nil {
+		writeError(w, http.StatusUnauthorized, errNoTokens.Error())
+		return c, false, false
+	}
+	c, err := opts.Tokens.Verify(token)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		writeError(w, http.StatusUnauthorized, err.Error())
+		return c, false, false
+	}
+	return c, true, true
+}
+
+// private reports whether room needs a token that opens it.
+func (opts IdentityOptions) private(room string) bool {
+	for _, p := range opts.Private {
+		if auth.MatchRoom(p, room) {
+			return true
+		}
+	}
+	return false
+}
+
+// leeway is how long past its exp a token is still accepted, and so how
+// long past it a signed-in stream may last.
+func (opts IdentityOptions) leeway() time.Duration {
+	if opts.Tokens == nil {
+		return 0
+	}
+	return opts.Tokens.Leeway()
 }
 
 // visitorID returns the request's visitor id, if it has a well-formed one:

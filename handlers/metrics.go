@@ -11,6 +11,7 @@ const (
 	reasonClient   = "client"   // the client went away
 	reasonEvicted  = "evicted"  // a write stalled past the write deadline
 	reasonShutdown = "shutdown" // the server is draining
+	reasonExpired  = "expired"  // a signed-in stream's token ended (see expiry.go)
 )
 
 // Metrics are the service's Prometheus collectors. Build them with
@@ -31,7 +32,7 @@ func NewMetrics(reg prometheus.Registerer, stats func() presence.Stats) *Metrics
 		}),
 		disconnect: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "presence_disconnects_total",
-			Help: "Streams closed, by reason: client (went away), evicted (write stalled past the deadline), shutdown.",
+			Help: "Streams closed, by reason: client (went away), evicted (write stalled past the deadline), shutdown, expired (the token ended).",
 		}, []string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "presence_refused_total",
@@ -44,7 +45,7 @@ func NewMetrics(reg prometheus.Registerer, stats func() presence.Stats) *Metrics
 			Name: "presence_deliveries_total", Help: "Count events written to streams.",
 		}),
 	}
-	for _, r := range []string{reasonClient, reasonEvicted, reasonShutdown} {
+	for _, r := range []string{reasonClient, reasonEvicted, reasonShutdown, reasonExpired} {
 		m.disconnect.WithLabelValues(r)
 	}
 	for _, r := range []string{"stream_limit", "room_limit", "shutting_down"} {

@@ -44,8 +44,11 @@ func NewRouter(b *Broadcaster, opts Options, m *Metrics, gatherer prometheus.Gat
 		r.Get("/rooms/{room}/events", stream)
 		r.Options("/events", handleOptions())
 		r.Options("/rooms/{room}/events", handleOptions())
-		r.Get("/api/rooms", handleRooms(b.hub, opts.RoomsLimit))
-		r.Get("/api/rooms/{room}", handleRoom(b.hub))
+		r.Get("/api/rooms", handleRooms(b.hub, opts.RoomsLimit, opts.Stream.Identity))
+		r.Get("/api/rooms/{room}", handleRoom(b.hub, opts.Stream.Identity))
+		// Preflights of other sites' pages that send Authorization: Bearer.
+		r.Options("/api/rooms", handleOptions())
+		r.Options("/api/rooms/{room}", handleOptions())
 	})
 
 	r.Get("/healthz", handleHealthz())

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,7 +42,7 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 			writeJoinError(w, err)
 			return
 		}
-		member, ok := identify(w, r, opts.Identity, room)
+		member, expires, ok := identify(w, r, opts.Identity, room)
 		if !ok {
 			m.refused.WithLabelValues("unauthorized").Inc()
 			return
@@ -56,6 +57,14 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		}
 		defer st.Leave()
 		m.connects.Inc()
+		var exp expiry
+		if member.Signed {
+			// The stream ends with its token (see expiry.go).
+			exp = newExpiry(time.Now(), expires, opts.Identity.leeway())
+			ctx, cancel := context.WithDeadline(r.Context(), exp.endsAt)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
 
 		h := w.Header()
 		h["Content-Type"] = eventStream
@@ -75,7 +84,7 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		first := appendCountEvent(append(make([]byte, 0, len(retry)+128), retry...), joined.Counts.People)
 		// joined.Members is nil unless follow (then at least empty).
 		first = appendPresenceEvent(first, room, joined.Counts, joined.Members, joined.Truncated)
-		err = b.engine.serve(r.Context(), out, r, st, streamStart{first: first, members: follow, memberSeq: joined.Seq})
+		err = b.engine.serve(r.Context(), out, r, st, streamStart{first: first, members: follow, memberSeq: joined.Seq, expiry: exp})
 
 		reason := reasonClient
 		switch {
@@ -84,6 +93,8 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 			log.Debug("stream evicted: write stalled", "room", room, "remote", r.RemoteAddr)
 		case b.closing.Err() != nil:
 			reason = reasonShutdown
+		case errors.Is(r.Context().Err(), context.DeadlineExceeded):
+			reason = reasonExpired
 		}
 		m.disconnect.WithLabelValues(reason).Inc()
 	}

@@ -529,8 +529,11 @@ func (h *Hub) Changed(roomName string) {
 	h.scheduleLocked(r)
 }
 
-// Rooms returns up to limit non-empty rooms and how many there are in all.
-func (h *Hub) Rooms(limit int) ([]RoomCount, int) { return h.backend.Rooms(limit) }
+// Rooms returns up to limit non-empty rooms that keep accepts (all if keep
+// is nil), and how many of those there are in all.
+func (h *Hub) Rooms(limit int, keep func(string) bool) ([]RoomCount, int) {
+	return h.backend.Rooms(limit, keep)
+}
 
 // Publishers returns the Publisher of every room this node holds streams in.
 func (h *Hub) Publishers() []Publisher {

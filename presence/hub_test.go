@@ -98,9 +98,14 @@ func TestMemoryNeverNegative(t *testing.T) {
 	m.Join("b", Member{})
 	m.Join("a", Member{})
 	m.Join("a", Member{})
-	rooms, total := m.Rooms(1)
+	rooms, total := m.Rooms(1, nil)
 	if total != 2 || len(rooms) != 1 || rooms[0] != (RoomCount{"a", 2, 2}) {
 		t.Fatalf("Rooms(1) = %v, %d", rooms, total)
+	}
+	// A room the caller may not see is neither listed nor counted.
+	rooms, total = m.Rooms(1, func(r string) bool { return r != "a" })
+	if total != 1 || len(rooms) != 1 || rooms[0].Room != "b" {
+		t.Fatalf("Rooms(1) without a = %v, %d", rooms, total)
 	}
 }
 

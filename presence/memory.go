@@ -46,9 +46,9 @@ func (m *Memory) Signed(room string) map[string]string {
 }
 
 // Rooms implements Backend.
-func (m *Memory) Rooms(limit int) ([]RoomCount, int) {
+func (m *Memory) Rooms(limit int, keep func(string) bool) ([]RoomCount, int) {
 	m.mu.Lock()
-	all := m.rooms.List()
+	all := m.rooms.List(keep)
 	m.mu.Unlock()
 	return LimitRooms(all, limit)
 }

@@ -92,8 +92,10 @@ type Backend interface {
 	// Signed returns the room's signed-in members: name by member ID.
 	Signed(room string) map[string]string
 	// Rooms returns up to limit non-empty rooms, sorted by name, and how
-	// many non-empty rooms there are in all.
-	Rooms(limit int) ([]RoomCount, int)
+	// many non-empty rooms there are in all. Only rooms keep accepts are
+	// listed or counted (all if keep is nil), so that a caller who may not
+	// see some rooms learns nothing of them, not even from the total.
+	Rooms(limit int, keep func(room string) bool) ([]RoomCount, int)
 }
 
 // Shared is implemented by a Backend whose counts add up the shares of

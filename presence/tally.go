@@ -138,10 +138,14 @@ func (ts Tallies) Signed(room string) map[string]string {
 	return map[string]string{}
 }
 
-// List returns every room's counts, unsorted (see LimitRooms).
-func (ts Tallies) List() []RoomCount {
+// List returns the counts of every room keep accepts (all if keep is
+// nil), unsorted (see LimitRooms).
+func (ts Tallies) List(keep func(string) bool) []RoomCount {
 	all := make([]RoomCount, 0, len(ts))
 	for name, t := range ts {
+		if keep != nil && !keep(name) {
+			continue
+		}
 		c := t.Counts()
 		all = append(all, RoomCount{Room: name, Count: c.People, Connections: c.Connections})
 	}

@@ -121,7 +121,7 @@ func TestNodesShareOneCount(t *testing.T) {
 	if s := a.Shares("r"); s["a"] != 2 || s["b"] != 1 || len(s) != 2 {
 		t.Errorf("shares = %v, want a:2 b:1", s)
 	}
-	rooms, total := b.Rooms(10)
+	rooms, total := b.Rooms(10, nil)
 	if total != 1 || rooms[0] != (presence.RoomCount{Room: "r", Count: 3, Connections: 3}) {
 		t.Errorf("rooms = %v (%d)", rooms, total)
 	}
@@ -130,7 +130,7 @@ func TestNodesShareOneCount(t *testing.T) {
 	waitFor(t, 2*time.Second, "both nodes at 1", allAre(1, both))
 	b.Leave("r", m)
 	waitFor(t, 2*time.Second, "both nodes at 0", allAre(0, both))
-	if _, total := a.Rooms(10); total != 0 {
+	if _, total := a.Rooms(10, nil); total != 0 {
 		t.Errorf("a still lists %d rooms", total)
 	}
 }
@@ -185,8 +185,8 @@ func TestTenThousandRooms(t *testing.T) {
 	}
 	listed := func(want int) func() bool {
 		return func() bool {
-			_, ta := a.Rooms(0)
-			_, tb := b.Rooms(0)
+			_, ta := a.Rooms(0, nil)
+			_, tb := b.Rooms(0, nil)
 			return ta == want && tb == want
 		}
 	}

@@ -131,9 +131,9 @@ func (b *Backend) Signed(room string) map[string]string {
 }
 
 // Rooms implements presence.Backend over every node's rooms.
-func (b *Backend) Rooms(limit int) ([]presence.RoomCount, int) {
+func (b *Backend) Rooms(limit int, keep func(string) bool) ([]presence.RoomCount, int) {
 	b.mu.Lock()
-	all := b.all.List()
+	all := b.all.List(keep)
 	b.mu.Unlock()
 	return presence.LimitRooms(all, limit)
 }
