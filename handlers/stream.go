@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"time"
 
@@ -22,6 +23,10 @@ type StreamOptions struct {
 	// WriteTimeout is how long one write may stall before the client is cut
 	// off; it replaces a server-wide WriteTimeout, which would cut streams.
 	WriteTimeout time.Duration
+	// TrustedProxies are the peers whose X-Forwarded-For or Forwarded
+	// header names the client (see clientAddr); from others, the peer is
+	// the client.
+	TrustedProxies []netip.Prefix
 }
 
 // handleStream serves GET /events and GET /rooms/{room}/events: the room's
@@ -33,6 +38,26 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 	eventStream, noCache, no := []string{"text/event-stream"}, []string{"no-cache"}, []string{"no"}
 	identity := []string{"identity"}
 	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		client, viaProxy, ok := clientAddr(r, opts.TrustedProxies)
+		source := ""
+		if ok {
+			source = sourceKey(client)
+		}
+		conn := connOf(r)
+		if viaProxy {
+			// A proxy's connection carries many people, and the proxy
+			// faces their resets itself.
+			conn = nil
+		}
+		if conn.isRefused() {
+			refuseConn(w)
+			m.refused.WithLabelValues(refusedResets).Inc()
+			return
+		}
+		if cancelledEarly(w, r, conn, m) {
+			return
+		}
 		room := presence.DefaultRoom
 		if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePattern() != "/events" {
 			room = chi.URLParam(r, "room")
@@ -47,7 +72,10 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 			return
 		}
 		follow := member.Signed && b.engine.members()
-		st, joined, err := b.hub.JoinAs(room, member, follow)
+		if cancelledEarly(w, r, conn, m) {
+			return // no join (and leave) that the room would see for nothing
+		}
+		st, joined, err := b.hub.JoinAs(room, member, presence.JoinOptions{Members: follow, Source: source})
 		if err != nil {
 			if reason := writeJoinError(w, err); reason != "" {
 				m.refused.WithLabelValues(reason).Inc()
@@ -86,5 +114,23 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 			reason = reasonShutdown
 		}
 		m.disconnect.WithLabelValues(reason).Inc()
+		if now := time.Now(); reason == reasonClient && now.Sub(start) < earlyEnd {
+			conn.endedEarly(now)
+		}
 	}
+}
+
+// cancelledEarly reports whether r's client cancelled it already (over
+// HTTP/2, RST_STREAM right after HEADERS); then it counts an early end of
+// the connection and, if that makes the connection refused, answers so
+// that it closes.
+func cancelledEarly(w http.ResponseWriter, r *http.Request, conn *connState, m *Metrics) bool {
+	if r.Context().Err() == nil {
+		return false
+	}
+	if conn.endedEarly(time.Now()) {
+		refuseConn(w) // no one reads it, but it makes net/http send GOAWAY
+		m.refused.WithLabelValues(refusedResets).Inc()
+	}
+	return true
 }

@@ -1,0 +1,98 @@
+package handlers
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// A client connection that ends streams faster than any browser would is
+// refused further streams and closed. Over HTTP/2 a client can open a
+// stream and reset it in the same packet (HEADERS then RST_STREAM), a
+// hundred thousand times a second on one connection; each costs the
+// server a handler, and each stream that got as far as a join a join and a
+// leave seen by the whole room.
+//
+// A browser ends a stream early when a page is closed, reloaded or left
+// within a second of opening it. All tabs of one browser share one HTTP/2
+// connection to a site, but even a person reloading 20 tabs at once, or a
+// page with a few widgets reloaded every second, ends far fewer than 100
+// streams in 10 s; a tool doing the above ends 100 in well under a
+// millisecond.
+const (
+	// earlyEnd: a stream the client ends sooner than this after its
+	// request came (or whose request was cancelled before it was served)
+	// ended early.
+	earlyEnd = time.Second
+	// maxEarlyEnds early ends in one earlyWindow mark a connection as not
+	// a browser's.
+	maxEarlyEnds = 100
+	earlyWindow  = 10 * time.Second
+)
+
+// connState is what the service keeps per client connection: how many
+// streams it ended early lately, and whether it is refused. One per
+// connection, dropped with it.
+type connState struct {
+	mu      sync.Mutex
+	start   time.Time // of the current window
+	early   int       // early ends in the current window
+	refused bool      // for good: the connection is being closed
+}
+
+// connKey is the context key of a request's *connState.
+type connKey struct{}
+
+// ConnContext is for http.Server.ConnContext: it gives each client
+// connection the state that tells one that resets streams faster than any
+// browser from one that does not.
+func ConnContext(ctx context.Context, _ net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, &connState{})
+}
+
+// connOf returns the state of r's connection, nil if the server keeps
+// none (no ConnContext): then nothing is counted or refused.
+func connOf(r *http.Request) *connState {
+	c, _ := r.Context().Value(connKey{}).(*connState)
+	return c
+}
+
+// endedEarly counts a stream of the connection that its client ended
+// early, and reports whether the connection is now refused.
+func (c *connState) endedEarly(now time.Time) bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now.Sub(c.start) >= earlyWindow {
+		c.start, c.early = now, 0
+	}
+	c.early++
+	if c.early > maxEarlyEnds {
+		c.refused = true
+	}
+	return c.refused
+}
+
+// isRefused reports whether the connection gets no more streams.
+func (c *connState) isRefused() bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refused
+}
+
+// refuseConn answers a stream request of a refused connection: 429 and
+// Connection: close, which makes net/http close an HTTP/1.1 connection
+// after the answer and send GOAWAY on an HTTP/2 one, closing it once its
+// open streams end (h2_bundle.go: writeChunk, startGracefulShutdown).
+func refuseConn(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	w.Header().Set("Retry-After", retryAfterSeconds)
+	writeError(w, http.StatusTooManyRequests, "this connection ends streams faster than a browser does; open a new one")
+}
