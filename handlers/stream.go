@@ -55,9 +55,6 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 			m.refused.WithLabelValues(refusedResets).Inc()
 			return
 		}
-		if cancelledEarly(w, r, conn, m) {
-			return
-		}
 		room := presence.DefaultRoom
 		if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePattern() != "/events" {
 			room = chi.URLParam(r, "room")
@@ -72,8 +69,12 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 			return
 		}
 		follow := member.Signed && b.engine.members()
-		if cancelledEarly(w, r, conn, m) {
-			return // no join (and leave) that the room would see for nothing
+		if r.Context().Err() != nil && b.closing.Err() == nil {
+			// The client cancelled the request already (over HTTP/2,
+			// RST_STREAM right after HEADERS): no join and leave that the
+			// room would see for nothing.
+			cancelledEarly(w, conn, m)
+			return
 		}
 		st, joined, err := b.hub.JoinAs(room, member, presence.JoinOptions{Members: follow, Source: source})
 		if err != nil {
@@ -120,17 +121,12 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 	}
 }
 
-// cancelledEarly reports whether r's client cancelled it already (over
-// HTTP/2, RST_STREAM right after HEADERS); then it counts an early end of
-// the connection and, if that makes the connection refused, answers so
-// that it closes.
-func cancelledEarly(w http.ResponseWriter, r *http.Request, conn *connState, m *Metrics) bool {
-	if r.Context().Err() == nil {
-		return false
-	}
+// cancelledEarly counts a request its client cancelled before it was
+// served as an early end of its connection and, if that makes the
+// connection refused, answers so that the connection closes.
+func cancelledEarly(w http.ResponseWriter, conn *connState, m *Metrics) {
 	if conn.endedEarly(time.Now()) {
 		refuseConn(w) // no one reads it, but it makes net/http send GOAWAY
 		m.refused.WithLabelValues(refusedResets).Inc()
 	}
-	return true
 }

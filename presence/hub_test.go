@@ -2,6 +2,7 @@ package presence
 
 import (
 	"errors"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -566,8 +567,8 @@ func TestGraceIsEarned(t *testing.T) {
 		if c := h.backend.Count("r"); c != (Counts{}) {
 			t.Fatalf("3000 streams opened and closed at once leave %+v, want nobody", c)
 		}
-		if s := h.Stats(); s.Rooms != 0 || h.ghosts != 0 {
-			t.Fatalf("left behind %+v and %d ghosts", s, h.ghosts)
+		if s := h.Stats(); s.Rooms != 0 || h.snapshot().ghosts != 0 {
+			t.Fatalf("left behind %+v and %d ghosts", s, h.snapshot().ghosts)
 		}
 
 		// Just short of the grace: still no grace.
@@ -636,19 +637,19 @@ func TestMaxPerSource(t *testing.T) {
 			t.Fatalf("a second tab beyond the bound: %v", err)
 		}
 		back.Leave() // lived < grace: leaves at once, and frees its place
-		if h.sources["10.0.0.1"] != 2 {
-			t.Fatalf("after the short stream left: %v", h.sources)
+		if h.snapshot().sources["10.0.0.1"] != 2 {
+			t.Fatalf("after the short stream left: %v", h.snapshot().sources)
 		}
 		for _, st := range append(open[1:], other) {
 			st.Leave() // open[1:] into their grace, other (anonymous) at once
 		}
-		if h.sources["10.0.0.1"] != 2 || len(h.sources) != 1 {
-			t.Fatalf("ghosts are not counted: %v", h.sources)
+		if h.snapshot().sources["10.0.0.1"] != 2 || len(h.snapshot().sources) != 1 {
+			t.Fatalf("ghosts are not counted: %v", h.snapshot().sources)
 		}
 		time.Sleep(grace)
 		synctest.Wait()
-		if n := len(h.sources); n != 0 || h.ghosts != 0 {
-			t.Fatalf("after the grace: sources %v, %d ghosts", h.sources, h.ghosts)
+		if n := len(h.snapshot().sources); n != 0 || h.snapshot().ghosts != 0 {
+			t.Fatalf("after the grace: sources %v, %d ghosts", h.snapshot().sources, h.snapshot().ghosts)
 		}
 		<-h.Close()
 	})
@@ -675,8 +676,8 @@ func TestGhostRoomsGiveWay(t *testing.T) {
 		for _, st := range sts[1:] {
 			st.Leave()
 		}
-		if s := h.Stats(); s.Rooms != 200 || h.ghosts != 199 {
-			t.Fatalf("%+v, %d ghosts, want 200 rooms and 199 ghosts", s, h.ghosts)
+		if s := h.Stats(); s.Rooms != 200 || h.snapshot().ghosts != 199 {
+			t.Fatalf("%+v, %d ghosts, want 200 rooms and 199 ghosts", s, h.snapshot().ghosts)
 		}
 		for i := range 300 {
 			st, _, err := h.Join("new" + strconv.Itoa(i))
@@ -702,9 +703,24 @@ func TestGhostRoomsGiveWay(t *testing.T) {
 		if c := h.backend.Count("g0"); c.People != 1 {
 			t.Errorf("the room with an open stream gave way: %+v", c)
 		}
-		if h.idle.Len() != 0 || h.ghosts != 0 {
-			t.Errorf("%d idle rooms, %d ghosts left", h.idle.Len(), h.ghosts)
+		if h.snapshot().idle != 0 || h.snapshot().ghosts != 0 {
+			t.Errorf("%d idle rooms, %d ghosts left", h.snapshot().idle, h.snapshot().ghosts)
 		}
 		sts[0].Leave()
 	})
+}
+
+// hubState is what the tests check of a hub's insides.
+type hubState struct {
+	sources map[string]int
+	ghosts  int
+	idle    int
+}
+
+// snapshot reads the hub's insides under its lock (timers run on their
+// own goroutines).
+func (h *Hub) snapshot() hubState {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return hubState{sources: maps.Clone(h.sources), ghosts: h.ghosts, idle: h.idle.Len()}
 }
