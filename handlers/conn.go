@@ -30,12 +30,20 @@ const (
 	// a browser's.
 	maxEarlyEnds = 100
 	earlyWindow  = 10 * time.Second
+	// hardClose is how long a refused connection may stay open after
+	// its GOAWAY: an HTTP/2 connection closes gracefully only once its
+	// open streams end, and a client that keeps one open could go on
+	// sending frames for the server to read and drop. net/http itself
+	// waits a second after a GOAWAY (for it to reach the client) before it
+	// closes.
+	hardClose = time.Second
 )
 
 // connState is what the service keeps per client connection: how many
 // streams it ended early lately, and whether it is refused. One per
 // connection, dropped with it.
 type connState struct {
+	conn    net.Conn
 	mu      sync.Mutex
 	start   time.Time // of the current window
 	early   int       // early ends in the current window
@@ -48,8 +56,8 @@ type connKey struct{}
 // ConnContext is for http.Server.ConnContext: it gives each client
 // connection the state that tells one that resets streams faster than any
 // browser from one that does not.
-func ConnContext(ctx context.Context, _ net.Conn) context.Context {
-	return context.WithValue(ctx, connKey{}, &connState{})
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, &connState{conn: c})
 }
 
 // connOf returns the state of r's connection, nil if the server keeps
@@ -71,8 +79,11 @@ func (c *connState) endedEarly(now time.Time) bool {
 		c.start, c.early = now, 0
 	}
 	c.early++
-	if c.early > maxEarlyEnds {
+	if c.early > maxEarlyEnds && !c.refused {
 		c.refused = true
+		// Closing a closed connection does nothing: no need to stop
+		// the timer, which ends within hardClose anyway.
+		time.AfterFunc(hardClose, func() { c.conn.Close() })
 	}
 	return c.refused
 }

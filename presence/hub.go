@@ -37,7 +37,10 @@ type HubOptions struct {
 	Window time.Duration
 	// MaxStreams caps the streams this node holds.
 	MaxStreams int
-	// MaxRooms caps the rooms this node holds streams in.
+	// MaxRooms caps the rooms this node holds streams in. When it is
+	// reached, a new room takes the place of the room that has held only
+	// closed streams in their grace the longest, if any: such rooms never
+	// keep out people who are here.
 	MaxRooms int
 	// Grace is how long a person (a member with an ID) whose stream closed
 	// still counts: a stream of the same person within it takes the closed
