@@ -89,7 +89,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.TokenSecret, "token-secret", "", "HS256 secret of signed-in users' tokens, at least 32 bytes (better set by the environment than on the command line)")
 	fs.StringVar(&c.TokenPublicKey, "token-public-key", "", "PEM file with the RSA (RS256) or Ed25519 (EdDSA) public key of signed-in users' tokens")
 	fs.StringVar(&c.PrivateRooms, "private-rooms", "", "comma-separated room-name patterns (* ? [...]) whose streams need a valid token")
-	fs.DurationVar(&c.Grace, "grace", 3*time.Second, "a person whose last stream closed still counts this long, so that a refresh changes nothing (0: off)")
+	fs.DurationVar(&c.Grace, "grace", 3*time.Second, "a person whose stream closed after being open at least this long still counts this long, so that a refresh changes nothing; a stream closed sooner leaves at once (0: off)")
 	fs.IntVar(&c.MembersCap, "members-cap", 100, "most members listed in a presence event")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated origins (https://docs.example.com) whose pages may use the streams and the API, as the widget does; * for any; others get 403")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS, and HTTP/2, which carries many streams over one connection")
