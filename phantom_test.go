@@ -349,17 +349,22 @@ func TestRapidResetIsClosedWithGoAway(t *testing.T) {
 	t.Parallel()
 	t.Run("resets only", func(t *testing.T) {
 		t.Parallel()
-		rapidReset(t, false)
+		rapidReset(t, "/rooms/rr/events?visitor=", false)
 	})
 	t.Run("holding a stream open", func(t *testing.T) {
 		t.Parallel()
-		rapidReset(t, true)
+		rapidReset(t, "/rooms/rr/events?visitor=", true)
+	})
+	t.Run("another route", func(t *testing.T) {
+		t.Parallel()
+		rapidReset(t, "/api/rooms/rr?", false)
 	})
 }
 
-// rapidReset sends 100,000 HEADERS+RST_STREAM pairs on one connection to a
-// node of its own, after a stream it keeps open if hold.
-func rapidReset(t *testing.T, hold bool) {
+// rapidReset sends 100,000 HEADERS+RST_STREAM pairs for path and a random
+// visitor id on one connection to a node of its own, after a stream it
+// keeps open if hold.
+func rapidReset(t *testing.T, path string, hold bool) {
 	n := startTLSNode(t) // default settings
 	conn, err := tls.Dial("tcp", n.addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
 	if err != nil {
@@ -406,14 +411,17 @@ func rapidReset(t *testing.T, hold bool) {
 	henc := hpack.NewEncoder(&hbuf)
 	headers := func(id uint32) {
 		hbuf.Reset()
-		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", n.addr}, {":path", "/rooms/rr/events?visitor=" + randVisitor()}} {
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", n.addr}, {":path", path + randVisitor()}} {
 			henc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
 		}
 		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hbuf.Bytes(), EndStream: true, EndHeaders: true})
 	}
 	first := uint32(1)
 	if hold {
+		p := path
+		path = "/rooms/rr/events?visitor="
 		headers(1) // a stream that stays open
+		path = p
 		first = 3
 	}
 	sent, sentBeforeGoAway := 0, -1

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -96,6 +97,51 @@ func (c *connState) isRefused() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.refused
+}
+
+// guardedConn returns the state of r's connection to count its early ends
+// by, or nil if there is none or the peer is a trusted proxy: a proxy's
+// connection carries many people, and the proxy faces their resets itself.
+func guardedConn(r *http.Request, proxies []netip.Prefix) *connState {
+	if len(proxies) > 0 {
+		if peer, ok := parseNode(r.RemoteAddr); ok && trusted(proxies, peer) {
+			return nil
+		}
+	}
+	return connOf(r)
+}
+
+// guardConns is the middleware in front of every route that refuses every
+// request of a refused connection, and on a guarded connection serves no
+// request whose client cancelled it already (counting it as an early end),
+// whatever the route: a flood of HEADERS and RST_STREAM costs handlers on
+// any of them.
+func guardConns(b *Broadcaster, proxies []netip.Prefix, m *Metrics) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			conn := guardedConn(r, proxies)
+			if conn.isRefused() {
+				refuseConn(w)
+				m.refused.WithLabelValues(refusedResets).Inc()
+				return
+			}
+			if conn != nil && r.Context().Err() != nil && b.closing.Err() == nil {
+				cancelledEarly(w, conn, m)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// cancelledEarly counts a request its client cancelled before it was
+// served as an early end of its connection and, if that makes the
+// connection refused, answers so that the connection closes.
+func cancelledEarly(w http.ResponseWriter, conn *connState, m *Metrics) {
+	if conn.endedEarly(time.Now()) {
+		refuseConn(w) // no one reads it, but it makes net/http send GOAWAY
+		m.refused.WithLabelValues(refusedResets).Inc()
+	}
 }
 
 // refuseConn answers a stream request of a refused connection: 429 and

@@ -42,7 +42,7 @@ func NewMetrics(reg prometheus.Registerer, stats func() presence.Stats) *Metrics
 		}, []string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "presence_refused_total",
-			Help: "Streams refused, by reason: stream_limit, room_limit, per_ip (--max-streams-per-ip), resets (a connection that ends streams faster than a browser), shutting_down.",
+			Help: "Streams refused, by reason: stream_limit, room_limit, per_ip (--max-streams-per-ip), resets (a request, of any route, on a connection that ends streams faster than a browser), shutting_down.",
 		}, []string{"reason"}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "presence_events_published_total", Help: "Count events published to rooms.",

@@ -39,22 +39,11 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 	identity := []string{"identity"}
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		client, viaProxy, ok := clientAddr(r, opts.TrustedProxies)
 		source := ""
-		if ok {
+		if client, _, ok := clientAddr(r, opts.TrustedProxies); ok {
 			source = sourceKey(client)
 		}
-		conn := connOf(r)
-		if viaProxy {
-			// A proxy's connection carries many people, and the proxy
-			// faces their resets itself.
-			conn = nil
-		}
-		if conn.isRefused() {
-			refuseConn(w)
-			m.refused.WithLabelValues(refusedResets).Inc()
-			return
-		}
+		conn := guardedConn(r, opts.TrustedProxies) // guardConns refused the refused
 		room := presence.DefaultRoom
 		if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePattern() != "/events" {
 			room = chi.URLParam(r, "room")
@@ -70,7 +59,7 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		}
 		follow := member.Signed && b.engine.members()
 		if r.Context().Err() != nil && b.closing.Err() == nil {
-			// The client cancelled the request already (over HTTP/2,
+			// The client cancelled the request meanwhile (over HTTP/2,
 			// RST_STREAM right after HEADERS): no join and leave that the
 			// room would see for nothing.
 			cancelledEarly(w, conn, m)
@@ -118,15 +107,5 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		if now := time.Now(); reason == reasonClient && now.Sub(start) < earlyEnd {
 			conn.endedEarly(now)
 		}
-	}
-}
-
-// cancelledEarly counts a request its client cancelled before it was
-// served as an early end of its connection and, if that makes the
-// connection refused, answers so that the connection closes.
-func cancelledEarly(w http.ResponseWriter, conn *connState, m *Metrics) {
-	if conn.endedEarly(time.Now()) {
-		refuseConn(w) // no one reads it, but it makes net/http send GOAWAY
-		m.refused.WithLabelValues(refusedResets).Inc()
 	}
 }
