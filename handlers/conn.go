@@ -10,7 +10,8 @@ import (
 )
 
 // A client connection that ends streams faster than any browser would is
-// refused further streams and closed. Over HTTP/2 a client can open a
+// refused further requests (429, Connection: close: GOAWAY over HTTP/2)
+// and closed a second later. Over HTTP/2 a client can open a
 // stream and reset it in the same packet (HEADERS then RST_STREAM), a
 // hundred thousand times a second on one connection; each costs the
 // server a handler, and each stream that got as far as a join a join and a
