@@ -153,8 +153,8 @@ func TestSignedInMembers(t *testing.T) {
 		t.Errorf("members on open: %+v", first.Members)
 	}
 
-	bobAt := time.Now()
 	bob := dial(t, s, "/rooms/m/events?token="+token(t, testSecret, "bob", "Bob \"B\"", nil))
+	bobAt := time.Now() // bob joined before his answer came
 	w.waitFor(t, 5*time.Second, "bob's join", func() bool { return len(w.Events("join")) == 1 })
 	if j := w.Events("join")[0]; j != `{"id":"bob","name":"Bob \"B\""}` {
 		t.Errorf("join event %s", j)
