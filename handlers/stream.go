@@ -43,7 +43,7 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		if client, _, ok := clientAddr(r, opts.TrustedProxies); ok {
 			source = sourceKey(client)
 		}
-		conn := guardedConn(r, opts.TrustedProxies) // guardConns refused the refused
+		conn := guardedConn(r, opts.TrustedProxies) // a refused one never gets here (guardConns)
 		room := presence.DefaultRoom
 		if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePattern() != "/events" {
 			room = chi.URLParam(r, "room")
