@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"strings"
 	"syscall"
@@ -49,8 +50,11 @@ type config struct {
 	AllowedOrigins    string
 	TLSCert           string
 	TLSKey            string
+	MaxStreamsPerIP   int
+	TrustedProxies    string
 
-	tlsCert tls.Certificate // loaded by check from TLSCert and TLSKey
+	tlsCert        tls.Certificate // loaded by check from TLSCert and TLSKey
+	trustedProxies []netip.Prefix  // parsed by check from TrustedProxies
 }
 
 // envName is the environment variable of a flag.
@@ -85,11 +89,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.TokenSecret, "token-secret", "", "HS256 secret of signed-in users' tokens, at least 32 bytes (better set by the environment than on the command line)")
 	fs.StringVar(&c.TokenPublicKey, "token-public-key", "", "PEM file with the RSA (RS256) or Ed25519 (EdDSA) public key of signed-in users' tokens")
 	fs.StringVar(&c.PrivateRooms, "private-rooms", "", "comma-separated room-name patterns (* ? [...]) whose streams need a valid token")
-	fs.DurationVar(&c.Grace, "grace", 3*time.Second, "a person whose last stream closed still counts this long, so that a refresh changes nothing (0: off)")
+	fs.DurationVar(&c.Grace, "grace", 3*time.Second, "a person whose stream closed after being open at least this long still counts this long, so that a refresh changes nothing; a stream closed sooner leaves at once (0: off)")
 	fs.IntVar(&c.MembersCap, "members-cap", 100, "most members listed in a presence event")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated origins (https://docs.example.com) whose pages may use the streams and the API, as the widget does; * for any; others get 403")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS, and HTTP/2, which carries many streams over one connection")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
+	fs.IntVar(&c.MaxStreamsPerIP, "max-streams-per-ip", 0, "most streams of one client address (IPv6: one /64), open plus closed in their grace; more get 429 (0: no bound, the default: offices and mobile carriers put many people behind one address)")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs (10.0.0.0/8) of reverse proxies whose X-Forwarded-For, or else Forwarded, names the client; from any other peer, the peer's address counts")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.Usage = func() {
@@ -174,6 +180,12 @@ func (c *config) check() error {
 		errs = append(errs, fmt.Errorf("--node-timeout (%s) must be at least 300ms, got %s", envName("node-timeout"), c.NodeTimeout))
 	}
 	nonNegative("max-streams", c.MaxStreams)
+	nonNegative("max-streams-per-ip", c.MaxStreamsPerIP)
+	if ps, err := handlers.ParseTrustedProxies(splitList(c.TrustedProxies, nil)); err != nil {
+		errs = append(errs, fmt.Errorf("--trusted-proxies (%s): %w", envName("trusted-proxies"), err))
+	} else {
+		c.trustedProxies = ps
+	}
 	nonNegative("send-buffer", c.SendBuffer)
 	if c.TCPUserTimeout < 0 {
 		errs = append(errs, fmt.Errorf("--tcp-user-timeout (%s) must not be negative, got %s", envName("tcp-user-timeout"), c.TCPUserTimeout))

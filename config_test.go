@@ -26,6 +26,13 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 	if c.Heartbeat != 5*time.Second || c.Addr != ":2" || c.LogFormat != "json" {
 		t.Fatalf("env and flags: %+v", c)
 	}
+	if c.MaxStreamsPerIP != 0 || len(c.trustedProxies) != 0 {
+		t.Fatalf("per-address bound and trusted proxies must be off by default: %+v", c)
+	}
+	c, err = parseConfig([]string{"--max-streams-per-ip", "20", "--trusted-proxies", " 10.0.0.0/8,fd00::/8 ,192.0.2.1"}, func(string) string { return "" }, io.Discard)
+	if err != nil || c.MaxStreamsPerIP != 20 || len(c.trustedProxies) != 3 || c.trustedProxies[2].String() != "192.0.2.1/32" {
+		t.Fatalf("--max-streams-per-ip and --trusted-proxies: %v %+v", err, c)
+	}
 	if defaultMaxStreams(20000) != 19000 || defaultMaxStreams(1024) != 924 {
 		t.Fatalf("defaultMaxStreams: %d %d", defaultMaxStreams(20000), defaultMaxStreams(1024))
 	}
@@ -48,6 +55,9 @@ func TestBadSettingsStopTheStartAndNameTheSetting(t *testing.T) {
 		{[]string{"--log-level", "loud"}, nil, "log-level"},
 		{[]string{"extra"}, nil, "unexpected arguments"},
 		{[]string{"--nope"}, nil, "flag provided but not defined: -nope"},
+		{[]string{"--max-streams-per-ip", "-1"}, nil, "--max-streams-per-ip (PRESENCE_MAX_STREAMS_PER_IP) must not be negative"},
+		{[]string{"--trusted-proxies", "10.0.0.0/8, 10.0.0.0/40"}, nil, `--trusted-proxies (PRESENCE_TRUSTED_PROXIES): "10.0.0.0/40" is not a CIDR`},
+		{nil, map[string]string{"PRESENCE_TRUSTED_PROXIES": "proxy.internal"}, `--trusted-proxies (PRESENCE_TRUSTED_PROXIES): "proxy.internal" is not a CIDR`},
 	} {
 		var stderr bytes.Buffer
 		// Cancelled, so that a setting wrongly accepted ends run at once.

@@ -111,6 +111,7 @@ func TestGraceHidesRefreshes(t *testing.T) {
 	cookie := visitorCookie()
 	tab := dial(t, s, "/rooms/g/events", cookie)
 	waitPresence(t, obs, 2, 2)
+	time.Sleep(grace) // a grace is earned by being there a grace
 
 	before := obs.NumEvents()
 	tab.Close()
@@ -153,6 +154,7 @@ func TestSignedInMembers(t *testing.T) {
 	}
 
 	bob := dial(t, s, "/rooms/m/events?token="+token(t, testSecret, "bob", "Bob \"B\"", nil))
+	bobAt := time.Now() // bob joined before his answer came
 	w.waitFor(t, 5*time.Second, "bob's join", func() bool { return len(w.Events("join")) == 1 })
 	if j := w.Events("join")[0]; j != `{"id":"bob","name":"Bob \"B\""}` {
 		t.Errorf("join event %s", j)
@@ -162,6 +164,7 @@ func TestSignedInMembers(t *testing.T) {
 	if len(anon.Events("join")) != 0 || lastPresence(t, anon).Members != nil {
 		t.Errorf("an anonymous stream got member data")
 	}
+	time.Sleep(time.Until(bobAt.Add(200 * time.Millisecond))) // bob earns the grace
 	start := time.Now()
 	bob.Close()
 	w.waitFor(t, 5*time.Second, "bob's leave", func() bool { return len(w.Events("leave")) == 1 })

@@ -60,11 +60,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("--token-secret (%s) / --token-public-key (%s): %w", envName("token-secret"), envName("token-public-key"), err)
 	}
 	b, err := handlers.NewBroadcaster(store.Backend, presence.HubOptions{
-		Window:     cfg.Window,
-		MaxStreams: cfg.MaxStreams,
-		MaxRooms:   cfg.MaxRooms,
-		Grace:      cfg.Grace,
-		MembersCap: cfg.MembersCap,
+		Window:       cfg.Window,
+		MaxStreams:   cfg.MaxStreams,
+		MaxRooms:     cfg.MaxRooms,
+		Grace:        cfg.Grace,
+		MembersCap:   cfg.MembersCap,
+		MaxPerSource: cfg.MaxStreamsPerIP,
 	}, cfg.Engine, cfg.Heartbeat, metrics)
 	if err != nil {
 		return err
@@ -81,9 +82,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	router := handlers.NewRouter(b, handlers.Options{
 		Stream: handlers.StreamOptions{
-			Retry:        cfg.Retry,
-			WriteTimeout: cfg.WriteTimeout,
-			Identity:     handlers.IdentityOptions{Tokens: tokens, Private: cfg.privateRooms()},
+			Retry:          cfg.Retry,
+			WriteTimeout:   cfg.WriteTimeout,
+			Identity:       handlers.IdentityOptions{Tokens: tokens, Private: cfg.privateRooms()},
+			TrustedProxies: cfg.trustedProxies,
 		},
 		RoomsLimit: cfg.RoomsLimit,
 		Ready:      store.ready,
@@ -103,6 +105,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// on each write instead.
 		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext: b.BaseContext, // streams end when the broadcaster shuts down
+		// Per-connection state: a connection that resets streams faster
+		// than any browser is refused and closed.
+		ConnContext: handlers.ConnContext,
 	}
 
 	heartbeatCtx, stopHeartbeat := context.WithCancel(context.Background())

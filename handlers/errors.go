@@ -40,6 +40,10 @@ func writeJoinError(w http.ResponseWriter, err error) string {
 		w.Header().Set("Retry-After", retryAfterSeconds)
 		writeError(w, http.StatusServiceUnavailable, "this server holds as many rooms as it may; retry later")
 		return "room_limit"
+	case errors.Is(err, presence.ErrSourceLimit):
+		w.Header().Set("Retry-After", retryAfterSeconds)
+		writeError(w, http.StatusTooManyRequests, "too many streams from your address; close some, or retry later")
+		return refusedPerIP
 	case errors.Is(err, presence.ErrClosed):
 		w.Header().Set("Retry-After", retryAfterSeconds)
 		writeError(w, http.StatusServiceUnavailable, "server is shutting down; reconnect")

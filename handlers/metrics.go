@@ -14,6 +14,13 @@ const (
 	reasonExpired  = "expired"  // a signed-in stream's token ended (see expiry.go)
 )
 
+// Refusal reasons of this package's own, values of presence_refused_total's
+// reason label besides those writeJoinError gives.
+const (
+	refusedPerIP  = "per_ip" // the client address holds --max-streams-per-ip
+	refusedResets = "resets" // the connection ends streams faster than a browser
+)
+
 // Metrics are the service's Prometheus collectors. Build them with
 // NewMetrics on a registry of the caller's, so tests get their own.
 type Metrics struct {
@@ -36,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer, stats func() presence.Stats) *Metrics
 		}, []string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "presence_refused_total",
-			Help: "Streams refused, by reason: stream_limit, room_limit, shutting_down.",
+			Help: "Streams refused, by reason: stream_limit, room_limit, per_ip (--max-streams-per-ip), resets (a request, of any route, on a connection that ends streams faster than a browser), shutting_down.",
 		}, []string{"reason"}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "presence_events_published_total", Help: "Count events published to rooms.",
@@ -48,7 +55,7 @@ func NewMetrics(reg prometheus.Registerer, stats func() presence.Stats) *Metrics
 	for _, r := range []string{reasonClient, reasonEvicted, reasonShutdown, reasonExpired} {
 		m.disconnect.WithLabelValues(r)
 	}
-	for _, r := range []string{"stream_limit", "room_limit", "shutting_down"} {
+	for _, r := range []string{"stream_limit", "room_limit", refusedPerIP, refusedResets, "shutting_down"} {
 		m.refused.WithLabelValues(r)
 	}
 	reg.MustRegister(m.connects, m.disconnect, m.refused, m.events, m.deliveries,

@@ -29,6 +29,7 @@ type Options struct {
 // NewRouter lists every route of the service.
 func NewRouter(b *Broadcaster, opts Options, m *Metrics, gatherer prometheus.Gatherer, static fs.FS, log *slog.Logger) http.Handler {
 	r := chi.NewRouter()
+	r.Use(guardConns(b, opts.Stream.TrustedProxies, m)) // connections that reset streams like no browser
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "no such path")
 	})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"time"
 
@@ -23,6 +24,10 @@ type StreamOptions struct {
 	// WriteTimeout is how long one write may stall before the client is cut
 	// off; it replaces a server-wide WriteTimeout, which would cut streams.
 	WriteTimeout time.Duration
+	// TrustedProxies are the peers whose X-Forwarded-For or Forwarded
+	// header names the client (see clientAddr); from others, the peer is
+	// the client.
+	TrustedProxies []netip.Prefix
 }
 
 // handleStream serves GET /events and GET /rooms/{room}/events: the room's
@@ -34,6 +39,12 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 	eventStream, noCache, no := []string{"text/event-stream"}, []string{"no-cache"}, []string{"no"}
 	identity := []string{"identity"}
 	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		source := ""
+		if client, _, ok := clientAddr(r, opts.TrustedProxies); ok {
+			source = sourceKey(client)
+		}
+		conn := guardedConn(r, opts.TrustedProxies) // a refused one never gets here (guardConns)
 		room := presence.DefaultRoom
 		if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePattern() != "/events" {
 			room = chi.URLParam(r, "room")
@@ -48,7 +59,14 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 			return
 		}
 		follow := member.Signed && b.engine.members()
-		st, joined, err := b.hub.JoinAs(room, member, follow)
+		if r.Context().Err() != nil && b.closing.Err() == nil {
+			// The client cancelled the request meanwhile (over HTTP/2,
+			// RST_STREAM right after HEADERS): no join and leave that the
+			// room would see for nothing.
+			cancelledEarly(w, conn, m)
+			return
+		}
+		st, joined, err := b.hub.JoinAs(room, member, presence.JoinOptions{Members: follow, Source: source})
 		if err != nil {
 			if reason := writeJoinError(w, err); reason != "" {
 				m.refused.WithLabelValues(reason).Inc()
@@ -97,5 +115,8 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 			reason = reasonExpired
 		}
 		m.disconnect.WithLabelValues(reason).Inc()
+		if now := time.Now(); reason == reasonClient && now.Sub(start) < earlyEnd {
+			conn.endedEarly(now)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package presence
 
 import (
+	"container/list"
 	"fmt"
 	"slices"
 	"sync"
@@ -36,13 +37,25 @@ type HubOptions struct {
 	Window time.Duration
 	// MaxStreams caps the streams this node holds.
 	MaxStreams int
-	// MaxRooms caps the rooms this node holds streams in.
+	// MaxRooms caps the rooms this node holds streams in. When it is
+	// reached, a new room takes the place of the room that has held only
+	// closed streams in their grace the longest, if any: such rooms never
+	// keep out people who are here.
 	MaxRooms int
 	// Grace is how long a person (a member with an ID) whose stream closed
 	// still counts: a stream of the same person within it takes the closed
 	// one's place and nothing changes, as on a page refresh. 0: none.
-	// Anonymous streams leave at once.
+	// Anonymous streams leave at once, and so does a stream that was open
+	// less than the grace itself: a grace is earned by being there, so that
+	// opening and closing streams cheaply makes no phantom people. Every
+	// closed stream still counted at time t was open at t-Grace, so those
+	// in their grace never outnumber the streams open one grace before.
+	// A stream that takes over a closed one earns its own grace anew.
 	Grace time.Duration
+	// MaxPerSource bounds the streams of one source (JoinOptions.Source),
+	// open plus closed in their grace; 0: no bound. A person taking over
+	// their own closed stream from the same source is never refused.
+	MaxPerSource int
 	// MembersCap bounds the member lists handed out (DefaultMembersCap if
 	// 0).
 	MembersCap int
@@ -62,11 +75,18 @@ type Hub struct {
 	maxRooms  int
 	grace     time.Duration
 	capMem    int
+	maxSource int
 
 	mu      sync.Mutex
 	rooms   map[string]*room
 	streams int
 	ghosts  int // closed streams in their grace, at most maxStr
+	// Rooms with no open stream of this node, only closed ones in their
+	// grace, oldest first: a new room may take the place of the first.
+	idle *list.List
+	// Streams plus ghosts by source, while maxSource > 0; no zero entries,
+	// so at most streams+ghosts keys.
+	sources map[string]int
 	closed  bool
 	drained chan struct{} // closed once closed and no stream is left
 }
@@ -86,6 +106,7 @@ type room struct {
 	changes    int         // changes since the last publish
 
 	ghosts       map[string][]*ghost // closed streams in their grace, by member ID
+	idle         *list.Element       // in Hub.idle while local == 0 and ghosts remain
 	watchers     int                 // streams that follow the members
 	members      map[string]string   // signed-in members as last published; while watchers > 0
 	seq          uint64              // of the last publish
@@ -102,7 +123,7 @@ func NewHub(backend Backend, notify Notifier, opts HubOptions) (*Hub, error) {
 	if backend == nil || notify == nil {
 		return nil, fmt.Errorf("presence: backend and notifier are required")
 	}
-	if opts.Window < 0 || opts.MaxStreams < 0 || opts.MaxRooms < 0 || opts.Grace < 0 || opts.MembersCap < 0 {
+	if opts.Window < 0 || opts.MaxStreams < 0 || opts.MaxRooms < 0 || opts.Grace < 0 || opts.MembersCap < 0 || opts.MaxPerSource < 0 {
 		return nil, fmt.Errorf("presence: window, grace and limits must not be negative")
 	}
 	if opts.MembersCap == 0 {
@@ -126,7 +147,10 @@ func NewHub(backend Backend, notify Notifier, opts HubOptions) (*Hub, error) {
 		maxRooms:  opts.MaxRooms,
 		grace:     opts.Grace,
 		capMem:    opts.MembersCap,
+		maxSource: opts.MaxPerSource,
 		rooms:     make(map[string]*room),
+		idle:      list.New(),
+		sources:   make(map[string]int),
 	}, nil
 }
 
@@ -137,12 +161,15 @@ type Stream struct {
 	member  Member
 	seen    Counts // the counts returned by Join, the stream's first
 	watches bool   // follows the members
+	source  string // JoinOptions.Source, if sources are bounded
+	since   time.Time
 	once    sync.Once
 }
 
 // ghost is a closed stream of a person, counted until its grace ends.
 type ghost struct {
 	member Member
+	source string // the closed stream's, still counted against it
 	timer  *time.Timer
 }
 
@@ -196,8 +223,18 @@ func (s *Stream) Leave() {
 // Join puts a new anonymous stream in roomName and returns it with the
 // room's people, which include the new stream.
 func (h *Hub) Join(roomName string) (*Stream, int, error) {
-	st, j, err := h.JoinAs(roomName, Member{}, false)
+	st, j, err := h.JoinAs(roomName, Member{}, JoinOptions{})
 	return st, j.Counts.People, err
+}
+
+// JoinOptions are the optional parts of a join.
+type JoinOptions struct {
+	// Members: the stream follows the room's signed-in members.
+	Members bool
+	// Source says where the stream comes from, as an opaque key (the
+	// transport's client address), for HubOptions.MaxPerSource. "" is
+	// bounded by nothing.
+	Source string
 }
 
 // Joined is what a new stream starts from.
@@ -212,12 +249,12 @@ type Joined struct {
 	Seq       uint64
 }
 
-// JoinAs puts a new stream of m in roomName. With members, the stream
+// JoinAs puts a new stream of m in roomName. With o.Members, the stream
 // follows the room's signed-in members: Joined has them, and every later
 // Update of the room says who joined and left.
-func (h *Hub) JoinAs(roomName string, m Member, members bool) (*Stream, Joined, error) {
-	st, j, signed, err := h.join(roomName, m, members)
-	if err == nil && members {
+func (h *Hub) JoinAs(roomName string, m Member, o JoinOptions) (*Stream, Joined, error) {
+	st, j, signed, err := h.join(roomName, m, o)
+	if err == nil && o.Members {
 		// signed is never written to once stored: sorting needs no lock.
 		j.Members, j.Truncated = sortedMembers(signed, h.capMem)
 	}
@@ -226,21 +263,35 @@ func (h *Hub) JoinAs(roomName string, m Member, members bool) (*Stream, Joined, 
 
 // join is JoinAs under the lock; with members, it returns the signed-in
 // members for JoinAs to list.
-func (h *Hub) join(roomName string, m Member, members bool) (*Stream, Joined, map[string]string, error) {
+func (h *Hub) join(roomName string, m Member, o JoinOptions) (*Stream, Joined, map[string]string, error) {
+	members := o.Members
 	if err := ValidateRoom(roomName); err != nil {
 		return nil, Joined{}, nil, err
+	}
+	src := o.Source
+	if h.maxSource == 0 {
+		src = "" // nothing to bound: keep no map
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, Joined{}, nil, ErrClosed
 	}
+	r := h.rooms[roomName]
+	if src != "" && h.sources[src] >= h.maxSource {
+		// A person coming back from the same source takes their own place
+		// and adds nothing.
+		if g := h.peekGhostLocked(r, m.ID); g == nil || g.source != src {
+			return nil, Joined{}, nil, ErrSourceLimit
+		}
+	}
 	if h.streams >= h.maxStr {
 		return nil, Joined{}, nil, ErrStreamLimit
 	}
-	r := h.rooms[roomName]
 	if r == nil {
-		if len(h.rooms) >= h.maxRooms {
+		// Rooms that hold only people in their grace never keep out a
+		// room of people who are here: the oldest gives way.
+		if len(h.rooms) >= h.maxRooms && !h.evictIdleLocked() {
 			return nil, Joined{}, nil, ErrRoomLimit
 		}
 		r = &room{name: roomName}
@@ -256,12 +307,16 @@ func (h *Hub) join(roomName string, m Member, members bool) (*Stream, Joined, ma
 			return nil, Joined{}, nil, fmt.Errorf("join %s: %w", roomName, err)
 		}
 		r.setCounts(counts)
+	} else {
+		// The person came back within the grace and takes the place of
+		// their closed stream: no one sees a change.
+		h.addSourceLocked(g.source, -1)
 	}
-	// else: the person came back within the grace and takes the place of
-	// their closed stream: no one sees a change.
+	h.addSourceLocked(src, 1)
 	r.local++
 	h.streams++
-	st := &Stream{hub: h, room: r, member: m, seen: r.counts, watches: members}
+	h.idleLocked(r)
+	st := &Stream{hub: h, room: r, member: m, seen: r.counts, watches: members, source: src, since: time.Now()}
 	j := Joined{Counts: r.counts}
 	var signed map[string]string
 	if members {
@@ -283,17 +338,79 @@ func (h *Hub) join(roomName string, m Member, members bool) (*Stream, Joined, ma
 	return st, j, signed, nil
 }
 
-// takeGhostLocked removes and returns a closed stream of person id still
-// in its grace, if any.
-func (h *Hub) takeGhostLocked(r *room, id string) *ghost {
-	gs := r.ghosts[id]
-	if id == "" || len(gs) == 0 {
+// peekGhostLocked returns the closed stream of person id in r that a new
+// stream of theirs would take over, if any; r may be nil.
+func (h *Hub) peekGhostLocked(r *room, id string) *ghost {
+	if r == nil || id == "" {
 		return nil
 	}
-	g := gs[len(gs)-1]
-	h.removeGhostLocked(r, id, len(gs)-1)
+	gs := r.ghosts[id]
+	if len(gs) == 0 {
+		return nil
+	}
+	return gs[len(gs)-1]
+}
+
+// takeGhostLocked removes and returns a closed stream of person id still
+// in its grace, if any. Its source stays counted: the caller moves it.
+func (h *Hub) takeGhostLocked(r *room, id string) *ghost {
+	g := h.peekGhostLocked(r, id)
+	if g == nil {
+		return nil
+	}
+	h.removeGhostLocked(r, id, len(r.ghosts[id])-1)
 	g.timer.Stop() // if it fired already, expire finds it gone
 	return g
+}
+
+// addSourceLocked adds d to the streams and ghosts counted for src,
+// keeping no zero entries so that the map empties with the hub.
+func (h *Hub) addSourceLocked(src string, d int) {
+	if src == "" {
+		return
+	}
+	if n := h.sources[src] + d; n > 0 {
+		h.sources[src] = n
+	} else {
+		delete(h.sources, src)
+	}
+}
+
+// idleLocked keeps r in h.idle exactly while it is a room of this node
+// with no open stream and people in their grace, in the order rooms became
+// so.
+func (h *Hub) idleLocked(r *room) {
+	idle := r.local == 0 && len(r.ghosts) > 0 && h.rooms[r.name] == r
+	switch {
+	case idle && r.idle == nil:
+		r.idle = h.idle.PushBack(r)
+	case !idle && r.idle != nil:
+		h.idle.Remove(r.idle)
+		r.idle = nil
+	}
+}
+
+// evictIdleLocked ends the grace of everyone in the room that has held
+// only people in their grace the longest, and forgets that room. It
+// reports false if there is no such room. Each ghost is ended at most
+// once, so this costs O(1) amortised per ghost made.
+func (h *Hub) evictIdleLocked() bool {
+	e := h.idle.Front()
+	if e == nil {
+		return false
+	}
+	r := e.Value.(*room)
+	for id, gs := range r.ghosts {
+		delete(r.ghosts, id)
+		for _, g := range gs {
+			g.timer.Stop() // if it fired already, expire finds it gone
+			h.ghosts--
+			h.addSourceLocked(g.source, -1)
+			r.counts = h.backend.Leave(r.name, g.member)
+		}
+	}
+	h.dropLocked(r) // no stream of this node is in it to tell
+	return true
 }
 
 // removeGhostLocked ends the grace of r.ghosts[id][i].
@@ -317,18 +434,22 @@ func (h *Hub) leave(s *Stream) {
 			r.members = nil
 		}
 	}
-	if s.member.ID != "" && h.grace > 0 && !h.closed && h.ghosts < h.maxStr {
-		// A person's stream: it counts on for the grace, in case they come
-		// back (a refresh, a navigation).
-		g := &ghost{member: s.member}
+	if s.member.ID != "" && h.grace > 0 && !h.closed && h.ghosts < h.maxStr && time.Since(s.since) >= h.grace {
+		// A person's stream that was there a grace at least: it counts
+		// on for the grace, in case they come back (a refresh, a
+		// navigation). Its source stays counted with it.
+		g := &ghost{member: s.member, source: s.source}
 		g.timer = time.AfterFunc(h.grace, func() { h.expire(r, g) })
 		if r.ghosts == nil {
 			r.ghosts = make(map[string][]*ghost)
 		}
 		r.ghosts[s.member.ID] = append(r.ghosts[s.member.ID], g)
 		h.ghosts++
+		h.idleLocked(r)
 	} else {
+		h.addSourceLocked(s.source, -1)
 		h.leftLocked(r, s.member)
+		h.idleLocked(r)
 	}
 	if h.closed && h.streams == 0 {
 		close(h.drained)
@@ -346,7 +467,9 @@ func (h *Hub) expire(r *room, g *ghost) {
 		return // taken over, or the room is gone
 	}
 	h.removeGhostLocked(r, g.member.ID, i)
+	h.addSourceLocked(g.source, -1)
 	h.leftLocked(r, g.member)
+	h.idleLocked(r)
 }
 
 // leftLocked takes m out of r in the backend and publishes the change, or
@@ -372,9 +495,14 @@ func (h *Hub) dropLocked(r *room) {
 		for _, g := range gs {
 			g.timer.Stop()
 			h.ghosts--
+			h.addSourceLocked(g.source, -1)
 		}
 	}
 	r.ghosts = nil
+	if r.idle != nil {
+		h.idle.Remove(r.idle)
+		r.idle = nil
+	}
 	delete(h.rooms, r.name)
 	h.notify.RoomClosed(r.name, r.pub)
 }
@@ -579,6 +707,7 @@ func (h *Hub) Close() <-chan struct{} {
 				for _, g := range gs {
 					g.timer.Stop()
 					h.ghosts--
+					h.addSourceLocked(g.source, -1)
 					h.leftLocked(r, g.member)
 				}
 			}

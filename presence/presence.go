@@ -16,6 +16,9 @@ var (
 	ErrStreamLimit = errors.New("too many open streams")
 	// ErrRoomLimit means this node holds as many rooms as it may.
 	ErrRoomLimit = errors.New("too many rooms")
+	// ErrSourceLimit means the stream's source holds as many streams, open
+	// and in their grace, as HubOptions.MaxPerSource allows.
+	ErrSourceLimit = errors.New("too many streams from one source")
 	// ErrClosed means the hub is shutting down and takes no new streams.
 	ErrClosed = errors.New("shutting down")
 )
@@ -145,7 +148,7 @@ type Update struct {
 	// it back through Stream.Delivered.
 	Seq    uint64
 	Counts Counts
-	// While a stream of the room follows its members (JoinAs with members),
+	// While a stream of the room follows its members (JoinAs with Members),
 	// the signed-in members who arrived and left since the last publish,
 	// sorted by ID, and the members now, sorted and capped, for a stream
 	// that missed a publish.

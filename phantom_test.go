@@ -1,0 +1,495 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/presence/presence/internal/redistest"
+)
+
+// randVisitor is a made-up visitor id, as an attacker would send it.
+func randVisitor() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// dialFrom is dial from the local address local (127.0.0.2 and so on are
+// other client addresses on loopback).
+func dialFrom(t *testing.T, s *testServer, local, path string, headers ...string) *sseClient {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+	conn, err := d.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatalf("dial from %s: %v", local, err)
+	}
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + s.Addr + "\r\nAccept: text/event-stream\r\n"
+	for _, h := range headers {
+		req += h + "\r\n"
+	}
+	if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	c := &sseClient{conn: conn, notify: make(chan struct{}, 1), done: make(chan struct{})}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		conn.Close()
+		t.Fatalf("response to %s from %s: %v", path, local, err)
+	}
+	c.Status, c.Header = resp.StatusCode, resp.Header
+	go c.read(resp.Body)
+	t.Cleanup(c.Close)
+	return c
+}
+
+// openAndClose opens n streams, workers at a time, each at path(i) with a
+// made-up visitor id; each reads its status line and closes, as a cheap
+// attacker does.
+func openAndClose(t *testing.T, addr string, n, workers int, path func(i int) string) {
+	t.Helper()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+				if err != nil {
+					errs <- err
+					return
+				}
+				fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path(i))
+				line, err := bufio.NewReader(conn).ReadString('\n')
+				conn.Close()
+				if err != nil || !strings.Contains(line, " 200 ") {
+					errs <- fmt.Errorf("stream %d: %q %v", i, line, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// Streams opened and closed cheaply, with made-up visitor ids, never make
+// the room show more people than streams open at that moment: with default
+// settings (a 3 s grace), 3,000 of them, 50 at a time, show about 50, and
+// the room is back to its one real person at once, not after the grace.
+func TestCheapStreamsMakeNoPhantoms(t *testing.T) {
+	forEachEngine(t, func(t *testing.T, engine string) {
+		s := startServer(t, "--engine", engine)
+		cheapStreamStorm(t, s, s)
+	})
+}
+
+// The same through Redis: the phantoms would reach every node.
+func TestCheapStreamsMakeNoPhantomsThroughRedis(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	attacked := startServer(t, "--redis-url", srv.URL(), "--node-id", "n1")
+	watched := startServer(t, "--redis-url", srv.URL(), "--node-id", "n2")
+	cheapStreamStorm(t, attacked, watched)
+}
+
+// cheapStreamStorm opens and closes 3,000 streams with made-up visitor ids
+// on attacked while one real person watches on watched.
+func cheapStreamStorm(t *testing.T, attacked, watched *testServer) {
+	t.Helper()
+	const n, workers = 3000, 50
+	obs := dial(t, watched, "/rooms/p/events", visitorCookie())
+	obs.waitCount(t, 1)
+	start := time.Now()
+	openAndClose(t, attacked.Addr, n, workers, func(int) string { return "/rooms/p/events?visitor=" + randVisitor() })
+	took := time.Since(start)
+	obs.waitFor(t, 5*time.Second, "the room back to its one person", func() bool { return obs.Last() == 1 })
+	back := time.Since(start) - took
+	most := 0
+	for _, c := range obs.Counts() {
+		most = max(most, c)
+	}
+	t.Logf("%d streams opened and closed in %s; the watcher saw at most %d people; back to 1 %s after the last closed",
+		n, took.Round(time.Millisecond), most, back.Round(time.Millisecond))
+	// The server notices a close a moment after the client makes it, and
+	// the stream is open until then: allow for that lag, a few workers'
+	// worth. Phantoms would be thousands.
+	if most > 4*workers {
+		t.Errorf("the room showed %d people with at most %d streams open on the client side", most, workers+1)
+	}
+	if back > 1500*time.Millisecond { // the grace is 3 s
+		t.Errorf("the room took %s to lose people whose streams had closed", back)
+	}
+}
+
+// With --max-streams-per-ip, an address's open streams plus its streams in
+// their grace stay within the bound; the next gets 429 with Retry-After and
+// a JSON error; other addresses are not affected; a person refreshing is
+// not refused. Behind a trusted proxy the forwarded address counts, and a
+// client's own X-Forwarded-For is believed from no one else.
+func TestMaxStreamsPerIP(t *testing.T) {
+	t.Parallel()
+	const grace = time.Second
+	s := startServer(t, "--max-streams-per-ip", "3", "--grace", grace.String(), "--trusted-proxies", "127.0.0.3")
+	refused := func(c *sseClient, what string) {
+		t.Helper()
+		c.waitEnd(t, 5*time.Second)
+		var body struct{ Error string }
+		lines := c.Lines()
+		if c.Status != 429 || c.Header.Get("Retry-After") == "" || len(lines) == 0 || json.Unmarshal([]byte(lines[0]), &body) != nil || body.Error == "" {
+			t.Errorf("%s: %d Retry-After %q %q, want 429, Retry-After and a JSON error", what, c.Status, c.Header.Get("Retry-After"), lines)
+		}
+	}
+	ok := func(c *sseClient, what string) {
+		t.Helper()
+		if c.Status != 200 {
+			t.Fatalf("%s: %d %q", what, c.Status, c.Lines())
+		}
+	}
+	cookies := []string{visitorCookie(), visitorCookie(), visitorCookie()}
+	var mine []*sseClient
+	for i, ck := range cookies {
+		c := dialFrom(t, s, "127.0.0.1", "/rooms/ip/events", ck)
+		ok(c, fmt.Sprintf("stream %d", i+1))
+		mine = append(mine, c)
+	}
+	opened := time.Now()
+	refused(dialFrom(t, s, "127.0.0.1", "/rooms/other/events"), "a fourth stream of the address")
+	refused(dialFrom(t, s, "127.0.0.1", "/rooms/ip/events", "X-Forwarded-For: 198.51.100.77"), "a fourth stream that names another address itself")
+	ok(dialFrom(t, s, "127.0.0.2", "/rooms/ip/events"), "another address")
+	for i := range 3 {
+		ok(dialFrom(t, s, "127.0.0.3", "/rooms/ip/events", "X-Forwarded-For: 1.2.3.4, 198.51.100.1"), fmt.Sprintf("stream %d through the proxy", i+1))
+	}
+	refused(dialFrom(t, s, "127.0.0.3", "/rooms/ip/events", "X-Forwarded-For: 198.51.100.1"), "a fourth stream of a forwarded address")
+	ok(dialFrom(t, s, "127.0.0.3", "/rooms/ip/events", "X-Forwarded-For: 198.51.100.2"), "another forwarded address")
+
+	// A person who was there the grace closes: in their grace they still
+	// count against the address...
+	time.Sleep(time.Until(opened.Add(grace)))
+	mine[1].Close()
+	waitUntil(t, 5*time.Second, "the closed stream to be gone", func() bool { return metric(t, s, "presence_streams_open") == 7 })
+	refused(dialFrom(t, s, "127.0.0.1", "/rooms/ip/events", visitorCookie()), "a new person while one is in their grace")
+	// ...but they themself come back (a refresh).
+	again := dialFrom(t, s, "127.0.0.1", "/rooms/ip/events", cookies[1])
+	ok(again, "a refresh within the grace")
+	again.Close() // after a moment: it did not earn a grace, and leaves at once
+	waitUntil(t, 5*time.Second, "the refreshed stream to be gone", func() bool { return metric(t, s, "presence_streams_open") == 7 })
+	ok(dialFrom(t, s, "127.0.0.1", "/rooms/ip/events", visitorCookie()), "a new person once the place is free")
+	if v := metric(t, s, `presence_refused_total{reason="per_ip"}`); v != 4 {
+		t.Errorf("refused per_ip %v, want 4", v)
+	}
+}
+
+// Rooms that hold only people in their grace never keep a room of people
+// who are here out.
+func TestGhostRoomsDoNotLockOutNewRooms(t *testing.T) {
+	t.Parallel()
+	// As many streams as --max-rooms opened and closed, each in a room of
+	// its own: they never earned a grace, and hold no room. (1,000 rooms
+	// rather than the default 10,000 keep the test short; a long grace
+	// makes sure that on the old code the rooms would still be held.)
+	t.Run("short-lived", func(t *testing.T) {
+		t.Parallel()
+		const rooms = 1000
+		s := startServer(t, "--max-rooms", strconv.Itoa(rooms), "--grace", "10s")
+		openAndClose(t, s.Addr, rooms, 50, func(i int) string {
+			return "/rooms/storm" + strconv.Itoa(i) + "/events?visitor=" + randVisitor()
+		})
+		c := dialFrom(t, s, "127.0.0.2", "/rooms/fresh/events")
+		if c.Status != 200 {
+			t.Fatalf("a new room after the storm: %d %q", c.Status, c.Lines())
+		}
+		c.waitCount(t, 1)
+	})
+	// Streams that lived their grace, in as many rooms as --max-rooms: once
+	// closed, their rooms hold only people in their grace, and the oldest
+	// gives way to a new room.
+	t.Run("earned grace", func(t *testing.T) {
+		t.Parallel()
+		const rooms = 200
+		s := startServer(t, "--max-rooms", strconv.Itoa(rooms)) // the default grace, 3 s
+		var cs []*sseClient
+		for i := range rooms {
+			c := dial(t, s, "/rooms/g"+strconv.Itoa(i)+"/events?visitor="+randVisitor())
+			if c.Status != 200 {
+				t.Fatalf("stream %d: %d", i, c.Status)
+			}
+			cs = append(cs, c)
+		}
+		if c := dialFrom(t, s, "127.0.0.2", "/rooms/full/events"); c.Status != 503 {
+			t.Fatalf("a new room with %d rooms of open streams: %d, want 503", rooms, c.Status)
+		}
+		for _, c := range cs {
+			c.waitCount(t, 1)
+		}
+		time.Sleep(3*time.Second + 100*time.Millisecond) // the streams earn their grace
+		for _, c := range cs {
+			c.Close()
+		}
+		waitUntil(t, 2*time.Second, "every stream closed", func() bool { return metric(t, s, "presence_streams_open") == 0 })
+		if n := metric(t, s, "presence_rooms"); n != rooms {
+			t.Fatalf("%v rooms held, want %d rooms of people in their grace", n, rooms)
+		}
+		start := time.Now()
+		c := dialFrom(t, s, "127.0.0.2", "/rooms/fresh/events")
+		if c.Status != 200 {
+			t.Fatalf("a new room among %d rooms of people in their grace: %d %q", rooms, c.Status, c.Lines())
+		}
+		c.waitCount(t, 1)
+		t.Logf("new room served in %s", time.Since(start).Round(time.Microsecond))
+		// Exactly one room gave way (which one is the hub's order of the
+		// closes, which the hub tests check).
+		code, _, body := get(t, s.URL+"/api/rooms?limit=1000")
+		var list struct{ Total int }
+		if err := json.Unmarshal([]byte(body), &list); code != 200 || err != nil || list.Total != rooms {
+			t.Errorf("GET /api/rooms: %d %v total %d, want %d rooms: %d in their grace and the new one", code, err, list.Total, rooms, rooms-1)
+		}
+		if v := apiCount(t, s, "fresh"); v != 1 {
+			t.Errorf("the new room counts %d", v)
+		}
+	})
+}
+
+// apiCount is GET /api/rooms/{room}'s count.
+func apiCount(t *testing.T, s *testServer, room string) int {
+	t.Helper()
+	code, _, body := get(t, s.URL+"/api/rooms/"+room)
+	var v struct{ Count int }
+	if err := json.Unmarshal([]byte(body), &v); code != 200 || err != nil {
+		t.Fatalf("GET /api/rooms/%s: %d %q", room, code, body)
+	}
+	return v.Count
+}
+
+// tlsNode is the built service over HTTPS as a process of its own, so that
+// its CPU time can be read apart from the test's.
+type tlsNode struct {
+	addr string
+	cmd  *exec.Cmd
+}
+
+func startTLSNode(t *testing.T, args ...string) *tlsNode {
+	t.Helper()
+	cert, key, _ := selfSigned(t, t.TempDir())
+	cmd := exec.Command(binary(t), append([]string{"--addr", "127.0.0.1:0", "--log-level", "warn", "--tls-cert", cert, "--tls-key", key}, args...)...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-done })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.Contains(line, "https://") {
+		t.Fatalf("node did not start over HTTPS: %q %v", line, err)
+	}
+	return &tlsNode{addr: strings.TrimSpace(line[strings.Index(line, "https://")+len("https://"):]), cmd: cmd}
+}
+
+// cpu returns the process's user plus system CPU time so far.
+func (n *tlsNode) cpu(t *testing.T) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", n.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	utime, _ := strconv.Atoi(f[11]) // fields 14 and 15 of proc(5), in clock ticks
+	stime, _ := strconv.Atoi(f[12])
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ is 100 on Linux
+}
+
+// get is an HTTP/2 GET of the node's path.
+func (n *tlsNode) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get("https://" + n.addr + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("GET %s over %s, want HTTP/2", path, resp.Proto)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// A connection that opens streams and resets them at once (HEADERS then
+// RST_STREAM), faster than any browser, gets GOAWAY and is closed within a
+// second or two, at little cost to the server, even if it keeps one stream
+// open so that a graceful close would never come; it makes no phantom
+// people; a new connection is served.
+func TestRapidResetIsClosedWithGoAway(t *testing.T) {
+	t.Parallel()
+	t.Run("resets only", func(t *testing.T) {
+		t.Parallel()
+		rapidReset(t, "/rooms/rr/events?visitor=", false)
+	})
+	t.Run("holding a stream open", func(t *testing.T) {
+		t.Parallel()
+		rapidReset(t, "/rooms/rr/events?visitor=", true)
+	})
+	t.Run("another route", func(t *testing.T) {
+		t.Parallel()
+		rapidReset(t, "/api/rooms/rr?", false)
+	})
+}
+
+// rapidReset sends 100,000 HEADERS+RST_STREAM pairs for path and a random
+// visitor id on one connection to a node of its own, after a stream it
+// keeps open if hold.
+func rapidReset(t *testing.T, path string, hold bool) {
+	n := startTLSNode(t) // default settings
+	conn, err := tls.Dial("tcp", n.addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if p := conn.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Fatalf("negotiated %q, want h2", p)
+	}
+
+	// The reader notes the GOAWAY and the end of the connection.
+	type goAwayInfo struct {
+		code http2.ErrCode
+		last uint32
+		at   time.Time
+	}
+	var goAway atomic.Pointer[goAwayInfo]
+	var closedAt atomic.Int64
+	readDone := make(chan error, 1)
+	go func() {
+		fr := http2.NewFramer(nil, conn)
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				closedAt.Store(time.Now().UnixNano())
+				readDone <- err
+				return
+			}
+			if g, ok := f.(*http2.GoAwayFrame); ok && goAway.Load() == nil {
+				goAway.Store(&goAwayInfo{g.ErrCode, g.LastStreamID, time.Now()})
+			}
+		}
+	}()
+
+	const pairs = 100000
+	cpu0, start := n.cpu(t), time.Now()
+	bw := bufio.NewWriterSize(conn, 64<<10)
+	if _, err := io.WriteString(bw, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(bw, nil)
+	fr.WriteSettings()
+	var hbuf bytes.Buffer
+	henc := hpack.NewEncoder(&hbuf)
+	headers := func(id uint32) {
+		hbuf.Reset()
+		for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", n.addr}, {":path", path + randVisitor()}} {
+			henc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+		}
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: hbuf.Bytes(), EndStream: true, EndHeaders: true})
+	}
+	first := uint32(1)
+	if hold {
+		p := path
+		path = "/rooms/rr/events?visitor="
+		headers(1) // a stream that stays open
+		path = p
+		first = 3
+	}
+	sent, sentBeforeGoAway := 0, -1
+	var werr error
+	for i := range pairs {
+		if goAway.Load() != nil && sentBeforeGoAway < 0 {
+			sentBeforeGoAway = i
+		}
+		id := first + uint32(2*i)
+		headers(id)
+		fr.WriteRSTStream(id, http2.ErrCodeCancel)
+		if i%16 == 15 {
+			if werr = bw.Flush(); werr != nil {
+				break
+			}
+		}
+		sent = i + 1
+	}
+	if werr == nil {
+		werr = bw.Flush()
+	}
+	wrote := time.Since(start)
+	var rerr error
+	select {
+	case rerr = <-readDone:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the connection is still open 10 s after %d HEADERS+RST_STREAM pairs (GOAWAY: %v)", sent, goAway.Load() != nil)
+	}
+	closed := time.Duration(closedAt.Load() - start.UnixNano())
+	cpu := n.cpu(t) - cpu0
+	g := goAway.Load()
+	if g == nil {
+		t.Fatalf("the connection closed after %s without a GOAWAY", closed)
+	}
+	if sentBeforeGoAway < 0 {
+		sentBeforeGoAway = sent
+	}
+	t.Logf("GOAWAY (%v, last stream %d) after %s and at most %d pairs; connection closed after %s; %d pairs written in %s (%v); server CPU %s",
+		g.code, g.last, g.at.Sub(start).Round(time.Millisecond), sentBeforeGoAway,
+		closed.Round(time.Millisecond), sent, wrote.Round(time.Millisecond), werr, cpu)
+	if closed > 5*time.Second {
+		t.Errorf("the connection took %s to close", closed)
+	}
+	if cpu > 2*time.Second {
+		t.Errorf("the server spent %s of CPU on one attacking connection", cpu)
+	}
+	if g.last > 2*10000 {
+		t.Errorf("the server took %d streams before GOAWAY", g.last/2)
+	}
+	if rerr != nil && !errors.Is(rerr, io.EOF) {
+		t.Logf("reader ended with %v", rerr)
+	}
+
+	// No phantom people: the room is empty at once, not after the grace.
+	waitUntil(t, 1500*time.Millisecond, "the room to be empty", func() bool {
+		_, body := n.get(t, "/api/rooms/rr")
+		return strings.Contains(body, `"count":0`)
+	})
+	// A new connection is a new start.
+	if code, _ := n.get(t, "/healthz"); code != 200 {
+		t.Errorf("a new connection: %d", code)
+	}
+	_, body := n.get(t, "/metrics")
+	if !strings.Contains(body, `presence_refused_total{reason="resets"}`) || strings.Contains(body, `presence_refused_total{reason="resets"} 0`) {
+		t.Errorf("no refusal counted under reason resets")
+	}
+}
