@@ -332,13 +332,18 @@ func TestBigBurstAfterQuietReachesReader(t *testing.T) {
 	})
 }
 
-// Clients that close HTTP/2 streams normally, one stream at a time
-// (RST_STREAM) or the whole connection, after the streams lived through
-// quiet spells and changes, are counted as "client", never "evicted".
-func TestHTTP2ClosedStreamsCountAsClient(t *testing.T) {
+// On one HTTP/2 connection, a stream whose reader stopped (its
+// flow-control window full) is evicted, and only it; the others live
+// through quiet spells and changes, and when their clients close them,
+// one stream at a time (RST_STREAM) or the whole connection, they are
+// counted as "client", never "evicted".
+func TestHTTP2DisconnectReasons(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, engine string) {
-		const n = 20
+		const n, extras = 20, 12
 		s := startProto(t, "http2", append([]string{"--engine", engine}, dlArgs...)...)
+		// A small receive window, so that the stalled stream fills it with
+		// a few events; the readers' transport refreshes it as they read.
+		s.h2.HTTP2 = &http.HTTP2Config{MaxReceiveBufferPerStream: 1024}
 		var cs []*sseClient
 		for range n {
 			cs = append(cs, s.open(t, "/rooms/close/events"))
@@ -346,15 +351,23 @@ func TestHTTP2ClosedStreamsCountAsClient(t *testing.T) {
 		for _, c := range cs {
 			c.waitCount(t, n)
 		}
-		// Quiet, then a change, then quiet again: each longer than the
-		// write timeout plus the heartbeat.
+		stalled, err := s.h2.RoundTrip(mustRequest(t, s.URL+"/rooms/close/events"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { stalled.Body.Close() }) // never read before
+		// Quiet, longer than the write timeout plus the heartbeat.
 		quiet := dlWriteTimeout + dlHeartbeat + dlWriteTimeout/2
 		stayOpen(t, cs[0], quiet, "first quiet")
-		extra := s.open(t, "/rooms/close/events")
-		for _, c := range cs {
-			c.waitCount(t, n+1)
+		// Changes, one publish each, until the stalled stream's window is
+		// full and its write stalls past the timeout.
+		for i := range extras {
+			s.open(t, "/rooms/close/events")
+			cs[n-1].waitCount(t, n+2+i)
 		}
-		extra.Close()
+		waitUntil(t, 10*time.Second, "the stalled stream to be evicted", func() bool {
+			return s.disconnects(t, "evicted") == 1
+		})
 		stayOpen(t, cs[0], quiet, "second quiet")
 		for i, c := range cs {
 			select {
@@ -364,12 +377,13 @@ func TestHTTP2ClosedStreamsCountAsClient(t *testing.T) {
 			}
 		}
 
-		// Half close their streams, then the connection goes with the rest.
+		// Half close their streams, then the connection goes with the rest
+		// (and the extras).
 		for _, c := range cs[:n/2] {
 			c.Close()
 		}
 		waitUntil(t, 5*time.Second, "the closed streams to leave", func() bool {
-			return s.metric(t, "presence_streams_open") == n/2
+			return s.metric(t, "presence_streams_open") == n/2+extras
 		})
 		s.mu.Lock()
 		for _, c := range s.conns {
@@ -379,11 +393,20 @@ func TestHTTP2ClosedStreamsCountAsClient(t *testing.T) {
 		waitUntil(t, 5*time.Second, "every stream to leave", func() bool {
 			return s.metric(t, "presence_streams_open") == 0
 		})
-		if got := s.disconnects(t, "evicted"); got != 0 {
-			t.Errorf("%v streams counted evicted, want 0", got)
+		if got := s.disconnects(t, "evicted"); got != 1 {
+			t.Errorf("%v streams counted evicted, want 1 (the stalled one)", got)
 		}
-		if got := s.disconnects(t, "client"); got != n+1 {
-			t.Errorf("%v streams counted client, want %d", got, n+1)
+		if got := s.disconnects(t, "client"); got != n+extras {
+			t.Errorf("%v streams counted client, want %d", got, n+extras)
 		}
 	})
+}
+
+func mustRequest(t *testing.T, url string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
 }
