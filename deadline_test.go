@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -409,4 +411,72 @@ func mustRequest(t *testing.T, url string) *http.Request {
 		t.Fatal(err)
 	}
 	return req
+}
+
+// pausingConn is a client's connection that stops reading while paused,
+// as a frozen client would: the server's writes fill the socket buffers.
+type pausingConn struct {
+	net.Conn
+	paused *atomic.Bool
+}
+
+func (c pausingConn) Read(p []byte) (int, error) {
+	for c.paused.Load() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return c.Conn.Read(p)
+}
+
+// An HTTP/2 client that stops reading its whole connection is cut off soon
+// after the write timeout, and counted evicted: its streams' deadlines
+// fire, but resetting a stream takes a frame the connection cannot carry,
+// so the connection itself must go. (TCP_USER_TIMEOUT, set long here,
+// would otherwise be all that ends it.)
+func TestHTTP2ConnectionThatStopsReadingIsCut(t *testing.T) {
+	t.Parallel()
+	const writeTimeout, tcpUserTimeout = 300 * time.Millisecond, 30 * time.Second
+	s := startProto(t, "http2", "--window", "10ms", "--heartbeat", "5ms",
+		"--write-timeout", writeTimeout.String(), "--tcp-user-timeout", tcpUserTimeout.String())
+	var paused atomic.Bool
+	tr := &http.Transport{
+		TLSClientConfig:   s.h2.TLSClientConfig,
+		ForceAttemptHTTP2: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			// A small receive buffer fills at once.
+			d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+				return c.Control(func(fd uintptr) {
+					_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024)
+				})
+			}}
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return pausingConn{c, &paused}, nil
+		},
+	}
+	t.Cleanup(func() { paused.Store(false); tr.CloseIdleConnections() })
+	frozen, err := tr.RoundTrip(mustRequest(t, s.URL+"/rooms/frozen/events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { frozen.Body.Close() })
+	paused.Store(true)
+	start := time.Now()
+
+	obs := s.open(t, "/rooms/frozen/events") // a reader on another connection
+	obs.waitCount(t, 2)
+	// The frozen connection is cut: within the write timeout, TLS's close
+	// (which waits up to 5s to send its alert) and a margin, well before
+	// TCP_USER_TIMEOUT.
+	waitUntil(t, tcpUserTimeout/2, "the frozen connection's stream to be evicted", func() bool {
+		return s.disconnects(t, "evicted") == 1
+	})
+	obs.waitCount(t, 1)
+	t.Logf("frozen HTTP/2 connection cut after %s", time.Since(start).Round(time.Millisecond))
+	select {
+	case <-obs.done:
+		t.Fatalf("the reader's stream ended: %v", obs.err)
+	default:
+	}
 }
