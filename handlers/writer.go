@@ -19,6 +19,9 @@ import (
 // So a stream is cut off only by a write that stalls for the whole timeout,
 // and the writer knows when that was the case (stalled), whatever error the
 // protocol returned for it. After the first failure nothing more is tried.
+// (Over HTTP/2 the cut is a reset frame: on a connection that takes no bytes
+// at all it cannot go out, and the server's HTTP/2 WriteByteTimeout, set in
+// main.go, closes the connection instead.)
 //
 // Arming and clearing each move one runtime timer (HTTP/1.1) or send one
 // message to the connection's serve loop (HTTP/2), once per flush: a burst
