@@ -103,6 +103,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		IdleTimeout:       cfg.IdleTimeout,
 		// No WriteTimeout: it would cut every stream. Streams set a deadline
 		// on each write instead.
+		// Over HTTP/2 a stream's deadline resets the stream, which needs the
+		// connection to take a frame: a connection that takes nothing for
+		// twice the write timeout is closed, with all its streams (twice, so
+		// that their own deadlines pass first and they count as evicted).
+		HTTP2:       &http.HTTP2Config{WriteByteTimeout: 2 * cfg.WriteTimeout},
 		ErrorLog:    slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		BaseContext: b.BaseContext, // streams end when the broadcaster shuts down
 		// Per-connection state: a connection that resets streams faster

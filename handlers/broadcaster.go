@@ -32,7 +32,7 @@ type engine interface {
 	// headers went out, until ctx ends or a write fails; it returns that
 	// write's error. It calls st.Subscribed once the stream will see every
 	// later publish, and st.Delivered for each count event written.
-	serve(ctx context.Context, out *eventWriter, r *http.Request, st *presence.Stream, start streamStart) error
+	serve(ctx context.Context, out *streamWriter, r *http.Request, st *presence.Stream, start streamStart) error
 	// members reports whether the engine sends member events.
 	members() bool
 	// heartbeat sends a comment line to every stream of p's room.
@@ -198,45 +198,11 @@ func appendMember(b []byte, m presence.MemberInfo) []byte {
 // sendFirst writes a stream's first bytes (the retry field and its first
 // count). That count times no fan-out, so it is counted as a delivery here
 // and not reported to the hub.
-func sendFirst(out *eventWriter, first []byte, m *Metrics) error {
+func sendFirst(out *streamWriter, first []byte, m *Metrics) error {
 	out.write(first)
 	if err := out.flush(); err != nil {
 		return err
 	}
 	m.deliveries.Inc()
 	return nil
-}
-
-// eventWriter writes a stream's bytes with a write deadline, and remembers
-// the first failure: after it, nothing more is tried. The deadline is moved
-// only when less than half of it is left, so that most flushes in a burst do
-// not touch the connection's timer: a write is cut off after it stalled
-// between half and all of the timeout.
-type eventWriter struct {
-	w        http.ResponseWriter
-	rc       *http.ResponseController
-	timeout  time.Duration
-	deadline time.Time
-	err      error
-}
-
-func (e *eventWriter) write(p []byte) {
-	if e.err == nil {
-		_, e.err = e.w.Write(p)
-	}
-}
-
-// flush sends what is buffered, or gives up at the write deadline.
-func (e *eventWriter) flush() error {
-	if e.err != nil {
-		return e.err
-	}
-	if now := time.Now(); e.deadline.Sub(now) < e.timeout/2 {
-		e.deadline = now.Add(e.timeout)
-		if e.err = e.rc.SetWriteDeadline(e.deadline); e.err != nil {
-			return e.err
-		}
-	}
-	e.err = e.rc.Flush()
-	return e.err
 }

@@ -97,7 +97,7 @@ func (e *directEngine) close() {}
 
 var heartbeatLine = []byte(": hb\n\n")
 
-func (e *directEngine) serve(ctx context.Context, out *eventWriter, _ *http.Request, st *presence.Stream, start streamStart) error {
+func (e *directEngine) serve(ctx context.Context, out *streamWriter, _ *http.Request, st *presence.Stream, start streamStart) error {
 	f := st.Publisher().(*feed)
 	cur := f.state.Load()
 	// From here on every publish closes a channel this stream holds.

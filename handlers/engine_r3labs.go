@@ -114,7 +114,7 @@ func (e *r3labsEngine) close() { e.srv.Close() }
 // connection's context on a failed write, a missed deadline included), or
 // when a signed-in stream's token ends it (its deadline; the warning before
 // is written between r3labs's events, see expiry.wrap).
-func (e *r3labsEngine) serve(_ context.Context, out *eventWriter, r *http.Request, st *presence.Stream, start streamStart) error {
+func (e *r3labsEngine) serve(_ context.Context, out *streamWriter, r *http.Request, st *presence.Stream, start streamStart) error {
 	if err := sendFirst(out, start.first, e.metrics); err != nil {
 		return err
 	}
@@ -139,11 +139,13 @@ func subscribeRequest(r *http.Request, room string) *http.Request {
 	return r2
 }
 
-// r3labsWriter is the ResponseWriter r3labs writes to: headers are already
-// sent, every flush has a write deadline, and after the first failed write
-// nothing more is tried (r3labs ignores write errors).
+// r3labsWriter is the ResponseWriter r3labs writes to, a thin layer over
+// the stream's streamWriter, which owns the write deadline: headers are
+// already sent, and after the first failed write nothing more is tried
+// (r3labs ignores write errors). r3labs writes an event in several calls
+// and then flushes: the first call arms the deadline, the flush clears it.
 type r3labsWriter struct {
-	out     *eventWriter
+	out     *streamWriter
 	stream  *presence.Stream
 	metrics *Metrics
 	event   bool   // a count event (not only a comment) is buffered

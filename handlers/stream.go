@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"os"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -98,7 +97,7 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		}
 		w.WriteHeader(http.StatusOK)
 
-		out := &eventWriter{w: w, rc: http.NewResponseController(w), timeout: opts.WriteTimeout}
+		out := newStreamWriter(w, opts.WriteTimeout)
 		first := appendCountEvent(append(make([]byte, 0, len(retry)+128), retry...), joined.Counts.People)
 		// joined.Members is nil unless follow (then at least empty).
 		first = appendPresenceEvent(first, room, joined.Counts, joined.Members, joined.Truncated)
@@ -106,9 +105,9 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 
 		reason := reasonClient
 		switch {
-		case errors.Is(err, os.ErrDeadlineExceeded):
+		case out.evicted():
 			reason = reasonEvicted
-			log.Debug("stream evicted: write stalled", "room", room, "remote", r.RemoteAddr)
+			log.Debug("stream evicted: write stalled", "room", room, "remote", r.RemoteAddr, "err", err)
 		case b.closing.Err() != nil:
 			reason = reasonShutdown
 		case errors.Is(r.Context().Err(), context.DeadlineExceeded):
