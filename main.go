@@ -87,9 +87,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			Identity:       handlers.IdentityOptions{Tokens: tokens, Private: cfg.privateRooms()},
 			TrustedProxies: cfg.trustedProxies,
 		},
-		RoomsLimit: cfg.RoomsLimit,
-		Ready:      store.ready,
-		CORS:       handlers.CORSOptions{AllowedOrigins: cfg.allowedOrigins()},
+		RoomsLimit:     cfg.RoomsLimit,
+		Ready:          store.ready,
+		CORS:           handlers.CORSOptions{AllowedOrigins: cfg.allowedOrigins()},
+		MaxHeaderBytes: cfg.MaxHeaderBytes,
 	}, metrics, reg, static.FS, log)
 
 	ln, err := listen(ctx, cfg)
@@ -99,7 +100,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	srv := &http.Server{
 		Handler:           router,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		MaxHeaderBytes:    handlers.ServerMaxHeaderBytes(cfg.MaxHeaderBytes), // the router's limit is exact
 		IdleTimeout:       cfg.IdleTimeout,
 		// No WriteTimeout: it would cut every stream. Streams set a deadline
 		// on each write instead.

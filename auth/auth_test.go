@@ -503,6 +503,7 @@ func TestClaimsRules(t *testing.T) {
 		"rooms mixed":      `{"sub":"u","exp":` + e + `,"rooms":["docs-*",null]}`,
 		"rooms nested":     `{"sub":"u","exp":` + e + `,"rooms":[["docs-*"]]}`,
 		"rooms bad glob":   `{"sub":"u","exp":` + e + `,"rooms":["docs-*","["]}`,
+		"rooms [!x] glob":  `{"sub":"u","exp":` + e + `,"rooms":["docs-*","staff-[!x]"]}`,
 		"name number":      `{"sub":"u","exp":` + e + `,"name":7}`,
 		"name list":        `{"sub":"u","exp":` + e + `,"name":["a"]}`,
 	}
@@ -615,6 +616,18 @@ func TestMatchRoom(t *testing.T) {
 		{"[]", "]", false},
 		{"[a-", "a", false},
 		{"\\", "\\", false},
+		// "[!x]" is not negation to path.Match (it is a class of '!' and
+		// 'x'): it matches nothing, rather than open staff-x and close
+		// staff-a. "[^x]" is negation.
+		{"staff-[!x]", "staff-x", false},
+		{"staff-[!x]", "staff-a", false},
+		{"staff-[!x]", "staff-!", false},
+		{"*[!a-c]*", "xdx", false},
+		{"staff-[^x]", "staff-a", true},
+		{"staff-[^x]", "staff-x", false},
+		{"[a!]", "a", true},    // '!' not first is a literal, as in a shell
+		{"[^!]", "a", true},    // so is '!' after '^'
+		{"\\[!x]", "a", false}, // an escaped '[' opens no class
 	}
 	for _, c := range cases {
 		if got := MatchRoom(c.pattern, c.room); got != c.want {
@@ -640,12 +653,12 @@ func TestMatchRoom(t *testing.T) {
 }
 
 func TestValidatePattern(t *testing.T) {
-	for _, p := range []string{"", "*", "**", "lobby", "docs-*", "team-?", "[ab]*", "[^a]", "[a-z]*", "a\\*"} {
+	for _, p := range []string{"", "*", "**", "lobby", "docs-*", "team-?", "[ab]*", "[^a]", "[a-z]*", "a\\*", "[^x]", "[a!]", "[^!]", "\\[!x]", "[\\!]"} {
 		if err := ValidatePattern(p); err != nil {
 			t.Errorf("ValidatePattern(%q) = %v, want nil", p, err)
 		}
 	}
-	for _, p := range []string{"[", "a[", "*[", "docs-*[", "[]", "[a-", "[z-", "\\", "a\\", "[\\", "x*y*["} {
+	for _, p := range []string{"[", "a[", "*[", "docs-*[", "[]", "[a-", "[z-", "\\", "a\\", "[\\", "x*y*[", "staff-[!x]", "[!]", "*[!a-c]*", "[^a][!b]", "[!x"} {
 		if err := ValidatePattern(p); err == nil {
 			t.Errorf("ValidatePattern(%q) = nil, want an error", p)
 		}

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -21,8 +22,8 @@ type CORSOptions struct {
 // no one. Requests without an Origin, or from the service's own origin,
 // pass untouched. Credentials are not allowed: a widget passes its visitor
 // id as ?visitor= instead of a cookie, which other sites' pages would not
-// send anyway.
-func corsMiddleware(opts CORSOptions) func(http.Handler) http.Handler {
+// send anyway. Refusals are counted in m under reason "origin".
+func corsMiddleware(opts CORSOptions, m *Metrics) func(http.Handler) http.Handler {
 	any := false
 	allowed := make(map[string]bool, len(opts.AllowedOrigins))
 	for _, o := range opts.AllowedOrigins {
@@ -44,6 +45,7 @@ func corsMiddleware(opts CORSOptions) func(http.Handler) http.Handler {
 			// that the widget says why and backs off instead of retrying.
 			h.Set("Access-Control-Allow-Origin", origin)
 			if !any && !allowed[origin] {
+				m.refused.WithLabelValues(reasonOrigin).Inc()
 				writeError(w, http.StatusForbidden, "origin "+origin+" may not use this service (see --allowed-origins)")
 				return
 			}
@@ -53,6 +55,36 @@ func corsMiddleware(opts CORSOptions) func(http.Handler) http.Handler {
 				h.Set("Access-Control-Max-Age", "600")
 				w.WriteHeader(http.StatusNoContent)
 				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// crossSiteGuard refuses, when origins are restricted (AllowedOrigins is
+// not "*"), a stream request that a page of another site made without CORS:
+// an <iframe>, <img> or <script> of /events, or a link followed to it,
+// carries no Origin, so corsMiddleware cannot tell it from curl, and the
+// page of a refused origin would hold a stream and be counted. Browsers say
+// who asks in Sec-Fetch-Site and how in Sec-Fetch-Mode: a request that is
+// cross-site or same-site and not in mode cors gets 403 with a JSON error,
+// counted in m under reason "origin". A CORS request (EventSource, fetch)
+// carries an Origin that corsMiddleware has already checked. Requests
+// without these headers (curl, older browsers) and same-origin ones, or
+// ones the user made (typing the URL: "none"), pass.
+func crossSiteGuard(opts CORSOptions, m *Metrics) func(http.Handler) http.Handler {
+	if slices.Contains(opts.AllowedOrigins, "*") {
+		return func(next http.Handler) http.Handler { return next }
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch r.Header.Get("Sec-Fetch-Site") {
+			case "cross-site", "same-site":
+				if r.Header.Get("Sec-Fetch-Mode") != "cors" {
+					m.refused.WithLabelValues(reasonOrigin).Inc()
+					writeError(w, http.StatusForbidden, "a page of another site may open a stream only with EventSource or fetch from an allowed origin (see --allowed-origins), not as a frame, a link or an embed")
+					return
+				}
 			}
 			next.ServeHTTP(w, r)
 		})
@@ -73,7 +105,7 @@ func sameOrigin(origin string, r *http.Request) bool {
 // preflight (the middleware answers those).
 func handleOptions() http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Allow", "GET, OPTIONS")
+		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
 		w.WriteHeader(http.StatusNoContent)
 	}
 }

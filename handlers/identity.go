@@ -130,24 +130,37 @@ func (opts IdentityOptions) leeway() time.Duration {
 
 // visitorID returns the request's visitor id, if it has a well-formed one:
 // from the visitor cookie, else from ?visitor= (which the widget sends from
-// other sites, where the cookie is not sent).
+// other sites, where the cookie is not sent). The id is canonical (lower
+// case), so that an upper-case copy of an id is the same person.
 func visitorID(r *http.Request) (string, bool) {
-	if c, err := r.Cookie(VisitorCookie); err == nil && validVisitor(c.Value) {
-		return c.Value, true
+	if c, err := r.Cookie(VisitorCookie); err == nil {
+		if id, ok := canonicalVisitor(c.Value); ok {
+			return id, true
+		}
 	}
-	if v := r.URL.Query().Get("visitor"); validVisitor(v) {
-		return v, true
-	}
-	return "", false
+	return canonicalVisitor(r.URL.Query().Get("visitor"))
 }
 
-// validVisitor accepts what setVisitorCookie makes: 32 hex digits.
-func validVisitor(v string) bool {
+// canonicalVisitor accepts what setVisitorCookie makes, 32 hex digits, in
+// either case, and returns it in lower case.
+func canonicalVisitor(v string) (string, bool) {
 	if len(v) != 32 {
-		return false
+		return "", false
 	}
-	_, err := hex.DecodeString(v)
-	return err == nil
+	upper := false
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case '0' <= c && c <= '9', 'a' <= c && c <= 'f':
+		case 'A' <= c && c <= 'F':
+			upper = true
+		default:
+			return "", false
+		}
+	}
+	if upper {
+		v = strings.ToLower(v)
+	}
+	return v, true
 }
 
 // setVisitorCookie gives the browser a new random visitor id, unless it

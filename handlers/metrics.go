@@ -21,6 +21,10 @@ const (
 	refusedResets = "resets" // the connection ends streams faster than a browser
 )
 
+// reasonOrigin is the refusal reason of a request from a page of an origin
+// not allowed (see corsMiddleware and crossSiteGuard).
+const reasonOrigin = "origin"
+
 // Metrics are the service's Prometheus collectors. Build them with
 // NewMetrics on a registry of the caller's, so tests get their own.
 type Metrics struct {
@@ -43,7 +47,7 @@ func NewMetrics(reg prometheus.Registerer, stats func() presence.Stats) *Metrics
 		}, []string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "presence_refused_total",
-			Help: "Streams refused, by reason: stream_limit, room_limit, per_ip (--max-streams-per-ip), resets (a request, of any route, on a connection that ends streams faster than a browser), shutting_down.",
+			Help: "Streams refused, by reason: stream_limit, room_limit, per_ip (--max-streams-per-ip), resets (a request, of any route, on a connection that ends streams faster than a browser), shutting_down, unauthorized, origin (a page of an origin not allowed, on a stream or the API, or a cross-site stream request that is not CORS).",
 		}, []string{"reason"}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "presence_events_published_total", Help: "Count events published to rooms.",
@@ -55,7 +59,7 @@ func NewMetrics(reg prometheus.Registerer, stats func() presence.Stats) *Metrics
 	for _, r := range []string{reasonClient, reasonEvicted, reasonShutdown, reasonExpired} {
 		m.disconnect.WithLabelValues(r)
 	}
-	for _, r := range []string{"stream_limit", "room_limit", refusedPerIP, refusedResets, "shutting_down"} {
+	for _, r := range []string{"stream_limit", "room_limit", refusedPerIP, refusedResets, "shutting_down", reasonOrigin} {
 		m.refused.WithLabelValues(r)
 	}
 	reg.MustRegister(m.connects, m.disconnect, m.refused, m.events, m.deliveries,

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,39 +25,73 @@ type Options struct {
 	// few words fit for the public; /readyz answers 503 meanwhile. Nil
 	// means always.
 	Ready func() error
+	// MaxHeaderBytes is the largest request header block answered; larger
+	// ones get 431 (see limitHeaders). 0: no limit of the router's own.
+	MaxHeaderBytes int
 }
 
-// NewRouter lists every route of the service.
+// NewRouter lists every route of the service. Every GET route answers
+// HEAD too, as GET would but without a body (a HEAD of a stream opens no
+// stream); a method a path does not take gets 405 with an Allow header.
 func NewRouter(b *Broadcaster, opts Options, m *Metrics, gatherer prometheus.Gatherer, static fs.FS, log *slog.Logger) http.Handler {
 	r := chi.NewRouter()
 	r.Use(guardConns(b, opts.Stream.TrustedProxies, m)) // connections that reset streams like no browser
+	r.Use(limitHeaders(opts.MaxHeaderBytes))
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "no such path")
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, _ *http.Request) {
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Allow", allowedMethods(r, req))
 		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
 	})
 
 	// Streams and the API, for this site's pages and the allowed others'.
 	r.Group(func(r chi.Router) {
-		r.Use(corsMiddleware(opts.CORS))
+		r.Use(corsMiddleware(opts.CORS, m))
 		stream := handleStream(b, opts.Stream, m, log)
-		r.Get("/events", stream)
-		r.Get("/rooms/{room}/events", stream)
+		streams := r.With(crossSiteGuard(opts.CORS, m)) // no frames of other sites
+		getHead(streams, "/events", stream)
+		getHead(streams, "/rooms/{room}/events", stream)
 		r.Options("/events", handleOptions())
 		r.Options("/rooms/{room}/events", handleOptions())
-		r.Get("/api/rooms", handleRooms(b.hub, opts.RoomsLimit, opts.Stream.Identity))
-		r.Get("/api/rooms/{room}", handleRoom(b.hub, opts.Stream.Identity))
+		getHead(r, "/api/rooms", handleRooms(b.hub, opts.RoomsLimit, opts.Stream.Identity))
+		getHead(r, "/api/rooms/{room}", handleRoom(b.hub, opts.Stream.Identity))
 		// Preflights of other sites' pages that send Authorization: Bearer.
 		r.Options("/api/rooms", handleOptions())
 		r.Options("/api/rooms/{room}", handleOptions())
 	})
 
-	r.Get("/healthz", handleHealthz())
-	r.Get("/readyz", handleReadyz(b.Ready, opts.Ready, b.hub.Health))
-	r.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	getHead(r, "/healthz", handleHealthz())
+	getHead(r, "/readyz", handleReadyz(b.Ready, opts.Ready, b.hub.Health))
+	getHead(r, "/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 
-	r.Get("/", handlePage(static, "index.html"))
-	r.Get("/widget.js", handleScript(static, "widget.js"))
+	getHead(r, "/", handlePage(static, "index.html"))
+	getHead(r, "/widget.js", handleScript(static, "widget.js"))
 	return r
+}
+
+// getHead routes GET and HEAD of pattern to h. net/http drops what a
+// handler writes to a HEAD; a handler that must not act on a HEAD (the
+// stream) checks the method itself.
+func getHead(r chi.Router, pattern string, h http.Handler) {
+	r.Method(http.MethodGet, pattern, h)
+	r.Method(http.MethodHead, pattern, h)
+}
+
+// allowedMethods lists, for the Allow header of a 405, the methods that
+// req's path takes.
+func allowedMethods(mux *chi.Mux, req *http.Request) string {
+	path := req.URL.RawPath // as chi routes
+	if path == "" {
+		path = req.URL.Path
+	}
+	var allow []string
+	rctx := chi.NewRouteContext()
+	for _, method := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
+		rctx.Reset()
+		if mux.Match(rctx, method, path) {
+			allow = append(allow, method)
+		}
+	}
+	return strings.Join(allow, ", ")
 }

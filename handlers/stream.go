@@ -30,7 +30,9 @@ type StreamOptions struct {
 }
 
 // handleStream serves GET /events and GET /rooms/{room}/events: the room's
-// count at once, then every change, coalesced, and heartbeats.
+// count at once, then every change, coalesced, and heartbeats. A HEAD is
+// checked as a GET is (room name, token) and answered with the stream's
+// status and headers, without joining the room.
 func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logger) http.HandlerFunc {
 	retry := []byte(fmt.Sprintf("retry: %d\n\n", opts.Retry.Milliseconds()))
 	// Header values shared by every stream (net/http only reads them), so
@@ -55,6 +57,14 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		member, expires, ok := identify(w, r, opts.Identity, room)
 		if !ok {
 			m.refused.WithLabelValues("unauthorized").Inc()
+			return
+		}
+		if r.Method == http.MethodHead {
+			// What a GET would get before its first event, but nobody
+			// joins: a HEAD opens no stream and counts no one.
+			h := w.Header()
+			h["Content-Type"], h["Cache-Control"], h["X-Accel-Buffering"] = eventStream, noCache, no
+			w.WriteHeader(http.StatusOK)
 			return
 		}
 		follow := member.Signed && b.engine.members()

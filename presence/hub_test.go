@@ -80,12 +80,12 @@ func newHubOn(t *testing.T, b Backend, opts HubOptions) (*Hub, *recorder) {
 }
 
 func TestValidateRoom(t *testing.T) {
-	for _, ok := range []string{"lobby", "a", "A-Z_0.9", strings.Repeat("x", 64)} {
+	for _, ok := range []string{"lobby", "a", "A-Z_0.9", strings.Repeat("x", 64), "a.", ".a", "a..b", "..a", "_", "-"} {
 		if err := ValidateRoom(ok); err != nil {
 			t.Errorf("%q refused: %v", ok, err)
 		}
 	}
-	for _, bad := range []string{"", strings.Repeat("x", 65), "a b", "a/b", "é", "a\x00", "a:b", "%20"} {
+	for _, bad := range []string{"", strings.Repeat("x", 65), "a b", "a/b", "é", "a\x00", "a:b", "%20", ".", "..", "...", strings.Repeat(".", 64)} {
 		if err := ValidateRoom(bad); !errors.Is(err, ErrInvalidRoom) {
 			t.Errorf("%q accepted", bad)
 		}
@@ -341,12 +341,14 @@ func TestLimitsAndClose(t *testing.T) {
 
 // FuzzValidateRoom checks the room rule against a plain reading of it.
 func FuzzValidateRoom(f *testing.F) {
-	for _, s := range []string{"lobby", "", "a b", "é", strings.Repeat("z", 64), strings.Repeat("z", 65), "a/b", "..", "\x00"} {
+	for _, s := range []string{"lobby", "", "a b", "é", strings.Repeat("z", 64), strings.Repeat("z", 65), "a/b",
+		".", "..", "...", strings.Repeat(".", 64), "a.", ".a", "..a", "a..", "\x00"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
 		want := len(name) >= 1 && len(name) <= 64 &&
-			strings.Trim(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == ""
+			strings.Trim(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == "" &&
+			strings.Trim(name, ".") != "" // not only dots
 		if got := ValidateRoom(name) == nil; got != want {
 			t.Fatalf("ValidateRoom(%q) accepted=%v, want %v", name, got, want)
 		}

@@ -6,6 +6,7 @@ package presence
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Errors returned by Hub.Join. The transport maps them to answers.
@@ -30,13 +31,20 @@ const DefaultRoom = "lobby"
 const MaxRoomLen = 64
 
 // RoomRule says in words which room names are allowed, for error messages.
-const RoomRule = "room names are 1 to 64 characters from A-Z a-z 0-9 . _ -"
+const RoomRule = "room names are 1 to 64 characters from A-Z a-z 0-9 . _ -, and not only dots"
 
 // ValidateRoom reports whether name is an allowed room name. Names are kept
 // short and plain so that they are safe in URLs, logs, metrics and keys of a
 // shared store without escaping.
+//
+// A name made only of dots is refused: "." and ".." are path segments that
+// browsers, URL libraries and proxies resolve away (/rooms/../events reaches
+// /events, the lobby), so such a room could not be reached by its own URL,
+// and "..." and longer are refused with them so that the rule is one plain
+// sentence. Other names with dots, leading or trailing ("a.", ".a"), keep
+// their meaning in a URL path and stay allowed.
 func ValidateRoom(name string) error {
-	if len(name) == 0 || len(name) > MaxRoomLen {
+	if len(name) == 0 || len(name) > MaxRoomLen || strings.Trim(name, ".") == "" {
 		return fmt.Errorf("%w: %s", ErrInvalidRoom, RoomRule)
 	}
 	for i := 0; i < len(name); i++ {
