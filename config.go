@@ -82,7 +82,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&c.SendBuffer, "send-buffer", 8192, "SO_SNDBUF requested per connection, in bytes (the kernel doubles it; 0: kernel default)")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 5*time.Second, "time allowed to read request headers")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 60*time.Second, "keep-alive connections idle this long are closed")
-	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 16<<10, "largest request header accepted, in bytes")
+	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 16<<10, "largest request line and headers accepted, in bytes, as HTTP/1.1 carries them; one byte more gets 431")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "share counts with other nodes through this Redis (redis://[user:pass@]host:port/db); empty: this node alone, in memory")
 	fs.StringVar(&c.NodeID, "node-id", "", "this node's name in Redis and in per-node shares; empty: host name and a random suffix, new at each start")
 	fs.DurationVar(&c.NodeTimeout, "node-timeout", redis.DefaultNodeTimeout, "with --redis-url: how long the streams of a node that died without a word still count (others notice within 5/4 of it)")
