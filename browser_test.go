@@ -153,7 +153,13 @@ func screenshot(t *testing.T, tab context.Context, name string) {
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
-	if err := os.WriteFile(filepath.Join("docs", name), png, 0o644); err != nil {
+	// The README's pictures are rewritten only when asked for, so that a
+	// test run leaves the work tree as it was.
+	dir := t.TempDir()
+	if os.Getenv("PRESENCE_UPDATE_SCREENSHOTS") == "1" {
+		dir = "docs"
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
