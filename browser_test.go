@@ -146,7 +146,8 @@ func waitTabs(t *testing.T, timeout time.Duration, n int, tabs ...context.Contex
 	}
 }
 
-// screenshot saves a PNG of the tab under docs/ for the README.
+// screenshot takes a PNG of the tab, saved under docs/ for the README with
+// PRESENCE_UPDATE_SCREENSHOTS=1.
 func screenshot(t *testing.T, tab context.Context, name string) {
 	t.Helper()
 	png, err := chromedp.Run(tab, chromedp.CaptureScreenshot())
