@@ -217,7 +217,11 @@ func runSoak(ctx context.Context, cfg soakConfig, bin string, extra []string, ro
 
 	writeSoakSummary(os.Stdout, &res)
 	if cfg.JSONPath != "" {
-		if err := writeJSONFile(filepath.Join(root, cfg.JSONPath), &res, cfg.JSONPath); err != nil {
+		p := cfg.JSONPath
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(root, p)
+		}
+		if err := writeJSONFile(p, &res, p); err != nil {
 			return err
 		}
 	}
@@ -1105,7 +1109,7 @@ func (s *soak) finish(res *soakResult) {
 	add("no long-lived reader disconnected", longDisc == 0 && res.Error == "",
 		"%d unexpected ends (HTTP/1.1 %d, HTTP/2 %d)%s", longDisc, disc[skLongH1], disc[skLongH2], kindsOf(res.EventKinds, "long-"))
 	churnBad := disc[skChurnH1] + disc[skChurnH2] + fails[skChurnH1] + fails[skChurnH2]
-	add("no churn reader cut or refused", churnBad == 0 && res.Churn.Joins > 0,
+	add("no churn reader cut or refused", churnBad == 0 && (res.Churn.Joins > 0 || cfg.Churn == 0),
 		"%d of %d joins (cut while open: %d, never opened: %d)%s", churnBad, res.Churn.Joins,
 		disc[skChurnH1]+disc[skChurnH2], fails[skChurnH1]+fails[skChurnH2], kindsOf(res.EventKinds, "churn-"))
 	var cutTimes []string
