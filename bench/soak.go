@@ -398,6 +398,9 @@ func (s *soak) metrics(ctx context.Context) (map[string]float64, error) {
 	return parseMetrics(bytes.NewReader(b))
 }
 
+// rampInFlight bounds the long-lived streams opening at once in the ramp.
+const rampInFlight = 200
+
 // prepare makes the long-lived readers (not yet started) and the HTTP/2
 // transports, before the sampler looks at them.
 func (s *soak) prepare() {
@@ -444,7 +447,17 @@ func (s *soak) ramp(ctx context.Context, res *soakResult) error {
 		if !s.srv.alive() {
 			return errServerDied
 		}
+		// Paced, and with at most rampInFlight opening at once: a busy
+		// machine makes TLS handshakes slow, and the server drops those
+		// not done within its --read-header-timeout.
 		due := min(len(s.long), int(time.Since(start).Seconds()*cfg.RampRate)+1)
+		inFlight := 0
+		for _, c := range s.long[:started] {
+			if c.state.Load() == stPending {
+				inFlight++
+			}
+		}
+		due = min(due, started+max(0, rampInFlight-inFlight))
 		for ; started < due; started++ {
 			c := s.long[started]
 			s.clients.Add(1)

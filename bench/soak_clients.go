@@ -114,7 +114,7 @@ func (s *soak) runH1(c *soakClient, d *net.Dialer) {
 	}
 	req += "\r\n"
 	if _, err := io.WriteString(tc, req); err != nil {
-		s.ended(c, "dial", err)
+		s.ended(c, "request", err)
 		return
 	}
 	br := bufio.NewReaderSize(tc, 1024)
