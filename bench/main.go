@@ -77,7 +77,7 @@ func parseFlags() (options, error) {
 	flag.DurationVar(&sk.Checkpoint, "soak-checkpoint", time.Minute, "soak: a quiet checkpoint this often, and one at the end")
 	flag.DurationVar(&sk.Quiet, "soak-quiet", 20*time.Second, "soak: how long each checkpoint holds the rooms quiet once settled (longer than --write-timeout plus --heartbeat)")
 	flag.DurationVar(&sk.Sample, "soak-sample", 5*time.Second, "soak: time-series interval")
-	flag.DurationVar(&sk.Settle, "soak-settle", 5*time.Minute, "soak: longest wait, once everyone left, for RSS and goroutines to come back (Go returns an idle heap only after its periodic GCs, 2 minutes apart, and pooled buffers only after two)")
+	flag.DurationVar(&sk.Settle, "soak-settle", 6*time.Minute, "soak: longest wait, once everyone left, for RSS and goroutines to come back (Go returns an idle heap only after its periodic GCs, 2 minutes apart, and pooled buffers only after two)")
 	flag.Float64Var(&sk.RampRate, "soak-ramp", 1000, "soak: long-lived streams opened per second at the start")
 	flag.StringVar(&sk.JSONPath, "soak-json", "docs/bench-soak.json", "soak: results and time series as JSON (relative to the repository root; empty: none)")
 	flag.StringVar(&sk.SVGPath, "soak-svg", "docs/bench-soak.svg", "soak: chart over time (relative to the repository root; empty: none)")

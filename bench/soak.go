@@ -553,7 +553,13 @@ func (s *soak) refreshStalled(force bool) {
 		if st == nil {
 			continue
 		}
-		if state, ok := socks[st.local]; !ok || state != tcpEstablished {
+		// /proc/net/tcp is read in pieces while sockets come and go, so
+		// a line may be missed: a state other than ESTABLISHED is proof
+		// at once, an absence only when two reads agree.
+		switch state, ok := socks[st.local]; {
+		case ok && state == tcpEstablished:
+			st.missing.Store(0)
+		case ok || st.missing.Add(1) >= 2:
 			st.cutAt.CompareAndSwap(0, now)
 		}
 	}
@@ -1117,14 +1123,16 @@ func (s *soak) finish(res *soakResult) {
 	wantLong := cfg.H1 + cfg.H2Conns*cfg.H2Streams
 	openedLong := res.OpenedLong["long-h1"] + res.OpenedLong["long-h2"]
 	add("long-lived streams opened", openedLong == wantLong && opened == cfg.Stalled,
-		"%d of %d (HTTP/1.1 %d, HTTP/2 %d), never-reading %d of %d", openedLong, wantLong, res.OpenedLong["long-h1"], res.OpenedLong["long-h2"], opened, cfg.Stalled)
+		"%d of %d (HTTP/1.1 %d, HTTP/2 %d), never-reading %d of %d%s", openedLong, wantLong, res.OpenedLong["long-h1"], res.OpenedLong["long-h2"], opened, cfg.Stalled,
+		kindsOf(res.EventKinds, "long-", "open-failed"))
 	longDisc := disc[skLongH1] + disc[skLongH2]
 	add("no long-lived reader disconnected", longDisc == 0 && res.Error == "",
-		"%d unexpected ends (HTTP/1.1 %d, HTTP/2 %d)%s", longDisc, disc[skLongH1], disc[skLongH2], kindsOf(res.EventKinds, "long-"))
+		"%d unexpected ends (HTTP/1.1 %d, HTTP/2 %d)%s", longDisc, disc[skLongH1], disc[skLongH2], kindsOf(res.EventKinds, "long-", "disconnect"))
 	churnBad := disc[skChurnH1] + disc[skChurnH2] + fails[skChurnH1] + fails[skChurnH2]
 	add("no churn reader cut or refused", churnBad == 0 && (res.Churn.Joins > 0 || cfg.Churn == 0),
 		"%d of %d joins (cut while open: %d, never opened: %d)%s", churnBad, res.Churn.Joins,
-		disc[skChurnH1]+disc[skChurnH2], fails[skChurnH1]+fails[skChurnH2], kindsOf(res.EventKinds, "churn-"))
+		disc[skChurnH1]+disc[skChurnH2], fails[skChurnH1]+fails[skChurnH2],
+		kindsOf(res.EventKinds, "churn-", "disconnect")+kindsOf(res.EventKinds, "churn-", "open-failed"))
 	var cutTimes []string
 	for _, r := range res.Stalled {
 		if r.Cut {
@@ -1163,11 +1171,12 @@ func (s *soak) finish(res *soakResult) {
 	}
 }
 
-// kindsOf lists the event counts whose key starts with prefix.
-func kindsOf(m map[string]int, prefix string) string {
+// kindsOf lists the event counts of clients whose kind starts with prefix,
+// for what (disconnect or open-failed).
+func kindsOf(m map[string]int, prefix, what string) string {
 	var parts []string
 	for k, v := range m {
-		if strings.HasPrefix(k, prefix) {
+		if strings.HasPrefix(k, prefix) && strings.Contains(k, " "+what+" ") {
 			parts = append(parts, fmt.Sprintf("%s: %d", k, v))
 		}
 	}

@@ -370,6 +370,8 @@ type stalledClient struct {
 	nc    net.Conn
 	local netip.AddrPort
 	cutAt atomic.Int64 // ns since base when seen cut; 0: not yet
+	// missing counts consecutive socket-table reads without its socket.
+	missing atomic.Int32
 }
 
 // stalledRcvBuf is the SO_RCVBUF asked for (the kernel doubles it).
