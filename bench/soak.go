@@ -802,13 +802,14 @@ func (s *soak) closeAll() {
 // waitEmpty waits until the service holds no stream and no room (the
 // grace of the last visitors over), bounded by limit.
 func (s *soak) waitEmpty(ctx context.Context, limit time.Duration) (bool, error) {
-	deadline := time.Now().Add(limit)
+	start := time.Now()
+	deadline := start.Add(limit)
 	for {
 		m, err := s.metrics(ctx)
 		if err == nil && m["presence_streams_open"] == 0 {
 			if b, err := getBody(ctx, s.api, "https://"+s.addr+"/api/rooms?limit=1000"); err == nil {
 				if a, err := parseAPIRooms(b); err == nil && a.Total == 0 {
-					progress("soak: everyone gone %.1f s after the leave", time.Until(deadline).Seconds()*-1+limit.Seconds())
+					progress("soak: everyone gone %.1f s after the leave", time.Since(start).Seconds())
 					return true, nil
 				}
 			}

@@ -120,6 +120,9 @@ func (s *soak) runH1(c *soakClient, d *net.Dialer) {
 	br := bufio.NewReaderSize(tc, 1024)
 	chunked, kind, err := readResponseHead(br)
 	if err != nil {
+		if isTimeout(err) {
+			kind = failTimeout
+		}
 		s.ended(c, failNames[kind], err)
 		return
 	}
