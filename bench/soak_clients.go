@@ -80,9 +80,6 @@ func (c *soakClient) close() bool {
 	return wasOpen
 }
 
-// isLong reports whether the client is one of the long-lived readers.
-func (c *soakClient) isLong() bool { return c.kind == skLongH1 || c.kind == skLongH2 }
-
 // soakOpenTimeout bounds the time from dial to a stream's first count.
 // After that a stream has no read deadline (a quiet room sends only
 // heartbeats); the sampler reports the longest silence instead.
