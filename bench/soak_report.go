@@ -142,8 +142,10 @@ func tsPanel(b *strings.Builder, ox, oy, w, h float64, title, ylabel string, ser
 	for _, v := range refs {
 		ymax = max(ymax, v)
 	}
-	xstep, ystep := niceStep(xmax, 6), niceStep(ymax, 4)
-	xtop, ytop := math.Max(math.Ceil(xmax/xstep)*xstep, 1), math.Ceil(ymax*1.05/ystep)*ystep
+	// Headroom above the data for the legend, one line per series.
+	head := 1.05 + 0.09*float64(len(series))
+	xstep, ystep := niceStep(xmax, 6), niceStep(ymax*head, 4)
+	xtop, ytop := math.Max(math.Ceil(xmax/xstep)*xstep, 1), math.Ceil(ymax*head/ystep)*ystep
 	if ytop == 0 {
 		ytop = 1
 	}
@@ -178,10 +180,7 @@ func tsPanel(b *strings.Builder, ox, oy, w, h float64, title, ylabel string, ser
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#888" stroke-dasharray="4 3"/>`+"\n", X(0), Y(y), X(xtop), Y(y))
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="end" font-size="10" fill="#555">%s</text>`+"\n", X(xtop)-2, Y(y)+dy, html.EscapeString(n))
 	}
-	for i, s := range series {
-		if len(s.pts) == 0 {
-			continue
-		}
+	for _, s := range series {
 		var path []string
 		for j, p := range s.pts {
 			if s.step && j > 0 {
@@ -189,8 +188,14 @@ func tsPanel(b *strings.Builder, ox, oy, w, h float64, title, ylabel string, ser
 			}
 			path = append(path, fmt.Sprintf("%.1f,%.1f", X(p.x), Y(p.y)))
 		}
-		fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="1.8" points="%s"/>`+"\n", s.color, strings.Join(path, " "))
+		if len(path) > 0 {
+			fmt.Fprintf(b, `<polyline fill="none" stroke="%s" stroke-width="1.8" points="%s"/>`+"\n", s.color, strings.Join(path, " "))
+		}
+	}
+	// The legend last, on a light background, so that no line hides it.
+	for i, s := range series {
 		lx, ly := X(0)+10, Y(ytop)+12+float64(i)*15
+		fmt.Fprintf(b, `<rect x="%.1f" y="%.1f" width="%.1f" height="15" fill="#fff" fill-opacity="0.85"/>`+"\n", lx-2, ly-7.5, 26+6.2*float64(len(s.name)))
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2"/>`+"\n", lx, ly, lx+18, ly, s.color)
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" font-size="11">%s</text>`+"\n", lx+22, ly+4, html.EscapeString(s.name))
 	}
