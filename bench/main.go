@@ -8,6 +8,7 @@
 //
 //	go run ./bench
 //	go run ./bench --targets floor --n 500,1500
+//	go run ./bench --targets soak --soak-duration 2m
 package main
 
 import (
@@ -46,6 +47,7 @@ type options struct {
 	nodes        int
 	nodeEnv      []string
 	tabs         int
+	soak         soakConfig
 }
 
 func parseFlags() (options, error) {
@@ -53,7 +55,7 @@ func parseFlags() (options, error) {
 	nList := flag.String("n", "5000,15000", "comma-separated numbers of clients, one run per value and target")
 	flag.Float64Var(&o.rate, "rate", 3000, "ramp rate, connects per second")
 	flag.IntVar(&o.probes, "probes", 20, "fan-out probes: this many joins and as many leaves")
-	targets := flag.String("targets", "presence,floor", "comma-separated targets: presence, floor, visitors (presence with clients as browser tabs, --tabs per visitor cookie), cluster (--nodes presence nodes sharing one redis-server)")
+	targets := flag.String("targets", "presence,floor", "comma-separated targets: presence, floor, visitors (presence with clients as browser tabs, --tabs per visitor cookie), cluster (--nodes presence nodes sharing one redis-server), soak (alone: a long run of HTTP/1.1 and HTTP/2 readers over TLS, churn and never-reading clients, see --soak-*)")
 	flag.IntVar(&o.tabs, "tabs", 3, "tabs per visitor cookie of the visitors target")
 	flag.IntVar(&o.nodes, "nodes", 3, "nodes of the cluster target")
 	nodeEnv := flag.String("node-env", "GOMAXPROCS=1", "extra environment of each cluster node (split on spaces): by default one core each, as three nodes share this machine's two")
@@ -62,6 +64,23 @@ func parseFlags() (options, error) {
 	flag.StringVar(&o.jsonPath, "json", "", "write the raw results as JSON to this file")
 	flag.StringVar(&o.svgPath, "svg", "docs/bench-fanout.svg", "write the chart here (relative paths are relative to the repository root; empty: no chart)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this tool (not the servers) here")
+	sk := &o.soak
+	flag.DurationVar(&sk.Duration, "soak-duration", 10*time.Minute, "soak: how long the churn runs, quiet checkpoints included")
+	flag.IntVar(&sk.H1, "soak-h1", 5000, "soak: long-lived readers over HTTP/1.1 (TLS), a connection each")
+	flag.IntVar(&sk.H2Conns, "soak-h2-conns", 50, "soak: HTTP/2 connections of long-lived readers")
+	flag.IntVar(&sk.H2Streams, "soak-h2-streams", 10, "soak: long-lived streams per HTTP/2 connection (a browser's tabs)")
+	flag.IntVar(&sk.Rooms, "soak-rooms", 5, "soak: rooms (room 0 is the busiest and holds the never-reading clients)")
+	flag.Float64Var(&sk.Churn, "soak-churn", 50, "soak: short-lived clients started per second; each leaves after 1-20 s, so as many leave")
+	flag.Float64Var(&sk.ChurnH2, "soak-churn-h2", 0.2, "soak: share of churn clients over HTTP/2 (a connection each)")
+	flag.Float64Var(&sk.Visitors, "soak-visitors", 0.3, "soak: share of churn clients with a visitor id (half of them reuse the id of a visitor who just left)")
+	flag.IntVar(&sk.Stalled, "soak-stalled", 5, "soak: clients that never read, which the server must cut")
+	flag.DurationVar(&sk.Checkpoint, "soak-checkpoint", time.Minute, "soak: a quiet checkpoint this often, and one at the end")
+	flag.DurationVar(&sk.Quiet, "soak-quiet", 20*time.Second, "soak: how long each checkpoint holds the rooms quiet once settled (longer than --write-timeout plus --heartbeat)")
+	flag.DurationVar(&sk.Sample, "soak-sample", 5*time.Second, "soak: time-series interval")
+	flag.DurationVar(&sk.Settle, "soak-settle", 6*time.Minute, "soak: longest wait, once everyone left, for RSS and goroutines to come back (Go returns an idle heap only after its periodic GCs, 2 minutes apart, and pooled buffers only after two)")
+	flag.Float64Var(&sk.RampRate, "soak-ramp", 1000, "soak: long-lived streams opened per second at the start")
+	flag.StringVar(&sk.JSONPath, "soak-json", "docs/bench-soak.json", "soak: results and time series as JSON (relative to the repository root; empty: none)")
+	flag.StringVar(&sk.SVGPath, "soak-svg", "docs/bench-soak.svg", "soak: chart over time (relative to the repository root; empty: none)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %q", flag.Args())
@@ -75,13 +94,17 @@ func parseFlags() (options, error) {
 	}
 	for _, t := range strings.Split(*targets, ",") {
 		t = strings.TrimSpace(t)
-		if t != "presence" && t != "floor" && t != "cluster" && t != "visitors" {
+		if t != "presence" && t != "floor" && t != "cluster" && t != "visitors" && t != "soak" {
 			return o, fmt.Errorf("--targets: unknown target %q", t)
 		}
 		if !slices.Contains(o.targets, t) {
 			o.targets = append(o.targets, t)
 		}
 	}
+	if slices.Contains(o.targets, "soak") && len(o.targets) > 1 {
+		return o, errors.New("--targets: soak runs alone")
+	}
+	o.soak.Sources = o.sources
 	switch {
 	case o.rate <= 0 || o.rate > 100000:
 		return o, errors.New("--rate must be in (0, 100000]")
@@ -142,6 +165,12 @@ func run() error {
 	nofile, err := raiseNofile()
 	if err != nil {
 		return fmt.Errorf("raise RLIMIT_NOFILE: %w", err)
+	}
+	if o.targets[0] == "soak" {
+		if err := o.soak.check(nofile); err != nil {
+			return err
+		}
+		return runSoakTarget(ctx, o)
 	}
 	// Clients, one probe, the health check and a margin for the runtime.
 	if maxN := slices.Max(o.ns); uint64(maxN)+100 > nofile {
@@ -268,6 +297,29 @@ func run() error {
 		return errors.New("one or more runs failed or were interrupted (see above)")
 	}
 	return nil
+}
+
+// runSoakTarget builds presence and runs the soak against it.
+func runSoakTarget(ctx context.Context, o options) error {
+	root, err := moduleRoot(ctx)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp("", "presence-soak-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	progress("building presence (.)")
+	bin := filepath.Join(tmp, "presence")
+	if err := build(ctx, root, bin, "."); err != nil {
+		return err
+	}
+	extra := append([]string{"--log-level", "error"}, o.presenceArgs...)
+	env := collectEnv(o)
+	env.Presence = extra
+	env.Source = sourceID(ctx, root)
+	return runSoak(ctx, o.soak, bin, extra, root, tmp, env)
 }
 
 // Env describes the machine and toolchain of a measurement.
