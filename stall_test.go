@@ -120,3 +120,50 @@ func sendQueue(t *testing.T, conn net.Conn) (int, bool) {
 	}
 	return 0, false
 }
+
+// A reader that stops reading may be cut by the kernel before any write
+// stalls for the whole write timeout: TCP_USER_TIMEOUT also ends a
+// connection whose window stays shut that long. It stalled all the same,
+// and is counted as evicted, not as a client that went away.
+func TestReaderCutByUserTimeoutIsEvicted(t *testing.T) {
+	// A write timeout far longer than the test, so that only the kernel's
+	// user timeout (1 s) can cut the stalled reader.
+	s := startServer(t, "--window", "10ms", "--heartbeat", "20ms", "--write-timeout", "2m", "--tcp-user-timeout", "1s")
+	obs := dial(t, s, "/rooms/shut/events")
+	obs.waitCount(t, 1)
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024)
+		})
+	}}
+	stuck, err := d.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	if _, err := io.WriteString(stuck, "GET /rooms/shut/events HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	obs.waitCount(t, 2)
+	// Heartbeats every 20 ms fill the stalled reader's window and then
+	// the server's send buffer; churn adds count events.
+	churn := 0
+	deadline := time.Now().Add(60 * time.Second)
+	for !evicted(t, s) {
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled reader was not cut within 60 s")
+		}
+		c := dial(t, s, "/rooms/shut/events")
+		c.waitFor(t, 5*time.Second, "a first count", func() bool { return c.Last() > 0 })
+		c.Close()
+		churn++
+	}
+	obs.waitCount(t, 1)
+	// Every other stream that ended was the churn's, closed by its client.
+	waitUntil(t, 5*time.Second, "the churn's closes counted", func() bool {
+		return metric(t, s, `presence_disconnects_total{reason="client"}`) == float64(churn)
+	})
+	if n := metric(t, s, `presence_disconnects_total{reason="evicted"}`); n != 1 {
+		t.Errorf("evicted = %v, want 1 (the stalled reader)", n)
+	}
+}

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"net/netip"
@@ -88,6 +89,21 @@ func (c *connState) endedEarly(now time.Time) bool {
 		time.AfterFunc(hardClose, func() { c.conn.Close() })
 	}
 	return c.refused
+}
+
+// peerTimedOut reports whether the kernel dropped the connection because
+// its peer took no bytes for TCP_USER_TIMEOUT (a client that stopped
+// reading, or vanished): the listener's connections tell (PeerTimedOut).
+func (c *connState) peerTimedOut() bool {
+	if c == nil {
+		return false
+	}
+	nc := c.conn
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	p, ok := nc.(interface{ PeerTimedOut() bool })
+	return ok && p.PeerTimedOut()
 }
 
 // isRefused reports whether the connection gets no more streams.

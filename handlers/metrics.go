@@ -9,7 +9,7 @@ import (
 // Disconnect reasons, the values of the reason label.
 const (
 	reasonClient   = "client"   // the client went away
-	reasonEvicted  = "evicted"  // a write stalled past the write deadline
+	reasonEvicted  = "evicted"  // a write stalled past the write deadline, or the kernel cut a peer that took nothing (TCP_USER_TIMEOUT)
 	reasonShutdown = "shutdown" // the server is draining
 	reasonExpired  = "expired"  // a signed-in stream's token ended (see expiry.go)
 )
@@ -43,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer, stats func() presence.Stats) *Metrics
 		}),
 		disconnect: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "presence_disconnects_total",
-			Help: "Streams closed, by reason: client (went away), evicted (write stalled past the deadline), shutdown, expired (the token ended).",
+			Help: "Streams closed, by reason: client (went away), evicted (a write stalled past the deadline, or the peer took nothing for the TCP user timeout), shutdown, expired (the token ended).",
 		}, []string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "presence_refused_total",

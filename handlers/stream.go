@@ -118,6 +118,12 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		case out.evicted():
 			reason = reasonEvicted
 			log.Debug("stream evicted: write stalled", "room", room, "remote", r.RemoteAddr, "err", err)
+		case connOf(r).peerTimedOut():
+			// The kernel cut a peer that took nothing for
+			// TCP_USER_TIMEOUT, often before a write stalled for the
+			// whole write timeout: a stalled reader too.
+			reason = reasonEvicted
+			log.Debug("stream evicted: peer took nothing for the TCP user timeout", "room", room, "remote", r.RemoteAddr)
 		case b.closing.Err() != nil:
 			reason = reasonShutdown
 		case errors.Is(r.Context().Err(), context.DeadlineExceeded):
