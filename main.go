@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -123,6 +124,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		b.Run(heartbeatCtx)
 	}()
 	defer func() { stopHeartbeat(); <-heartbeatDone }()
+
+	memTick := time.NewTicker(memoryCheckEvery)
+	defer memTick.Stop()
+	memDone := make(chan struct{})
+	go func() {
+		defer close(memDone)
+		releaseMemoryWhenIdle(heartbeatCtx, func() int { return hub.Stats().Streams }, memTick.C, debug.FreeOSMemory)
+	}()
+	defer func() { stopHeartbeat(); <-memDone }()
 
 	serveErr := make(chan error, 1)
 	scheme := "http"
