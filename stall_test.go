@@ -21,20 +21,7 @@ func TestStalledClientIsCutOffAndDelaysNoOne(t *testing.T) {
 		obs := dial(t, s, "/rooms/stall/events")
 		obs.waitCount(t, 1)
 
-		// The stalled client: a tiny receive buffer, and it never reads.
-		d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-			return c.Control(func(fd uintptr) {
-				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024)
-			})
-		}}
-		stuck, err := d.Dial("tcp", s.Addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer stuck.Close()
-		if _, err := io.WriteString(stuck, "GET /rooms/stall/events HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-			t.Fatal(err)
-		}
+		stuck := dialStalled(t, s, "/rooms/stall/events")
 		obs.waitCount(t, 2)
 
 		// Churn the room so that events keep coming, and check that each
@@ -131,19 +118,7 @@ func TestReaderCutByUserTimeoutIsEvicted(t *testing.T) {
 	s := startServer(t, "--window", "10ms", "--heartbeat", "20ms", "--write-timeout", "2m", "--tcp-user-timeout", "1s")
 	obs := dial(t, s, "/rooms/shut/events")
 	obs.waitCount(t, 1)
-	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		return c.Control(func(fd uintptr) {
-			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024)
-		})
-	}}
-	stuck, err := d.Dial("tcp", s.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stuck.Close()
-	if _, err := io.WriteString(stuck, "GET /rooms/shut/events HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
+	dialStalled(t, s, "/rooms/shut/events")
 	obs.waitCount(t, 2)
 	// Heartbeats every 20 ms fill the stalled reader's window and then
 	// the server's send buffer; churn adds count events.
@@ -166,4 +141,24 @@ func TestReaderCutByUserTimeoutIsEvicted(t *testing.T) {
 	if n := metric(t, s, `presence_disconnects_total{reason="evicted"}`); n != 1 {
 		t.Errorf("evicted = %v, want 1 (the stalled reader)", n)
 	}
+}
+
+// dialStalled opens a stream of path that never reads, with a tiny receive
+// buffer, and closes it when the test ends.
+func dialStalled(t *testing.T, s *testServer, path string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 1024)
+		})
+	}}
+	stuck, err := d.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stuck.Close() })
+	if _, err := io.WriteString(stuck, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	return stuck
 }
