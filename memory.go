@@ -24,23 +24,44 @@ const (
 	memoryReleaseGap = time.Minute
 )
 
-// releaseMemoryWhenIdle watches the number of open streams until ctx ends,
-// and calls release (debug.FreeOSMemory) when a wave has passed: the
-// streams fell by at least memoryReleaseDrop and to half their peak since
-// the last release, which was at least memoryReleaseGap ago.
+// releaseMemoryWhenIdle watches the number of open streams at every tick
+// until ctx ends, and calls release (debug.FreeOSMemory) when a wave has
+// passed (see memoryWatch).
 func releaseMemoryWhenIdle(ctx context.Context, streams func() int, tick <-chan time.Time, release func()) {
-	peak, last := streams(), time.Time{}
+	w := newMemoryWatch(streams())
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick:
-			n := streams()
-			peak = max(peak, n)
-			if peak-n >= memoryReleaseDrop && n <= peak/2 && now.Sub(last) >= memoryReleaseGap {
+			if w.observe(now, streams()) {
 				release()
-				peak, last = n, now
 			}
 		}
 	}
+}
+
+// memoryWatch decides when a wave of streams has passed: the streams fell
+// by at least memoryReleaseDrop and to half their peak since the last
+// release, which was at least memoryReleaseGap ago, and have stopped
+// falling (a release in the middle of a mass leave would find most of the
+// memory still in use, and the next one would be a minute away).
+type memoryWatch struct {
+	peak, prev int
+	last       time.Time
+}
+
+func newMemoryWatch(n int) memoryWatch { return memoryWatch{peak: n, prev: n} }
+
+// observe takes the number of open streams at now and reports whether to
+// release memory.
+func (w *memoryWatch) observe(now time.Time, n int) bool {
+	w.peak = max(w.peak, n)
+	falling := w.prev-n >= memoryReleaseDrop/10
+	w.prev = n
+	if falling || w.peak-n < memoryReleaseDrop || n > w.peak/2 || now.Sub(w.last) < memoryReleaseGap {
+		return false
+	}
+	w.peak, w.last = n, now
+	return true
 }
