@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -121,6 +122,7 @@ func redactURL(s string) string {
 	if i := strings.Index(s, "://"); i >= 0 {
 		start = i + len("://")
 	}
+	s = redactQuery(s)
 	at := strings.LastIndex(s[start:], "@")
 	if at < 0 {
 		return s
@@ -131,6 +133,24 @@ func redactURL(s string) string {
 		user = ""
 	}
 	return s[:start] + user + ":xxxxx" + s[start+at:]
+}
+
+// redactQuery hides the values of a URL's query options
+// (?password=... is a common mistake, which go-redis refuses, and the
+// refusal must not show it): the names stay, so the error still says
+// which option was wrong.
+func redactQuery(s string) string {
+	base, query, ok := strings.Cut(s, "?")
+	if !ok {
+		return s
+	}
+	opts := strings.Split(query, "&")
+	for i, o := range opts {
+		if name, _, ok := strings.Cut(o, "="); ok {
+			opts[i] = name + "=xxxxx"
+		}
+	}
+	return base + "?" + strings.Join(opts, "&")
 }
 
 // secretsOf returns the forms the password of the Redis URL s may take in
@@ -164,6 +184,13 @@ func secretsOf(s string) []string {
 func parseURL(s string) (*goredis.Options, error) {
 	ro, err := goredis.ParseURL(s)
 	if err == nil {
+		// go-redis takes any port number and leaves it to the dial,
+		// which would make a typo look like an unreachable Redis.
+		if _, port, err := net.SplitHostPort(ro.Addr); err == nil {
+			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+				return nil, fmt.Errorf("redis URL %s: the port must be 1 to 65535", redactURL(s))
+			}
+		}
 		return ro, nil
 	}
 	// Not wrapped with %w: the cause's text holds the password.

@@ -18,10 +18,11 @@ func TestRedactURL(t *testing.T) {
 		{"redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"},
 		{"redis://user:secret@host:6379/0", "redis://user:xxxxx@host:6379/0"},
 		{"redis://:secret@host", "redis://:xxxxx@host"},
-		{"rediss://user:se:cr@et@host/1?dial_timeout=1s", "rediss://user:xxxxx@host/1?dial_timeout=1s"},
-		{"redis://user:sec ret/x#y@host:6379/0", "redis://user:xxxxx@host:6379/0"}, // does not parse
-		{"redis://secret@host", "redis://:xxxxx@host"},                             // no colon: hide it all
-		{"user:secret@host:6379", "user:xxxxx@host:6379"},                          // no scheme
+		{"rediss://user:se:cr@et@host/1?dial_timeout=1s", "rediss://user:xxxxx@host/1?dial_timeout=xxxxx"},
+		{"redis://host:6379/0?password=secret&db=1", "redis://host:6379/0?password=xxxxx&db=xxxxx"}, // options may hold secrets
+		{"redis://user:sec ret/x#y@host:6379/0", "redis://user:xxxxx@host:6379/0"},                  // does not parse
+		{"redis://secret@host", "redis://:xxxxx@host"},                                              // no colon: hide it all
+		{"user:secret@host:6379", "user:xxxxx@host:6379"},                                           // no scheme
 		{"unix://user:secret@/run/redis.sock", "unix://user:xxxxx@/run/redis.sock"},
 	} {
 		if got := redactURL(tc.in); got != tc.want {
@@ -41,6 +42,8 @@ func TestBadURLErrorHidesThePassword(t *testing.T) {
 		"redis://u:" + secret + "?@host:6379/0",
 		"redis://u:" + secret + "@host:6379/x",
 		"redis://u:" + secret + "@host:6379/0?nosuch=1",
+		"redis://host:6379/0?password=" + secret, // go-redis has no such option
+		"redis://u:" + secret + "@host:99999/0",  // no such port: a typo, not an outage
 		"redis:/u:" + secret + "@host :6379/0",
 	} {
 		_, err := New(Options{URL: u})
