@@ -51,6 +51,7 @@ type config struct {
 	TLSCert           string
 	TLSKey            string
 	MaxStreamsPerIP   int
+	MaxGracePerIP     int
 	TrustedProxies    string
 
 	tlsCert        tls.Certificate // loaded by check from TLSCert and TLSKey
@@ -94,6 +95,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated origins (https://docs.example.com) whose pages may use the streams and the API, as the widget does; * for any; others get 403")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS, and HTTP/2, which carries many streams over one connection")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
+	fs.IntVar(&c.MaxGracePerIP, "max-grace-per-ip", 16, "most closed streams of one client address (IPv6: one /64) kept counted in their grace at once; a stream closing past it leaves at once, so that rotating made-up people cannot add more than this to what an address holds open (0: no bound; behind a proxy, set --trusted-proxies)")
 	fs.IntVar(&c.MaxStreamsPerIP, "max-streams-per-ip", 0, "most streams of one client address (IPv6: one /64), open plus closed in their grace; more get 429 (0: no bound, the default: offices and mobile carriers put many people behind one address)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs (10.0.0.0/8) of reverse proxies whose X-Forwarded-For, or else Forwarded, names the client; from any other peer, the peer's address counts")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
@@ -181,6 +183,7 @@ func (c *config) check() error {
 	}
 	nonNegative("max-streams", c.MaxStreams)
 	nonNegative("max-streams-per-ip", c.MaxStreamsPerIP)
+	nonNegative("max-grace-per-ip", c.MaxGracePerIP)
 	if ps, err := handlers.ParseTrustedProxies(splitList(c.TrustedProxies, nil)); err != nil {
 		errs = append(errs, fmt.Errorf("--trusted-proxies (%s): %w", envName("trusted-proxies"), err))
 	} else {

@@ -61,12 +61,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("--token-secret (%s) / --token-public-key (%s): %w", envName("token-secret"), envName("token-public-key"), err)
 	}
 	b, err := handlers.NewBroadcaster(store.Backend, presence.HubOptions{
-		Window:       cfg.Window,
-		MaxStreams:   cfg.MaxStreams,
-		MaxRooms:     cfg.MaxRooms,
-		Grace:        cfg.Grace,
-		MembersCap:   cfg.MembersCap,
-		MaxPerSource: cfg.MaxStreamsPerIP,
+		Window:            cfg.Window,
+		MaxStreams:        cfg.MaxStreams,
+		MaxRooms:          cfg.MaxRooms,
+		Grace:             cfg.Grace,
+		MembersCap:        cfg.MembersCap,
+		MaxPerSource:      cfg.MaxStreamsPerIP,
+		MaxGracePerSource: cfg.MaxGracePerIP,
 	}, cfg.Engine, cfg.Heartbeat, metrics)
 	if err != nil {
 		return err

@@ -231,7 +231,9 @@ func TestGhostRoomsDoNotLockOutNewRooms(t *testing.T) {
 	t.Run("earned grace", func(t *testing.T) {
 		t.Parallel()
 		const rooms = 200
-		s := startServer(t, "--max-rooms", strconv.Itoa(rooms)) // the default grace, 3 s
+		// The default grace, 3 s; these people all come from one address,
+		// so the per-address bound of graces is lifted.
+		s := startServer(t, "--max-rooms", strconv.Itoa(rooms), "--max-grace-per-ip", "0")
 		var cs []*sseClient
 		for i := range rooms {
 			c := dial(t, s, "/rooms/g"+strconv.Itoa(i)+"/events?visitor="+randVisitor())
@@ -491,5 +493,67 @@ func rapidReset(t *testing.T, path string, hold bool) {
 	_, body := n.get(t, "/metrics")
 	if !strings.Contains(body, `presence_refused_total{reason="resets"}`) || strings.Contains(body, `presence_refused_total{reason="resets"} 0`) {
 		t.Errorf("no refusal counted under reason resets")
+	}
+}
+
+// Streams that earned their grace, closed and replaced at once by new
+// made-up people, show no more than --max-grace-per-ip beyond the streams
+// an address holds open; another address's graces are its own.
+func TestRotatingPeopleAreBoundedPerAddress(t *testing.T) {
+	const n, bound = 40, 5
+	// A long grace, so that the graces of the first wave are all still
+	// running while the second wave is open.
+	s := startServer(t, "--grace", "2s", "--max-grace-per-ip", strconv.Itoa(bound))
+	watcher := dialFrom(t, s, "127.0.0.3", "/rooms/rot/events")
+	watcher.waitCount(t, 1)
+	wave := func() []*sseClient {
+		cs := make([]*sseClient, n)
+		for i := range cs {
+			cs[i] = dial(t, s, "/rooms/rot/events?visitor="+randVisitor())
+		}
+		return cs
+	}
+	first := wave()
+	watcher.waitCount(t, n+1)
+	// Held for the grace: they earn it.
+	joined := time.Now()
+	waitUntil(t, 10*time.Second, "the first wave to be there a grace", func() bool { return time.Since(joined) > 2200*time.Millisecond })
+	for _, c := range first {
+		c.Close()
+	}
+	waitUntil(t, 5*time.Second, "the first wave's closes seen", func() bool {
+		return metric(t, s, "presence_streams_open") == 1
+	})
+	wave() // the first wave's graces are still running
+	// A person of another address: their grace is not bounded by the
+	// attacker's.
+	other := dialFrom(t, s, "127.0.0.2", "/rooms/rot/events?visitor="+randVisitor())
+	waitUntil(t, 5*time.Second, "the second wave and the other person counted", func() bool {
+		return metric(t, s, "presence_streams_open") == n+2
+	})
+	otherJoined := time.Now()
+	// At most bound of the first wave may still count as people.
+	if got := apiCount(t, s, "rot"); got > n+2+bound {
+		t.Errorf("room shows %d people with %d streams open and a grace bound of %d", got, n+2, bound)
+	}
+	if got := apiCount(t, s, "rot"); got < n+2 {
+		t.Fatalf("room shows %d people, want at least the %d open", got, n+2)
+	}
+	peak := 0
+	for _, c := range watcher.Counts() {
+		peak = max(peak, c)
+	}
+	if peak > n+2+bound {
+		t.Errorf("the watcher saw %d people with %d streams open and a grace bound of %d", peak, n+2, bound)
+	}
+	// The other address's person still gets a grace of their own.
+	waitUntil(t, 10*time.Second, "the other person there a grace", func() bool { return time.Since(otherJoined) > 2200*time.Millisecond })
+	before := apiCount(t, s, "rot")
+	other.Close()
+	waitUntil(t, 5*time.Second, "the other stream closed", func() bool {
+		return metric(t, s, "presence_streams_open") == n+1
+	})
+	if got := apiCount(t, s, "rot"); got != before {
+		t.Errorf("another address's person left at once (%d, was %d): their grace must not count against the attacker's bound", got, before)
 	}
 }

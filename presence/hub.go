@@ -52,6 +52,13 @@ type HubOptions struct {
 	// in their grace never outnumber the streams open one grace before.
 	// A stream that takes over a closed one earns its own grace anew.
 	Grace time.Duration
+	// MaxGracePerSource bounds the closed streams of one source
+	// (JoinOptions.Source) in their grace; a stream of a source at the
+	// bound leaves at once. 0: no bound. Earning a grace takes a stream
+	// held for the grace, so without it one source holding n streams and
+	// replacing each by a new made-up person once a grace could show up
+	// to 2n people; with it, n plus this bound.
+	MaxGracePerSource int
 	// MaxPerSource bounds the streams of one source (JoinOptions.Source),
 	// open plus closed in their grace; 0: no bound. A person taking over
 	// their own closed stream from the same source is never refused.
@@ -67,15 +74,16 @@ const DefaultMembersCap = 100
 // Hub tracks the streams of this node by room and tells the Notifier the
 // counts, coalesced. One Hub serves the whole process.
 type Hub struct {
-	backend   Backend
-	notify    Notifier
-	window    time.Duration
-	maxWindow time.Duration
-	maxStr    int
-	maxRooms  int
-	grace     time.Duration
-	capMem    int
-	maxSource int
+	backend      Backend
+	notify       Notifier
+	window       time.Duration
+	maxWindow    time.Duration
+	maxStr       int
+	maxRooms     int
+	grace        time.Duration
+	capMem       int
+	maxSource    int
+	maxGraceFrom int
 
 	mu      sync.Mutex
 	rooms   map[string]*room
@@ -87,8 +95,11 @@ type Hub struct {
 	// Streams plus ghosts by source, while maxSource > 0; no zero entries,
 	// so at most streams+ghosts keys.
 	sources map[string]int
-	closed  bool
-	drained chan struct{} // closed once closed and no stream is left
+	// Closed streams in their grace by source, while maxGraceFrom > 0; no
+	// zero entries.
+	graceFrom map[string]int
+	closed    bool
+	drained   chan struct{} // closed once closed and no stream is left
 }
 
 // room is the hub's state of one room on this node. Fields under Hub.mu
@@ -123,7 +134,7 @@ func NewHub(backend Backend, notify Notifier, opts HubOptions) (*Hub, error) {
 	if backend == nil || notify == nil {
 		return nil, fmt.Errorf("presence: backend and notifier are required")
 	}
-	if opts.Window < 0 || opts.MaxStreams < 0 || opts.MaxRooms < 0 || opts.Grace < 0 || opts.MembersCap < 0 || opts.MaxPerSource < 0 {
+	if opts.Window < 0 || opts.MaxStreams < 0 || opts.MaxRooms < 0 || opts.Grace < 0 || opts.MembersCap < 0 || opts.MaxPerSource < 0 || opts.MaxGracePerSource < 0 {
 		return nil, fmt.Errorf("presence: window, grace and limits must not be negative")
 	}
 	if opts.MembersCap == 0 {
@@ -139,18 +150,20 @@ func NewHub(backend Backend, notify Notifier, opts HubOptions) (*Hub, error) {
 		opts.MaxRooms = DefaultMaxRooms
 	}
 	return &Hub{
-		backend:   backend,
-		notify:    notify,
-		window:    opts.Window,
-		maxWindow: maxWindowFactor * opts.Window,
-		maxStr:    opts.MaxStreams,
-		maxRooms:  opts.MaxRooms,
-		grace:     opts.Grace,
-		capMem:    opts.MembersCap,
-		maxSource: opts.MaxPerSource,
-		rooms:     make(map[string]*room),
-		idle:      list.New(),
-		sources:   make(map[string]int),
+		backend:      backend,
+		notify:       notify,
+		window:       opts.Window,
+		maxWindow:    maxWindowFactor * opts.Window,
+		maxStr:       opts.MaxStreams,
+		maxRooms:     opts.MaxRooms,
+		grace:        opts.Grace,
+		capMem:       opts.MembersCap,
+		maxSource:    opts.MaxPerSource,
+		maxGraceFrom: opts.MaxGracePerSource,
+		graceFrom:    make(map[string]int),
+		rooms:        make(map[string]*room),
+		idle:         list.New(),
+		sources:      make(map[string]int),
 	}, nil
 }
 
@@ -162,6 +175,7 @@ type Stream struct {
 	seen    Counts // the counts returned by Join, the stream's first
 	watches bool   // follows the members
 	source  string // JoinOptions.Source, if sources are bounded
+	from    string // JoinOptions.Source, always
 	since   time.Time
 	once    sync.Once
 }
@@ -170,6 +184,7 @@ type Stream struct {
 type ghost struct {
 	member Member
 	source string // the closed stream's, still counted against it
+	from   string // the closed stream's JoinOptions.Source, for MaxGracePerSource
 	timer  *time.Timer
 }
 
@@ -307,16 +322,14 @@ func (h *Hub) join(roomName string, m Member, o JoinOptions) (*Stream, Joined, m
 			return nil, Joined{}, nil, fmt.Errorf("join %s: %w", roomName, err)
 		}
 		r.setCounts(counts)
-	} else {
-		// The person came back within the grace and takes the place of
-		// their closed stream: no one sees a change.
-		h.addSourceLocked(g.source, -1)
 	}
+	// else: the person came back within the grace and takes the place of
+	// their closed stream: no one sees a change.
 	h.addSourceLocked(src, 1)
 	r.local++
 	h.streams++
 	h.idleLocked(r)
-	st := &Stream{hub: h, room: r, member: m, seen: r.counts, watches: members, source: src, since: time.Now()}
+	st := &Stream{hub: h, room: r, member: m, seen: r.counts, watches: members, source: src, from: o.Source, since: time.Now()}
 	j := Joined{Counts: r.counts}
 	var signed map[string]string
 	if members {
@@ -352,7 +365,7 @@ func (h *Hub) peekGhostLocked(r *room, id string) *ghost {
 }
 
 // takeGhostLocked removes and returns a closed stream of person id still
-// in its grace, if any. Its source stays counted: the caller moves it.
+// in its grace, if any.
 func (h *Hub) takeGhostLocked(r *room, id string) *ghost {
 	g := h.peekGhostLocked(r, id)
 	if g == nil {
@@ -404,8 +417,7 @@ func (h *Hub) evictIdleLocked() bool {
 		delete(r.ghosts, id)
 		for _, g := range gs {
 			g.timer.Stop() // if it fired already, expire finds it gone
-			h.ghosts--
-			h.addSourceLocked(g.source, -1)
+			h.ghostGoneLocked(g)
 			r.counts = h.backend.Leave(r.name, g.member)
 		}
 	}
@@ -415,12 +427,26 @@ func (h *Hub) evictIdleLocked() bool {
 
 // removeGhostLocked ends the grace of r.ghosts[id][i].
 func (h *Hub) removeGhostLocked(r *room, id string, i int) {
-	if gs := r.ghosts[id]; len(gs) == 1 {
+	gs := r.ghosts[id]
+	h.ghostGoneLocked(gs[i])
+	if len(gs) == 1 {
 		delete(r.ghosts, id)
 	} else {
 		r.ghosts[id] = slices.Delete(gs, i, i+1)
 	}
+}
+
+// ghostGoneLocked takes g, whose grace ends, out of the hub's tallies.
+func (h *Hub) ghostGoneLocked(g *ghost) {
 	h.ghosts--
+	h.addSourceLocked(g.source, -1)
+	if g.from != "" && h.maxGraceFrom > 0 {
+		if n := h.graceFrom[g.from] - 1; n > 0 {
+			h.graceFrom[g.from] = n
+		} else {
+			delete(h.graceFrom, g.from)
+		}
+	}
 }
 
 func (h *Hub) leave(s *Stream) {
@@ -434,11 +460,15 @@ func (h *Hub) leave(s *Stream) {
 			r.members = nil
 		}
 	}
-	if s.member.ID != "" && h.grace > 0 && !h.closed && h.ghosts < h.maxStr && time.Since(s.since) >= h.grace {
+	if s.member.ID != "" && h.grace > 0 && !h.closed && h.ghosts < h.maxStr && time.Since(s.since) >= h.grace &&
+		(h.maxGraceFrom == 0 || s.from == "" || h.graceFrom[s.from] < h.maxGraceFrom) {
 		// A person's stream that was there a grace at least: it counts
 		// on for the grace, in case they come back (a refresh, a
 		// navigation). Its source stays counted with it.
-		g := &ghost{member: s.member, source: s.source}
+		g := &ghost{member: s.member, source: s.source, from: s.from}
+		if g.from != "" && h.maxGraceFrom > 0 {
+			h.graceFrom[g.from]++
+		}
 		g.timer = time.AfterFunc(h.grace, func() { h.expire(r, g) })
 		if r.ghosts == nil {
 			r.ghosts = make(map[string][]*ghost)
@@ -467,7 +497,6 @@ func (h *Hub) expire(r *room, g *ghost) {
 		return // taken over, or the room is gone
 	}
 	h.removeGhostLocked(r, g.member.ID, i)
-	h.addSourceLocked(g.source, -1)
 	h.leftLocked(r, g.member)
 	h.idleLocked(r)
 }
@@ -494,8 +523,7 @@ func (h *Hub) dropLocked(r *room) {
 	for _, gs := range r.ghosts {
 		for _, g := range gs {
 			g.timer.Stop()
-			h.ghosts--
-			h.addSourceLocked(g.source, -1)
+			h.ghostGoneLocked(g)
 		}
 	}
 	r.ghosts = nil
@@ -706,8 +734,7 @@ func (h *Hub) Close() <-chan struct{} {
 				delete(r.ghosts, id)
 				for _, g := range gs {
 					g.timer.Stop()
-					h.ghosts--
-					h.addSourceLocked(g.source, -1)
+					h.ghostGoneLocked(g)
 					h.leftLocked(r, g.member)
 				}
 			}
