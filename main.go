@@ -131,7 +131,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	memDone := make(chan struct{})
 	go func() {
 		defer close(memDone)
-		releaseMemoryWhenIdle(heartbeatCtx, func() int { return hub.Stats().Streams }, memTick.C, debug.FreeOSMemory)
+		releaseMemoryWhenIdle(heartbeatCtx, func() (int, int) { return hub.Stats().Streams, hub.PeakStreams() }, memTick.C, debug.FreeOSMemory)
 	}()
 	defer func() { stopHeartbeat(); <-memDone }()
 

@@ -27,14 +27,16 @@ const (
 // releaseMemoryWhenIdle watches the number of open streams at every tick
 // until ctx ends, and calls release (debug.FreeOSMemory) when a wave has
 // passed (see memoryWatch).
-func releaseMemoryWhenIdle(ctx context.Context, streams func() int, tick <-chan time.Time, release func()) {
-	w := newMemoryWatch(streams())
+// streams returns the streams open now and the most open at once since
+// its last call (presence.Hub's Stats and PeakStreams).
+func releaseMemoryWhenIdle(ctx context.Context, streams func() (open, peak int), tick <-chan time.Time, release func()) {
+	w := newMemoryWatch(0)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick:
-			if w.observe(now, streams()) {
+			if n, peak := streams(); w.observe(now, n, peak) {
 				release()
 			}
 		}
@@ -53,11 +55,13 @@ type memoryWatch struct {
 
 func newMemoryWatch(n int) memoryWatch { return memoryWatch{peak: n, prev: n} }
 
-// observe takes the number of open streams at now and reports whether to
-// release memory.
-func (w *memoryWatch) observe(now time.Time, n int) bool {
-	w.peak = max(w.peak, n)
-	falling := w.prev-n >= memoryReleaseDrop/10
+// observe takes the number of open streams at now, and the most open at
+// once since the last observation, and reports whether to release memory.
+func (w *memoryWatch) observe(now time.Time, n, peak int) bool {
+	w.peak = max(w.peak, n, peak)
+	// Still moving: the streams fell since the last observation, or
+	// came and went in between.
+	falling := max(w.prev, peak)-n >= memoryReleaseDrop/10
 	w.prev = n
 	if falling || w.peak-n < memoryReleaseDrop || n > w.peak/2 || now.Sub(w.last) < memoryReleaseGap {
 		return false

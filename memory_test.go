@@ -13,7 +13,7 @@ func TestMemoryWatch(t *testing.T) {
 	w := newMemoryWatch(0)
 	step := func(streams int, d time.Duration) bool {
 		now = now.Add(d)
-		return w.observe(now, streams)
+		return w.observe(now, streams, streams)
 	}
 	for _, n := range []int{1000, 3000, 5000} {
 		if step(n, 5*time.Second) {
@@ -40,5 +40,14 @@ func TestMemoryWatch(t *testing.T) {
 	}
 	if step(800, 2*time.Minute) || step(0, 5*time.Second) || step(0, 5*time.Second) {
 		t.Fatal("released after a dip smaller than a wave")
+	}
+	// A wave that came and went between two observations: only the peak
+	// since the last one shows it.
+	now = now.Add(2 * time.Minute)
+	if w.observe(now, 0, 3000) {
+		t.Fatal("released at the first sight of a wave")
+	}
+	if !step(0, 5*time.Second) {
+		t.Fatal("not released after a wave shorter than the interval")
 	}
 }

@@ -62,6 +62,10 @@ const (
 	settleLimit = 30 * time.Second
 	// recheckLimit bounds the check at the end of a quiet hold.
 	recheckLimit = 10 * time.Second
+	// warmSettle is the wait, after the warm-up wave has left, before the
+	// baseline: longer than the service takes to see that a wave has
+	// passed and give memory back (memory.go: a 5 s check, two checks).
+	warmSettle = 30 * time.Second
 	// growthLimit is the largest end/start ratio of RSS and goroutines.
 	growthLimit = 1.10
 )
@@ -316,23 +320,27 @@ func (s *soak) run(ctx context.Context, bin string, args []string, tmp string, r
 		return fmt.Errorf("warm-up: the service did not empty within a minute (%v)", err)
 	}
 	s.long, s.h2, s.stalled = nil, nil, stalled
-	// The service gives memory back once a wave has passed (within two of
-	// its 5 s checks); wait for RSS to stop falling, bounded.
-	res.Baseline = res.Cold
-	prevRSS := int64(-1)
+	// The service gives memory back once a wave has passed (within two or
+	// three of its 5 s checks): wait warmSettle, so that the baseline is
+	// taken as the end will be, then for RSS to hold still (three samples
+	// within 1%), bounded.
+	if err := sleepCtx(ctx, warmSettle); err != nil {
+		return err
+	}
+	var last []int64
 	for i := 0; i < 30; i++ {
-		if err := sleepCtx(ctx, 2*time.Second); err != nil {
-			return err
-		}
 		smp, err := s.takeSample(ctx, nil)
 		if err != nil {
 			return fmt.Errorf("warm-up baseline: %w", err)
 		}
 		res.Baseline = smp
-		if i >= 7 && prevRSS >= 0 && float64(abs64(smp.RSSKiB-prevRSS)) <= 0.01*float64(prevRSS) {
+		last = append(last, smp.RSSKiB)
+		if n := len(last); n >= 3 && float64(max(last[n-1], last[n-2], last[n-3])-min(last[n-1], last[n-2], last[n-3])) <= 0.01*float64(last[n-1]) {
 			break
 		}
-		prevRSS = smp.RSSKiB
+		if err := sleepCtx(ctx, 2*time.Second); err != nil {
+			return err
+		}
 	}
 	res.WarmUpS = time.Since(warm).Seconds()
 	progress("soak: baseline after the warm-up wave (%.0f s): RSS %d KiB, %d goroutines", res.WarmUpS, res.Baseline.RSSKiB, res.Baseline.Goroutines)
@@ -399,13 +407,6 @@ func (s *soak) run(ctx context.Context, bin string, args []string, tmp string, r
 		}
 	}
 	return nil
-}
-
-func abs64(x int64) int64 {
-	if x < 0 {
-		return -x
-	}
-	return x
 }
 
 // within reports whether RSS and goroutines of smp are back within

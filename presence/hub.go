@@ -88,6 +88,7 @@ type Hub struct {
 	mu      sync.Mutex
 	rooms   map[string]*room
 	streams int
+	peak    int // most streams at once since the last PeakStreams
 	ghosts  int // closed streams in their grace, at most maxStr
 	// Rooms with no open stream of this node, only closed ones in their
 	// grace, oldest first: a new room may take the place of the first.
@@ -328,6 +329,7 @@ func (h *Hub) join(roomName string, m Member, o JoinOptions) (*Stream, Joined, m
 	h.addSourceLocked(src, 1)
 	r.local++
 	h.streams++
+	h.peak = max(h.peak, h.streams)
 	h.idleLocked(r)
 	st := &Stream{hub: h, room: r, member: m, seen: r.counts, watches: members, source: src, from: o.Source, since: time.Now()}
 	j := Joined{Counts: r.counts}
@@ -706,6 +708,17 @@ func (h *Hub) Publishers() []Publisher {
 type Stats struct {
 	Streams int // open streams on this node
 	Rooms   int // rooms with streams on this node
+}
+
+// PeakStreams returns the most streams open at once since the last call
+// (or the start), and begins the next period from those open now: a wave
+// shorter than the caller's sampling interval is seen all the same.
+func (h *Hub) PeakStreams() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	p := max(h.peak, h.streams)
+	h.peak = h.streams
+	return p
 }
 
 // Stats returns the current numbers.
