@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -131,7 +130,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	memDone := make(chan struct{})
 	go func() {
 		defer close(memDone)
-		releaseMemoryWhenIdle(heartbeatCtx, func() (int, int) { return hub.Stats().Streams, hub.PeakStreams() }, memTick.C, debug.FreeOSMemory)
+		releaseMemoryWhenIdle(heartbeatCtx, func() (int, int) { return hub.Stats().Streams, hub.PeakStreams() }, memTick.C, releaseMemory)
 	}()
 	defer func() { stopHeartbeat(); <-memDone }()
 

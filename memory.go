@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"runtime"
+	"runtime/debug"
 	"time"
 )
 
@@ -68,4 +70,12 @@ func (w *memoryWatch) observe(now time.Time, n, peak int) bool {
 	}
 	w.peak, w.last = n, now
 	return true
+}
+
+// releaseMemory collects twice, since a sync.Pool keeps what it held
+// through one collection (net/http's and TLS's buffers of every connection
+// of the wave: 60 MB after 3,000 streams), then returns what is free.
+func releaseMemory() {
+	runtime.GC()
+	debug.FreeOSMemory()
 }
