@@ -113,25 +113,33 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		first = appendPresenceEvent(first, room, joined.Counts, joined.Members, joined.Truncated)
 		err = b.engine.serve(r.Context(), out, r, st, streamStart{first: first, members: follow, memberSeq: joined.Seq, expiry: exp})
 
-		reason := reasonClient
-		switch {
-		case out.evicted():
-			reason = reasonEvicted
-			log.Debug("stream evicted: write stalled", "room", room, "remote", r.RemoteAddr, "err", err)
-		case connOf(r).peerTimedOut():
-			// The kernel cut a peer that took nothing for
-			// TCP_USER_TIMEOUT, often before a write stalled for the
-			// whole write timeout: a stalled reader too.
-			reason = reasonEvicted
-			log.Debug("stream evicted: peer took nothing for the TCP user timeout", "room", room, "remote", r.RemoteAddr)
-		case b.closing.Err() != nil:
-			reason = reasonShutdown
-		case errors.Is(r.Context().Err(), context.DeadlineExceeded):
-			reason = reasonExpired
-		}
+		reason := endReason(b, out, r, err, room, log)
 		m.disconnect.WithLabelValues(reason).Inc()
 		if now := time.Now(); reason == reasonClient && now.Sub(start) < earlyEnd {
 			conn.endedEarly(now)
 		}
 	}
+}
+
+// endReason says why a stream ended, for the disconnect metric. It is a
+// function of its own so that its locals (the log calls' arguments) are
+// not in the frame of the stream's handler, which stays on the stack for
+// the stream's whole life: every byte there is a byte per stream.
+func endReason(b *Broadcaster, out *streamWriter, r *http.Request, err error, room string, log *slog.Logger) string {
+	switch {
+	case out.evicted():
+		log.Debug("stream evicted: write stalled", "room", room, "remote", r.RemoteAddr, "err", err)
+		return reasonEvicted
+	case connOf(r).peerTimedOut():
+		// The kernel cut a peer that took nothing for TCP_USER_TIMEOUT,
+		// often before a write stalled for the whole write timeout: a
+		// stalled reader too.
+		log.Debug("stream evicted: peer took nothing for the TCP user timeout", "room", room, "remote", r.RemoteAddr)
+		return reasonEvicted
+	case b.closing.Err() != nil:
+		return reasonShutdown
+	case errors.Is(r.Context().Err(), context.DeadlineExceeded):
+		return reasonExpired
+	}
+	return reasonClient
 }
