@@ -64,8 +64,9 @@ func startNodeProcess(t *testing.T, args ...string) *nodeProcess {
 	if err != nil {
 		t.Fatalf("node did not start: %v", err)
 	}
-	addr := strings.TrimSpace(strings.TrimPrefix(line, "presence listening on http://"))
-	n.testServer = &testServer{Addr: addr, URL: "http://" + addr}
+	url := strings.TrimSpace(strings.TrimPrefix(line, "presence listening on "))
+	_, addr, _ := strings.Cut(url, "://")
+	n.testServer = &testServer{Addr: addr, URL: url}
 	return n
 }
 

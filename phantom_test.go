@@ -297,23 +297,11 @@ type tlsNode struct {
 func startTLSNode(t *testing.T, args ...string) *tlsNode {
 	t.Helper()
 	cert, key, _ := selfSigned(t, t.TempDir())
-	cmd := exec.Command(binary(t), append([]string{"--addr", "127.0.0.1:0", "--log-level", "warn", "--tls-cert", cert, "--tls-key", key}, args...)...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	n := startNodeProcess(t, append([]string{"--tls-cert", cert, "--tls-key", key}, args...)...)
+	if !strings.HasPrefix(n.URL, "https://") {
+		t.Fatalf("node did not start over HTTPS: %s", n.URL)
 	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-done })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || !strings.Contains(line, "https://") {
-		t.Fatalf("node did not start over HTTPS: %q %v", line, err)
-	}
-	return &tlsNode{addr: strings.TrimSpace(line[strings.Index(line, "https://")+len("https://"):]), cmd: cmd}
+	return &tlsNode{addr: n.Addr, cmd: n.cmd}
 }
 
 // cpu returns the process's user plus system CPU time so far.

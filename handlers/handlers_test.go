@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -25,6 +26,14 @@ func TestMain(m *testing.M) {
 
 func newTestRouter(t testing.TB) (http.Handler, *Broadcaster) {
 	t.Helper()
+	opts := Options{Stream: StreamOptions{Retry: time.Second, WriteTimeout: time.Second}, RoomsLimit: 10}
+	return newTestRouterWith(t, opts, fstest.MapFS{"index.html": {Data: []byte("<h1>hi</h1>")}})
+}
+
+// newTestRouterWith is the router with opts and the static files page,
+// over an in-memory hub.
+func newTestRouterWith(t testing.TB, opts Options, page fs.FS) (http.Handler, *Broadcaster) {
+	t.Helper()
 	reg := prometheus.NewRegistry()
 	var b *Broadcaster
 	m := NewMetrics(reg, func() presence.Stats { return b.hub.Stats() })
@@ -32,8 +41,6 @@ func newTestRouter(t testing.TB) (http.Handler, *Broadcaster) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	page := fstest.MapFS{"index.html": {Data: []byte("<h1>hi</h1>")}}
-	opts := Options{Stream: StreamOptions{Retry: time.Second, WriteTimeout: time.Second}, RoomsLimit: 10}
 	return NewRouter(b, opts, m, reg, page, slog.New(slog.NewTextHandler(io.Discard, nil))), b
 }
 

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -13,27 +12,16 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/presence/presence/presence"
 )
 
 // smallRouter is the router with opts, served by a real net/http server
 // (which drops the body of a HEAD, as a recorder does not).
 func smallRouter(t *testing.T, opts Options) (*httptest.Server, *Broadcaster) {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	var b *Broadcaster
-	m := NewMetrics(reg, func() presence.Stats { return b.hub.Stats() })
-	b, err := NewBroadcaster(presence.NewMemory(), presence.HubOptions{}, EngineDirect, time.Minute, m)
-	if err != nil {
-		t.Fatal(err)
-	}
 	opts.Stream = StreamOptions{Retry: time.Second, WriteTimeout: time.Second}
 	opts.RoomsLimit = 10
-	static := fstest.MapFS{"index.html": {Data: []byte("<h1>hi</h1>")}, "widget.js": {Data: []byte("1")}}
-	srv := httptest.NewServer(NewRouter(b, opts, m, reg, static, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	router, b := newTestRouterWith(t, opts, fstest.MapFS{"index.html": {Data: []byte("<h1>hi</h1>")}, "widget.js": {Data: []byte("1")}})
+	srv := httptest.NewServer(router)
 	t.Cleanup(func() {
 		srv.Close()
 		_ = b.Shutdown(context.Background())
