@@ -380,14 +380,18 @@ func (h *Hub) takeGhostLocked(r *room, id string) *ghost {
 
 // addSourceLocked adds d to the streams and ghosts counted for src,
 // keeping no zero entries so that the map empties with the hub.
-func (h *Hub) addSourceLocked(src string, d int) {
-	if src == "" {
+func (h *Hub) addSourceLocked(src string, d int) { addCount(h.sources, src, d) }
+
+// addCount adds d to m[key], keeping no zero entries, so that a map of
+// counts empties as what it counts goes; "" is not counted.
+func addCount(m map[string]int, key string, d int) {
+	if key == "" {
 		return
 	}
-	if n := h.sources[src] + d; n > 0 {
-		h.sources[src] = n
+	if n := m[key] + d; n > 0 {
+		m[key] = n
 	} else {
-		delete(h.sources, src)
+		delete(m, key)
 	}
 }
 
@@ -442,12 +446,8 @@ func (h *Hub) removeGhostLocked(r *room, id string, i int) {
 func (h *Hub) ghostGoneLocked(g *ghost) {
 	h.ghosts--
 	h.addSourceLocked(g.source, -1)
-	if g.from != "" && h.maxGraceFrom > 0 {
-		if n := h.graceFrom[g.from] - 1; n > 0 {
-			h.graceFrom[g.from] = n
-		} else {
-			delete(h.graceFrom, g.from)
-		}
+	if h.maxGraceFrom > 0 {
+		addCount(h.graceFrom, g.from, -1)
 	}
 }
 
@@ -468,8 +468,8 @@ func (h *Hub) leave(s *Stream) {
 		// on for the grace, in case they come back (a refresh, a
 		// navigation). Its source stays counted with it.
 		g := &ghost{member: s.member, source: s.source, from: s.from}
-		if g.from != "" && h.maxGraceFrom > 0 {
-			h.graceFrom[g.from]++
+		if h.maxGraceFrom > 0 {
+			addCount(h.graceFrom, g.from, 1)
 		}
 		g.timer = time.AfterFunc(h.grace, func() { h.expire(r, g) })
 		if r.ghosts == nil {
