@@ -199,8 +199,20 @@ func appendMember(b []byte, m presence.MemberInfo) []byte {
 // count). That count times no fan-out, so it is counted as a delivery here
 // and not reported to the hub.
 func sendFirst(out *streamWriter, first []byte, m *Metrics) error {
-	out.write(first)
-	if err := out.flush(); err != nil {
+	// The first flush also writes the response headers, net/http's deepest
+	// path (chunkWriter.writeHeader alone takes a 2.8 KiB frame). Run on the
+	// stream's own goroutine it would grow that stack from 8 to 16 KiB for
+	// the stream's whole life; run on a goroutine that ends here, the growth
+	// goes with it.
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		out.write(first)
+		err = out.flush()
+	}()
+	<-done
+	if err != nil {
 		return err
 	}
 	m.deliveries.Inc()
