@@ -8,6 +8,14 @@ import (
 	"github.com/presence/presence/presence"
 )
 
+// Backend is a presence.Backend and a presence.Shared. The second is found
+// by type assertion: these lines make a drifted signature a build error
+// rather than per-node shares gone quietly.
+var (
+	_ presence.Backend = (*Backend)(nil)
+	_ presence.Shared  = (*Backend)(nil)
+)
+
 // Fields of a node's hash besides its rooms: its version and incarnation.
 // ':' is not allowed in room names, so they cannot clash with a room.
 const (
