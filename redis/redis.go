@@ -66,12 +66,12 @@ const (
 
 // Backend implements presence.Backend and presence.Shared over Redis.
 type Backend struct {
-	settings
+	settings // the checked options, fixed at New
 	rdb      *goredis.Client
 	onChange func(room string) // set by Run before its goroutines start, then only read
 	wake     chan struct{}     // cap 1: local shares changed, the flusher should write them
 	resync   chan struct{}     // cap 1: the view of the others may have gaps, the resyncer should read them all
-	stats    counters
+	stats    counters          // atomic: read by Stats and the metrics at any time
 
 	mu     sync.Mutex // guards view and status
 	view   view       // every node's shares as this node knows them
