@@ -45,28 +45,11 @@ func newBackend(cfg config, reg prometheus.Registerer, log *slog.Logger) (backen
 		NodeID:      cfg.NodeID,
 		NodeTimeout: cfg.NodeTimeout,
 		Logger:      log,
+		Metrics:     reg,
 	})
 	if err != nil {
-		return backend{}, fmt.Errorf("--redis-url (%s) / --node-id: %w", envName("redis-url"), err)
+		return backend{}, fmt.Errorf("--redis-url (%s) / --node-id / --node-timeout: %w", envName("redis-url"), err)
 	}
-	counter := func(name, help string, v func(redis.Stats) uint64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "presence_redis_" + name, Help: help},
-			func() float64 { return float64(v(rb.Stats())) })
-	}
-	reg.MustRegister(
-		counter("commands_total", "Redis commands sent by this node.", func(s redis.Stats) uint64 { return s.Commands }),
-		counter("errors_total", "Redis calls of this node that failed.", func(s redis.Stats) uint64 { return s.Errors }),
-		counter("resyncs_total", "Full reads of every node's shares, after a missed change, an outage or a restart of Redis.", func(s redis.Stats) uint64 { return s.Resyncs }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "presence_redis_degraded",
-			Help: "1 while this node cannot reach Redis and serves the last known counts of the other nodes.",
-		}, func() float64 {
-			if rb.Health() != nil {
-				return 1
-			}
-			return 0
-		}),
-	)
 	log.Info("sharing counts through redis", "redis", rb.URL(), "node", rb.NodeID(), "node_timeout", cfg.NodeTimeout.String())
 	check := func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, startCheckTimeout)

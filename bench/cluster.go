@@ -7,7 +7,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/presence/presence/internal/resp"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // startTargets starts what a run measures: one server, or for a cluster
@@ -41,10 +42,12 @@ func startTargets(ctx context.Context, cfg runConfig) ([]*server, *redisServer, 
 }
 
 // redisServer is a redis-server started for one run: a free port, no
-// persistence, killed at the end.
+// persistence, killed at the end. rdb reads its counters over one
+// connection, so that each reading adds one INFO to what it counts.
 type redisServer struct {
 	*server
 	port int
+	rdb  *goredis.Client
 }
 
 func startRedis(ctx context.Context, bin, dir string) (*redisServer, error) {
@@ -58,10 +61,19 @@ func startRedis(ctx context.Context, bin, dir string) (*redisServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &redisServer{server: s, port: port}
+	r := &redisServer{server: s, port: port, rdb: goredis.NewClient(&goredis.Options{
+		Addr:                     fmt.Sprintf("127.0.0.1:%d", port),
+		DialTimeout:              time.Second,
+		ReadTimeout:              5 * time.Second,
+		WriteTimeout:             5 * time.Second,
+		MaxRetries:               -1, // startRedis retries the PING itself
+		PoolSize:                 1,
+		DisableIdentity:          true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	})}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if v, err := r.do("PING"); err == nil && v == "PONG" {
+		if v, err := r.rdb.Ping(ctx).Result(); err == nil && v == "PONG" {
 			return r, nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
@@ -74,13 +86,16 @@ func startRedis(ctx context.Context, bin, dir string) (*redisServer, error) {
 
 func (r *redisServer) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", r.port) }
 
-// commands returns redis-server's total_commands_processed (0 if unknown).
-func (r *redisServer) commands() float64 {
-	f, _ := resp.InfoFloat(fmt.Sprintf("127.0.0.1:%d", r.port), "stats", "total_commands_processed")
-	return f
+// stop closes the client and kills redis-server.
+func (r *redisServer) stop() {
+	r.rdb.Close()
+	r.server.stop()
 }
 
-// do sends one command; see resp.Do.
-func (r *redisServer) do(args ...string) (string, error) {
-	return resp.Do(fmt.Sprintf("127.0.0.1:%d", r.port), args...)
+// commands returns redis-server's total_commands_processed (0 if unknown).
+func (r *redisServer) commands() float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	f, _ := strconv.ParseFloat(r.rdb.InfoMap(ctx, "stats").Item("Stats", "total_commands_processed"), 64)
+	return f
 }

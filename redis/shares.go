@@ -8,6 +8,53 @@ import (
 	"github.com/presence/presence/presence"
 )
 
+// Backend is a presence.Backend and a presence.Shared. The second is found
+// by type assertion: these lines make a drifted signature a build error
+// rather than per-node shares gone quietly.
+var (
+	_ presence.Backend = (*Backend)(nil)
+	_ presence.Shared  = (*Backend)(nil)
+)
+
+// Fields of a node's hash besides its rooms: its version and incarnation.
+// ':' is not allowed in room names, so they cannot clash with a room.
+const (
+	verField = ":v"
+	incField = ":i"
+)
+
+// view is every node's shares as this node knows them: its own, exact, and
+// the others' as last heard. It is guarded by Backend.mu, held by every
+// caller of its methods.
+type view struct {
+	local   presence.Tallies     // this node's streams by room
+	all     presence.Tallies     // every node's, this one's included
+	dirty   map[entry]struct{}   // local entries changed since the last flush
+	full    bool                 // the next flush rewrites the whole hash
+	ver     uint64               // of this node's last flush
+	nodes   map[string]*node     // the other nodes
+	dropped map[string]time.Time // nodes forgotten lately, and when: a snapshot read before must not bring them back
+}
+
+func newView() view {
+	return view{
+		local:   make(presence.Tallies),
+		all:     make(presence.Tallies),
+		dirty:   make(map[entry]struct{}),
+		full:    true,
+		nodes:   make(map[string]*node),
+		dropped: make(map[string]time.Time),
+	}
+}
+
+// node is what this node knows of another one.
+type node struct {
+	inc     string
+	ver     uint64
+	entries map[entry]share
+	seen    time.Time // when it was last heard of (monotonic)
+}
+
 // entry is one field of a node's hash: a room's anonymous streams (person
 // ""), or one person's streams in a room.
 type entry struct{ room, person string }
@@ -78,8 +125,8 @@ type message struct {
 }
 
 // localShare is this node's share of e.
-func (b *Backend) localShare(e entry) share {
-	t := b.local[e.room]
+func (v *view) localShare(e entry) share {
+	t := v.local[e.room]
 	if t == nil {
 		return share{}
 	}
@@ -93,25 +140,25 @@ func (b *Backend) localShare(e entry) share {
 // Join implements presence.Backend. It never waits on Redis.
 func (b *Backend) Join(room string, m presence.Member) (presence.Counts, error) {
 	b.mu.Lock()
-	b.local.Add(room, m, 1)
-	c := b.all.Add(room, m, 1)
-	b.dirty[entry{room, m.ID}] = struct{}{}
+	b.view.local.Add(room, m, 1)
+	c := b.view.all.Add(room, m, 1)
+	b.view.dirty[entry{room, m.ID}] = struct{}{}
 	b.mu.Unlock()
-	b.poke(b.wake)
+	poke(b.wake)
 	return c, nil
 }
 
 // Leave implements presence.Backend.
 func (b *Backend) Leave(room string, m presence.Member) presence.Counts {
 	b.mu.Lock()
-	before := b.local.Count(room).Connections
-	if b.local.Add(room, m, -1).Connections < before {
-		b.all.Add(room, m, -1)
+	before := b.view.local.Count(room).Connections
+	if b.view.local.Add(room, m, -1).Connections < before {
+		b.view.all.Add(room, m, -1)
 	}
-	b.dirty[entry{room, m.ID}] = struct{}{}
-	c := b.all.Count(room)
+	b.view.dirty[entry{room, m.ID}] = struct{}{}
+	c := b.view.all.Count(room)
 	b.mu.Unlock()
-	b.poke(b.wake)
+	poke(b.wake)
 	return c
 }
 
@@ -120,20 +167,20 @@ func (b *Backend) Leave(room string, m presence.Member) presence.Counts {
 func (b *Backend) Count(room string) presence.Counts {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.all.Count(room)
+	return b.view.all.Count(room)
 }
 
 // Signed implements presence.Backend over every node's streams.
 func (b *Backend) Signed(room string) map[string]string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.all.Signed(room)
+	return b.view.all.Signed(room)
 }
 
 // Rooms implements presence.Backend over every node's rooms.
 func (b *Backend) Rooms(limit int, keep func(string) bool) ([]presence.RoomCount, int) {
 	b.mu.Lock()
-	all := b.all.List(keep)
+	all := b.view.all.List(keep)
 	b.mu.Unlock()
 	return presence.LimitRooms(all, limit)
 }
@@ -143,10 +190,10 @@ func (b *Backend) Shares(room string) map[string]int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	m := make(map[string]int)
-	if t := b.local[room]; t != nil {
+	if t := b.view.local[room]; t != nil {
 		m[b.id] = t.Counts().Connections
 	}
-	for id, nd := range b.nodes {
+	for id, nd := range b.view.nodes {
 		for e, s := range nd.entries {
 			if e.room == room && s.conns > 0 {
 				m[id] += s.conns
@@ -156,23 +203,23 @@ func (b *Backend) Shares(room string) map[string]int {
 	return m
 }
 
-// setNodeLocked records node id's entries at version ver: all of them when
+// setNode records node id's entries at version ver: all of them when
 // whole, else only those given. It appends the rooms whose counts moved.
-func (b *Backend) setNodeLocked(id, inc string, ver uint64, entries map[entry]share, whole bool, changed []string) []string {
-	nd := b.nodes[id]
+func (v *view) setNode(id, inc string, ver uint64, entries map[entry]share, whole bool, changed []string) []string {
+	nd := v.nodes[id]
 	if nd != nil && nd.inc != inc {
-		changed = b.dropLocked(id, changed)
+		changed = v.drop(id, changed)
 		nd = nil
 	}
 	if nd == nil {
 		nd = &node{inc: inc, entries: make(map[entry]share)}
-		b.nodes[id] = nd
+		v.nodes[id] = nd
 	}
 	nd.ver, nd.seen = ver, time.Now()
 	if whole {
 		for e, old := range nd.entries {
 			if _, ok := entries[e]; !ok {
-				b.all.Add(e.room, e.member(old), -old.conns)
+				v.all.Add(e.room, e.member(old), -old.conns)
 				delete(nd.entries, e)
 				changed = append(changed, e.room)
 			}
@@ -183,7 +230,7 @@ func (b *Backend) setNodeLocked(id, inc string, ver uint64, entries map[entry]sh
 		if s == old {
 			continue
 		}
-		b.all.Add(e.room, e.member(s), s.conns-old.conns)
+		v.all.Add(e.room, e.member(s), s.conns-old.conns)
 		if s.conns == 0 {
 			delete(nd.entries, e)
 		} else {
@@ -194,18 +241,18 @@ func (b *Backend) setNodeLocked(id, inc string, ver uint64, entries map[entry]sh
 	return changed
 }
 
-// dropLocked forgets node id and its shares.
-func (b *Backend) dropLocked(id string, changed []string) []string {
-	nd := b.nodes[id]
+// drop forgets node id and its shares.
+func (v *view) drop(id string, changed []string) []string {
+	nd := v.nodes[id]
 	if nd == nil {
 		return changed
 	}
-	b.dropped[id] = time.Now()
+	v.dropped[id] = time.Now()
 	for e, s := range nd.entries {
-		b.all.Add(e.room, e.member(s), -s.conns)
+		v.all.Add(e.room, e.member(s), -s.conns)
 		changed = append(changed, e.room)
 	}
-	delete(b.nodes, id)
+	delete(v.nodes, id)
 	return changed
 }
 

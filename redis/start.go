@@ -8,23 +8,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-)
-
-// DefaultWarnEvery is how often a node that cannot use Redis says so again
-// in its log while the trouble lasts: often enough to be seen, rarely
-// enough that a long outage does not flood the log (retries are far more
-// frequent).
-const DefaultWarnEvery = 30 * time.Second
-
-// Public reasons of Ready: short, with no address, user or password. The
-// details go to the log.
-var (
-	errNotRead     = errors.New("redis not read yet")
-	errUnreachable = errors.New("redis unreachable")
-	errRefused     = errors.New("redis refused this node")
 )
 
 // ErrRefused is wrapped by Check's error: Redis answered and refused this
@@ -44,7 +29,7 @@ func (b *Backend) Check(ctx context.Context) error {
 		return nil
 	}
 	if refused(err) {
-		b.errs.Add(1)
+		b.stats.errs.Add(1)
 		return fmt.Errorf("redis at %s %w this node: %w (%s)", b.url, ErrRefused, err, hint(err))
 	}
 	b.setErr("connect", err)
@@ -53,20 +38,20 @@ func (b *Backend) Check(ctx context.Context) error {
 
 // check is Check's calls, in the order that names the first refusal best.
 func (b *Backend) check(ctx context.Context) error {
-	b.commands.Add(1)
+	b.stats.commands.Add(1)
 	if err := b.rdb.Ping(ctx).Err(); err != nil { // AUTH and SELECT happen here
 		return err
 	}
-	b.commands.Add(1)
+	b.stats.commands.Add(1)
 	if err := tickScript.Run(ctx, b.rdb, []string{nodesKey, nodeKey(b.id)},
 		b.ttl.Milliseconds(), b.id, 0, (hashTTLFactor * b.ttl).Milliseconds()).Err(); err != nil {
 		return err
 	}
-	b.commands.Add(1)
+	b.stats.commands.Add(1)
 	if err := snapshotScript.Run(ctx, b.rdb, []string{nodesKey}, nodePrefix).Err(); err != nil {
 		return err
 	}
-	b.commands.Add(1)
+	b.stats.commands.Add(1)
 	ps := b.rdb.Subscribe(ctx, channel)
 	defer ps.Close()
 	_, err := ps.Receive(ctx)

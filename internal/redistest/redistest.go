@@ -5,16 +5,20 @@
 package redistest
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
-	"github.com/presence/presence/internal/resp"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // RequireEnv, set to 1, turns a missing redis-server from a skip into a
@@ -141,5 +145,68 @@ func (s *Server) URLFor(user, pass string, db int) string {
 	return fmt.Sprintf("redis://%s:%s@127.0.0.1:%d/%d", user, pass, s.Port, db)
 }
 
-// Do sends one command over a new connection; see resp.Do.
-func (s *Server) Do(args ...string) (string, error) { return resp.Do(s.Addr(), args...) }
+// Client returns a go-redis client of the server, closed when the test
+// ends. Its connection stays open between commands, so that a test that
+// reads INFO twice sees nothing of its own but the first INFO.
+func (s *Server) Client() *goredis.Client {
+	c := goredis.NewClient(s.options())
+	s.t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// options are those of a client that sends Redis nothing but the
+// commands it is given (and HELLO on connecting), and never retries.
+func (s *Server) options() *goredis.Options {
+	return &goredis.Options{
+		Addr:                     s.Addr(),
+		Protocol:                 2, // replies as strings, integers and arrays
+		DialTimeout:              time.Second,
+		ReadTimeout:              5 * time.Second,
+		WriteTimeout:             5 * time.Second,
+		MaxRetries:               -1,
+		PoolSize:                 1,
+		DisableIdentity:          true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	}
+}
+
+// Do sends one command over a new connection, which works whatever the
+// server went through (a restart, CLIENT PAUSE, a user turned off), and
+// returns the reply as text: a status, an integer, a string, or the
+// elements of an array joined by newlines; a nil reply is "". Errors in
+// the reply come back as errors.
+func (s *Server) Do(args ...string) (string, error) {
+	c := goredis.NewClient(s.options())
+	defer c.Close()
+	a := make([]any, len(args))
+	for i, v := range args {
+		a[i] = v
+	}
+	v, err := c.Do(context.Background(), a...).Result()
+	if errors.Is(err, goredis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return text(v), nil
+}
+
+// text is a reply as Do returns it.
+func text(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case []any:
+		parts := make([]string, len(v))
+		for i, e := range v {
+			parts[i] = text(e)
+		}
+		return strings.Join(parts, "\n")
+	}
+	return fmt.Sprint(v)
+}
