@@ -23,7 +23,6 @@ import (
 // PRESENCE_WRITE_TIMEOUT; a flag wins over the variable.
 type config struct {
 	Addr              string
-	Engine            string
 	Heartbeat         time.Duration
 	Window            time.Duration
 	WriteTimeout      time.Duration
@@ -70,10 +69,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs := flag.NewFlagSet("presence", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Addr, "addr", ":8080", "address to listen on")
-	fs.StringVar(&c.Engine, "engine", handlers.EngineDirect, "stream engine: direct (default; the fastest) or r3labs (github.com/r3labs/sse/v2)")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", 15*time.Second, "interval of the comment line sent on every stream to keep it alive and detect dead peers")
 	fs.DurationVar(&c.Window, "window", 100*time.Millisecond, "coalescing window: a room sends at most one count per window (a busy room with slow fan-outs waits up to 10 windows)")
-	fs.DurationVar(&c.WriteTimeout, "write-timeout", 4*time.Second, "a stream whose write stalls this long is cut off (with --engine r3labs: lowered by default, and capped, to fit --window and --heartbeat)")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", 4*time.Second, "a stream whose write stalls this long is cut off")
 	fs.DurationVar(&c.Retry, "retry", 3*time.Second, "reconnect delay sent to clients in the retry: field")
 	fs.IntVar(&c.MaxStreams, "max-streams", 0, "most open streams; 0 means the open-file limit less 5% (at least 100 less)")
 	fs.IntVar(&c.MaxRooms, "max-rooms", 10000, "most rooms with open streams")
@@ -123,13 +121,6 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q (settings are flags, see --help)", fs.Args())
-	}
-	writeTimeoutSet := false
-	fs.Visit(func(f *flag.Flag) { writeTimeoutSet = writeTimeoutSet || f.Name == "write-timeout" })
-	if !writeTimeoutSet && c.Engine == handlers.EngineR3labs && c.Window > 0 && c.Heartbeat > 0 {
-		// The default follows a shorter window or heartbeat rather than
-		// refusing a setting the user did not make.
-		c.WriteTimeout = min(c.WriteTimeout, handlers.MaxWriteTimeout(c.Window, c.Heartbeat))
 	}
 	return c, c.check()
 }
@@ -204,14 +195,6 @@ func (c *config) check() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format (%s) must be text or json, got %q", envName("log-format"), c.LogFormat))
-	}
-	if c.Engine != handlers.EngineDirect && c.Engine != handlers.EngineR3labs {
-		errs = append(errs, fmt.Errorf("--engine (%s) must be %s or %s, got %q", envName("engine"), handlers.EngineDirect, handlers.EngineR3labs, c.Engine))
-	}
-	if len(errs) == 0 && c.Engine == handlers.EngineR3labs {
-		if most := handlers.MaxWriteTimeout(c.Window, c.Heartbeat); c.WriteTimeout > most {
-			errs = append(errs, fmt.Errorf("--write-timeout (%s) must be at most %s with this window and heartbeat, got %s: a stalled client would otherwise hold up its room", envName("write-timeout"), most.Round(time.Millisecond), c.WriteTimeout))
-		}
 	}
 	if c.MaxStreams == 0 {
 		var lim syscall.Rlimit
