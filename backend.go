@@ -47,7 +47,7 @@ func newBackend(cfg config, reg prometheus.Registerer, log *slog.Logger) (backen
 		Logger:      log,
 	})
 	if err != nil {
-		return backend{}, fmt.Errorf("--redis-url (%s) / --node-id: %w", envName("redis-url"), err)
+		return backend{}, fmt.Errorf("--redis-url (%s) / --node-id / --node-timeout: %w", envName("redis-url"), err)
 	}
 	counter := func(name, help string, v func(redis.Stats) uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "presence_redis_" + name, Help: help},

@@ -15,6 +15,7 @@ import (
 
 	"github.com/presence/presence/auth"
 	"github.com/presence/presence/handlers"
+	"github.com/presence/presence/presence"
 	"github.com/presence/presence/redis"
 )
 
@@ -126,6 +127,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 }
 
 // check rejects settings that cannot work and fills in machine defaults.
+// Settings that go to the hub, the broadcaster or Redis are checked by
+// them (see optionFlags); only a 0 that the flag does not allow, and would
+// mean the hub's default, is refused here.
 func (c *config) check() error {
 	var errs []error
 	positive := func(name string, d time.Duration) {
@@ -138,8 +142,6 @@ func (c *config) check() error {
 			errs = append(errs, fmt.Errorf("--%s (%s) must not be negative, got %d", name, envName(name), n))
 		}
 	}
-	positive("heartbeat", c.Heartbeat)
-	positive("window", c.Window)
 	positive("write-timeout", c.WriteTimeout)
 	positive("retry", c.Retry)
 	positive("drain", c.Drain)
@@ -158,23 +160,22 @@ func (c *config) check() error {
 			errs = append(errs, fmt.Errorf("--allowed-origins (%s): %q is not an origin such as https://example.com", envName("allowed-origins"), o))
 		}
 	}
-	if c.Grace < 0 {
-		errs = append(errs, fmt.Errorf("--grace (%s) must not be negative, got %s", envName("grace"), c.Grace))
+	// 0 would mean the hub's default (the flags have their own); the hub
+	// refuses negative values.
+	if c.Window == 0 {
+		errs = append(errs, fmt.Errorf("--window (%s) must be positive, got %s", envName("window"), c.Window))
 	}
-	if c.MembersCap < 1 {
+	if c.MembersCap == 0 {
 		errs = append(errs, fmt.Errorf("--members-cap (%s) must be at least 1, got %d", envName("members-cap"), c.MembersCap))
+	}
+	if c.MaxRooms == 0 {
+		errs = append(errs, fmt.Errorf("--max-rooms (%s) must be at least 1, got %d", envName("max-rooms"), c.MaxRooms))
 	}
 	for _, p := range c.privateRooms() {
 		if err := auth.ValidatePattern(p); err != nil {
 			errs = append(errs, fmt.Errorf("--private-rooms (%s): bad pattern %q: %v", envName("private-rooms"), p, err))
 		}
 	}
-	if c.NodeTimeout < redis.MinNodeTimeout {
-		errs = append(errs, fmt.Errorf("--node-timeout (%s) must be at least 300ms, got %s", envName("node-timeout"), c.NodeTimeout))
-	}
-	nonNegative("max-streams", c.MaxStreams)
-	nonNegative("max-streams-per-ip", c.MaxStreamsPerIP)
-	nonNegative("max-grace-per-ip", c.MaxGracePerIP)
 	if ps, err := handlers.ParseTrustedProxies(splitList(c.TrustedProxies, nil)); err != nil {
 		errs = append(errs, fmt.Errorf("--trusted-proxies (%s): %w", envName("trusted-proxies"), err))
 	} else {
@@ -183,9 +184,6 @@ func (c *config) check() error {
 	nonNegative("send-buffer", c.SendBuffer)
 	if c.TCPUserTimeout < 0 {
 		errs = append(errs, fmt.Errorf("--tcp-user-timeout (%s) must not be negative, got %s", envName("tcp-user-timeout"), c.TCPUserTimeout))
-	}
-	if c.MaxRooms < 1 {
-		errs = append(errs, fmt.Errorf("--max-rooms (%s) must be at least 1, got %d", envName("max-rooms"), c.MaxRooms))
 	}
 	if c.RoomsLimit < 1 || c.RoomsLimit > handlers.MaxRoomsLimit {
 		errs = append(errs, fmt.Errorf("--rooms-limit (%s) must be from 1 to %d, got %d", envName("rooms-limit"), handlers.MaxRoomsLimit, c.RoomsLimit))
@@ -235,4 +233,36 @@ func splitList(s string, clean func(string) string) []string {
 // for the listener, logs and outgoing connections.
 func defaultMaxStreams(nofile int) int {
 	return max(1, nofile-max(100, nofile/20))
+}
+
+// optionFlags names the flag of each option that presence.NewHub and
+// handlers.NewBroadcaster check themselves.
+var optionFlags = map[string]string{
+	"Window":            "window",
+	"MaxStreams":        "max-streams",
+	"MaxRooms":          "max-rooms",
+	"Grace":             "grace",
+	"MaxGracePerSource": "max-grace-per-ip",
+	"MaxPerSource":      "max-streams-per-ip",
+	"MembersCap":        "members-cap",
+	"heartbeat":         "heartbeat",
+}
+
+// flagErrors rewrites the presence.OptionErrors in err to name their flag
+// and variable, as config's own errors do.
+func flagErrors(err error) error {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	for i, e := range errs {
+		var oe *presence.OptionError
+		if errors.As(e, &oe) && optionFlags[oe.Option] != "" {
+			name := optionFlags[oe.Option]
+			errs[i] = fmt.Errorf("--%s (%s) %s", name, envName(name), oe.Problem)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxGracePerSource: cfg.MaxGracePerIP,
 	})
 	if err != nil {
-		return err
+		return flagErrors(err)
 	}
 	metrics := handlers.NewMetrics(reg, hub)
 	tokens, err := auth.NewVerifier(auth.Options{Secret: []byte(cfg.TokenSecret), PublicKeyFile: cfg.TokenPublicKey, Leeway: 5 * time.Second})
@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	b, err := handlers.NewBroadcaster(hub, cfg.Heartbeat, metrics)
 	if err != nil {
-		return err
+		return flagErrors(err)
 	}
 	// Last of the checks, so that a node that fails one of the others has
 	// not shown itself to Redis: a refusal stops the node here; an

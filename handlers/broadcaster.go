@@ -3,6 +3,7 @@ package handlers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -32,7 +33,7 @@ func NewBroadcaster(hub *presence.Hub, heartbeat time.Duration, m *Metrics) (*Br
 		return nil, errors.New("handlers: a hub and metrics are required")
 	}
 	if heartbeat <= 0 {
-		return nil, errors.New("handlers: the heartbeat interval must be positive")
+		return nil, &presence.OptionError{Option: "heartbeat", Problem: fmt.Sprintf("must be positive, got %s", heartbeat)}
 	}
 	b := &Broadcaster{hub: hub, metrics: m, heartbeat: heartbeat}
 	b.frames.New = func() any { return new([]byte) }

@@ -2,6 +2,7 @@ package presence
 
 import (
 	"container/list"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -125,13 +126,46 @@ func newRoom(name string) *room {
 	return r
 }
 
+// OptionError is an option that a constructor refuses: the caller, which
+// knows where the option came from (a flag, a variable), can say so.
+type OptionError struct {
+	Option  string // the field, such as "Window"
+	Problem string // such as "must not be negative, got -1s"
+}
+
+func (e *OptionError) Error() string { return e.Option + " " + e.Problem }
+
+// check refuses negative values, which mean nothing; zero means the
+// default.
+func (o HubOptions) check() error {
+	var errs []error
+	for _, f := range []struct {
+		name     string
+		value    any
+		negative bool
+	}{
+		{"Window", o.Window, o.Window < 0},
+		{"MaxStreams", o.MaxStreams, o.MaxStreams < 0},
+		{"MaxRooms", o.MaxRooms, o.MaxRooms < 0},
+		{"Grace", o.Grace, o.Grace < 0},
+		{"MaxGracePerSource", o.MaxGracePerSource, o.MaxGracePerSource < 0},
+		{"MaxPerSource", o.MaxPerSource, o.MaxPerSource < 0},
+		{"MembersCap", o.MembersCap, o.MembersCap < 0},
+	} {
+		if f.negative {
+			errs = append(errs, &OptionError{Option: f.name, Problem: fmt.Sprintf("must not be negative, got %v", f.value)})
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // NewHub returns a Hub over backend.
 func NewHub(backend Backend, opts HubOptions) (*Hub, error) {
 	if backend == nil {
 		return nil, fmt.Errorf("presence: a backend is required")
 	}
-	if opts.Window < 0 || opts.MaxStreams < 0 || opts.MaxRooms < 0 || opts.Grace < 0 || opts.MembersCap < 0 || opts.MaxPerSource < 0 || opts.MaxGracePerSource < 0 {
-		return nil, fmt.Errorf("presence: window, grace and limits must not be negative")
+	if err := opts.check(); err != nil {
+		return nil, err
 	}
 	if opts.MembersCap == 0 {
 		opts.MembersCap = DefaultMembersCap
