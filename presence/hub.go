@@ -87,7 +87,7 @@ type Hub struct {
 	closed    bool
 	drained   chan struct{} // closed once closed and no stream is left
 
-	published atomic.Uint64 // publishes so far, for Stats
+	published atomic.Uint64 // publishes so far, for Published
 	// observe, if set, is told every publish, after it was stored; for
 	// tests. Set before the first join.
 	observe func(room string, u *Update)
