@@ -128,7 +128,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 
 // check rejects settings that cannot work and fills in machine defaults.
 // Settings that go to the hub, the broadcaster or Redis are checked by
-// them (see optionFlags); only a 0 that the flag does not allow, and would
+// them (see optionFlag); only a 0 that the flag does not allow, and would
 // mean the hub's default, is refused here.
 func (c *config) check() error {
 	var errs []error
@@ -235,17 +235,28 @@ func defaultMaxStreams(nofile int) int {
 	return max(1, nofile-max(100, nofile/20))
 }
 
-// optionFlags names the flag of each option that presence.NewHub and
-// handlers.NewBroadcaster check themselves.
-var optionFlags = map[string]string{
-	"Window":            "window",
-	"MaxStreams":        "max-streams",
-	"MaxRooms":          "max-rooms",
-	"Grace":             "grace",
-	"MaxGracePerSource": "max-grace-per-ip",
-	"MaxPerSource":      "max-streams-per-ip",
-	"MembersCap":        "members-cap",
-	"heartbeat":         "heartbeat",
+// optionFlag names the flag of an option that presence.NewHub or
+// handlers.NewBroadcaster checks itself; "" for others.
+func optionFlag(option string) string {
+	switch option {
+	case "Window":
+		return "window"
+	case "MaxStreams":
+		return "max-streams"
+	case "MaxRooms":
+		return "max-rooms"
+	case "Grace":
+		return "grace"
+	case "MaxGracePerSource":
+		return "max-grace-per-ip"
+	case "MaxPerSource":
+		return "max-streams-per-ip"
+	case "MembersCap":
+		return "members-cap"
+	case "heartbeat":
+		return "heartbeat"
+	}
+	return ""
 }
 
 // flagErrors rewrites the presence.OptionErrors in err to name their flag
@@ -259,8 +270,8 @@ func flagErrors(err error) error {
 	}
 	for i, e := range errs {
 		var oe *presence.OptionError
-		if errors.As(e, &oe) && optionFlags[oe.Option] != "" {
-			name := optionFlags[oe.Option]
+		if errors.As(e, &oe) && optionFlag(oe.Option) != "" {
+			name := optionFlag(oe.Option)
 			errs[i] = fmt.Errorf("--%s (%s) %s", name, envName(name), oe.Problem)
 		}
 	}
