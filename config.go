@@ -15,6 +15,7 @@ import (
 
 	"github.com/presence/presence/auth"
 	"github.com/presence/presence/handlers"
+	"github.com/presence/presence/presence"
 	"github.com/presence/presence/redis"
 )
 
@@ -23,7 +24,6 @@ import (
 // PRESENCE_WRITE_TIMEOUT; a flag wins over the variable.
 type config struct {
 	Addr              string
-	Engine            string
 	Heartbeat         time.Duration
 	Window            time.Duration
 	WriteTimeout      time.Duration
@@ -70,10 +70,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs := flag.NewFlagSet("presence", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Addr, "addr", ":8080", "address to listen on")
-	fs.StringVar(&c.Engine, "engine", handlers.EngineDirect, "stream engine: direct (default; the fastest) or r3labs (github.com/r3labs/sse/v2)")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", 15*time.Second, "interval of the comment line sent on every stream to keep it alive and detect dead peers")
 	fs.DurationVar(&c.Window, "window", 100*time.Millisecond, "coalescing window: a room sends at most one count per window (a busy room with slow fan-outs waits up to 10 windows)")
-	fs.DurationVar(&c.WriteTimeout, "write-timeout", 4*time.Second, "a stream whose write stalls this long is cut off (with --engine r3labs: lowered by default, and capped, to fit --window and --heartbeat)")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", 4*time.Second, "a stream whose write stalls this long is cut off")
 	fs.DurationVar(&c.Retry, "retry", 3*time.Second, "reconnect delay sent to clients in the retry: field")
 	fs.IntVar(&c.MaxStreams, "max-streams", 0, "most open streams; 0 means the open-file limit less 5% (at least 100 less)")
 	fs.IntVar(&c.MaxRooms, "max-rooms", 10000, "most rooms with open streams")
@@ -124,17 +123,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q (settings are flags, see --help)", fs.Args())
 	}
-	writeTimeoutSet := false
-	fs.Visit(func(f *flag.Flag) { writeTimeoutSet = writeTimeoutSet || f.Name == "write-timeout" })
-	if !writeTimeoutSet && c.Engine == handlers.EngineR3labs && c.Window > 0 && c.Heartbeat > 0 {
-		// The default follows a shorter window or heartbeat rather than
-		// refusing a setting the user did not make.
-		c.WriteTimeout = min(c.WriteTimeout, handlers.MaxWriteTimeout(c.Window, c.Heartbeat))
-	}
 	return c, c.check()
 }
 
 // check rejects settings that cannot work and fills in machine defaults.
+// Settings that go to the hub, the broadcaster or Redis are checked by
+// them (see optionFlag); only a 0 that the flag does not allow, and would
+// mean the hub's default, is refused here.
 func (c *config) check() error {
 	var errs []error
 	positive := func(name string, d time.Duration) {
@@ -147,8 +142,6 @@ func (c *config) check() error {
 			errs = append(errs, fmt.Errorf("--%s (%s) must not be negative, got %d", name, envName(name), n))
 		}
 	}
-	positive("heartbeat", c.Heartbeat)
-	positive("window", c.Window)
 	positive("write-timeout", c.WriteTimeout)
 	positive("retry", c.Retry)
 	positive("drain", c.Drain)
@@ -167,23 +160,22 @@ func (c *config) check() error {
 			errs = append(errs, fmt.Errorf("--allowed-origins (%s): %q is not an origin such as https://example.com", envName("allowed-origins"), o))
 		}
 	}
-	if c.Grace < 0 {
-		errs = append(errs, fmt.Errorf("--grace (%s) must not be negative, got %s", envName("grace"), c.Grace))
+	// 0 would mean the hub's default (the flags have their own); the hub
+	// refuses negative values.
+	if c.Window == 0 {
+		errs = append(errs, fmt.Errorf("--window (%s) must be positive, got %s", envName("window"), c.Window))
 	}
-	if c.MembersCap < 1 {
+	if c.MembersCap == 0 {
 		errs = append(errs, fmt.Errorf("--members-cap (%s) must be at least 1, got %d", envName("members-cap"), c.MembersCap))
+	}
+	if c.MaxRooms == 0 {
+		errs = append(errs, fmt.Errorf("--max-rooms (%s) must be at least 1, got %d", envName("max-rooms"), c.MaxRooms))
 	}
 	for _, p := range c.privateRooms() {
 		if err := auth.ValidatePattern(p); err != nil {
 			errs = append(errs, fmt.Errorf("--private-rooms (%s): bad pattern %q: %v", envName("private-rooms"), p, err))
 		}
 	}
-	if c.NodeTimeout < redis.MinNodeTimeout {
-		errs = append(errs, fmt.Errorf("--node-timeout (%s) must be at least 300ms, got %s", envName("node-timeout"), c.NodeTimeout))
-	}
-	nonNegative("max-streams", c.MaxStreams)
-	nonNegative("max-streams-per-ip", c.MaxStreamsPerIP)
-	nonNegative("max-grace-per-ip", c.MaxGracePerIP)
 	if ps, err := handlers.ParseTrustedProxies(splitList(c.TrustedProxies, nil)); err != nil {
 		errs = append(errs, fmt.Errorf("--trusted-proxies (%s): %w", envName("trusted-proxies"), err))
 	} else {
@@ -193,9 +185,6 @@ func (c *config) check() error {
 	if c.TCPUserTimeout < 0 {
 		errs = append(errs, fmt.Errorf("--tcp-user-timeout (%s) must not be negative, got %s", envName("tcp-user-timeout"), c.TCPUserTimeout))
 	}
-	if c.MaxRooms < 1 {
-		errs = append(errs, fmt.Errorf("--max-rooms (%s) must be at least 1, got %d", envName("max-rooms"), c.MaxRooms))
-	}
 	if c.RoomsLimit < 1 || c.RoomsLimit > handlers.MaxRoomsLimit {
 		errs = append(errs, fmt.Errorf("--rooms-limit (%s) must be from 1 to %d, got %d", envName("rooms-limit"), handlers.MaxRoomsLimit, c.RoomsLimit))
 	}
@@ -204,14 +193,6 @@ func (c *config) check() error {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format (%s) must be text or json, got %q", envName("log-format"), c.LogFormat))
-	}
-	if c.Engine != handlers.EngineDirect && c.Engine != handlers.EngineR3labs {
-		errs = append(errs, fmt.Errorf("--engine (%s) must be %s or %s, got %q", envName("engine"), handlers.EngineDirect, handlers.EngineR3labs, c.Engine))
-	}
-	if len(errs) == 0 && c.Engine == handlers.EngineR3labs {
-		if most := handlers.MaxWriteTimeout(c.Window, c.Heartbeat); c.WriteTimeout > most {
-			errs = append(errs, fmt.Errorf("--write-timeout (%s) must be at most %s with this window and heartbeat, got %s: a stalled client would otherwise hold up its room", envName("write-timeout"), most.Round(time.Millisecond), c.WriteTimeout))
-		}
 	}
 	if c.MaxStreams == 0 {
 		var lim syscall.Rlimit
@@ -252,4 +233,47 @@ func splitList(s string, clean func(string) string) []string {
 // for the listener, logs and outgoing connections.
 func defaultMaxStreams(nofile int) int {
 	return max(1, nofile-max(100, nofile/20))
+}
+
+// optionFlag names the flag of an option that presence.NewHub or
+// handlers.NewBroadcaster checks itself; "" for others.
+func optionFlag(option string) string {
+	switch option {
+	case "Window":
+		return "window"
+	case "MaxStreams":
+		return "max-streams"
+	case "MaxRooms":
+		return "max-rooms"
+	case "Grace":
+		return "grace"
+	case "MaxGracePerSource":
+		return "max-grace-per-ip"
+	case "MaxPerSource":
+		return "max-streams-per-ip"
+	case "MembersCap":
+		return "members-cap"
+	case "heartbeat":
+		return "heartbeat"
+	}
+	return ""
+}
+
+// flagErrors rewrites the presence.OptionErrors in err to name their flag
+// and variable, as config's own errors do.
+func flagErrors(err error) error {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	for i, e := range errs {
+		var oe *presence.OptionError
+		if errors.As(e, &oe) && optionFlag(oe.Option) != "" {
+			name := optionFlag(oe.Option)
+			errs[i] = fmt.Errorf("--%s (%s) %s", name, envName(name), oe.Problem)
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -49,17 +49,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	var hub *presence.Hub // set below; the gauges read it only when scraped
-	metrics := handlers.NewMetrics(reg, func() presence.Stats { return hub.Stats() })
 	store, err := newBackend(cfg, reg, log)
 	if err != nil {
 		return err
 	}
-	tokens, err := auth.NewVerifier(auth.Options{Secret: []byte(cfg.TokenSecret), PublicKeyFile: cfg.TokenPublicKey, Leeway: 5 * time.Second})
-	if err != nil {
-		return fmt.Errorf("--token-secret (%s) / --token-public-key (%s): %w", envName("token-secret"), envName("token-public-key"), err)
-	}
-	b, err := handlers.NewBroadcaster(store.Backend, presence.HubOptions{
+	hub, err := presence.NewHub(store.Backend, presence.HubOptions{
 		Window:            cfg.Window,
 		MaxStreams:        cfg.MaxStreams,
 		MaxRooms:          cfg.MaxRooms,
@@ -67,11 +61,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MembersCap:        cfg.MembersCap,
 		MaxPerSource:      cfg.MaxStreamsPerIP,
 		MaxGracePerSource: cfg.MaxGracePerIP,
-	}, cfg.Engine, cfg.Heartbeat, metrics)
+	})
 	if err != nil {
-		return err
+		return flagErrors(err)
 	}
-	hub = b.Hub()
+	metrics := handlers.NewMetrics(reg, hub)
+	tokens, err := auth.NewVerifier(auth.Options{Secret: []byte(cfg.TokenSecret), PublicKeyFile: cfg.TokenPublicKey, Leeway: 5 * time.Second})
+	if err != nil {
+		return fmt.Errorf("--token-secret (%s) / --token-public-key (%s): %w", envName("token-secret"), envName("token-public-key"), err)
+	}
+	b, err := handlers.NewBroadcaster(hub, cfg.Heartbeat, metrics)
+	if err != nil {
+		return flagErrors(err)
+	}
 	// Last of the checks, so that a node that fails one of the others has
 	// not shown itself to Redis: a refusal stops the node here; an
 	// unreachable Redis leaves it running, not ready, and logged.

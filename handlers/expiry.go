@@ -1,9 +1,7 @@
 package handlers
 
 import (
-	"net/http"
-	"strconv"
-	"sync"
+	"encoding/json"
 	"time"
 )
 
@@ -34,19 +32,14 @@ type expiry struct {
 // expires at exp and is accepted leeway longer.
 func newExpiry(join, exp time.Time, leeway time.Duration) expiry {
 	end := exp.Add(leeway)
-	ev := append(make([]byte, 0, 64), "event: token-expiring\ndata: {\"ends_at_ms\":"...)
-	ev = strconv.AppendInt(ev, end.UnixMilli(), 10)
+	data, _ := json.Marshal(struct {
+		EndsAtMs int64 `json:"ends_at_ms"`
+	}{end.UnixMilli()}) // a number cannot fail
 	return expiry{
 		warnAt: end.Add(-min(maxExpiryWarning, max(0, end.Sub(join))/2)),
 		endsAt: end,
-		event:  append(ev, "}\n\n"...),
+		event:  appendEvent(nil, eventExpiring, data),
 	}
-}
-
-// eventSink is where a stream's bytes go (the stream's writer).
-type eventSink interface {
-	write(p []byte)
-	flush() error
 }
 
 // none reports whether x is the zero expiry.
@@ -64,86 +57,7 @@ func (x *expiry) warning() (<-chan time.Time, func() bool) {
 }
 
 // warn writes the token-expiring event.
-func (x *expiry) warn(out eventSink) error {
+func (x *expiry) warn(out *streamWriter) error {
 	out.write(x.event)
 	return out.flush()
-}
-
-// flushWriter is a ResponseWriter that r3labs can stream to.
-type flushWriter interface {
-	http.ResponseWriter
-	http.Flusher
-}
-
-// wrap returns the writer to hand r3labs, which writes a stream's events
-// from its own loop and cannot send to one subscriber: at the warning time,
-// a timer writes the event to out between two of r3labs's events (never
-// inside one), under a lock that r3labs's writes take too. The returned stop
-// must be called once r3labs has returned: after it, the timer writes
-// nothing. For the zero expiry, w itself.
-func (x *expiry) wrap(w flushWriter, out eventSink) (flushWriter, func()) {
-	if x.none() {
-		return w, func() {}
-	}
-	ew := &expiringWriter{flushWriter: w, x: x, out: out}
-	ew.timer = time.AfterFunc(time.Until(x.warnAt), ew.due)
-	return ew, ew.stop
-}
-
-// expiringWriter is the writer wrap returns.
-type expiringWriter struct {
-	flushWriter
-	x     *expiry
-	out   eventSink
-	timer *time.Timer
-
-	mu      sync.Mutex
-	inEvent bool // bytes of an event were written and not yet flushed
-	pending bool // the warning is due once the event in progress is flushed
-	done    bool // warned, or stopped
-}
-
-// Write implements http.ResponseWriter. r3labs writes an event in several
-// calls and then flushes.
-func (e *expiringWriter) Write(p []byte) (int, error) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.inEvent = true
-	return e.flushWriter.Write(p)
-}
-
-// Flush implements http.Flusher, and writes a warning that came due while
-// an event was being written.
-func (e *expiringWriter) Flush() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.flushWriter.Flush()
-	e.inEvent = false
-	if e.pending && !e.done {
-		e.done = true
-		_ = e.x.warn(e.out) // a failed write ends the request, and r3labs with it
-	}
-}
-
-// due runs at the warning time, on the timer's goroutine.
-func (e *expiringWriter) due() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	switch {
-	case e.done:
-	case e.inEvent:
-		e.pending = true
-	default:
-		e.done = true
-		_ = e.x.warn(e.out)
-	}
-}
-
-// stop keeps the timer from writing once r3labs is done with the stream;
-// a warning being written finishes first.
-func (e *expiringWriter) stop() {
-	e.timer.Stop()
-	e.mu.Lock()
-	e.done = true
-	e.mu.Unlock()
 }

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
@@ -29,51 +28,5 @@ func TestExpiryTimes(t *testing.T) {
 		if want := "event: token-expiring\ndata: {\"ends_at_ms\":" + strconv.FormatInt(join.Add(c.exp+c.leeway).UnixMilli(), 10) + "}\n\n"; string(x.event) != want {
 			t.Errorf("event %q, want %q", x.event, want)
 		}
-	}
-}
-
-// recorderSink writes a stream's own bytes to the same recorder r3labs
-// writes to.
-type recorderSink struct{ rec *httptest.ResponseRecorder }
-
-func (s recorderSink) write(p []byte) { s.rec.Write(p) }
-func (s recorderSink) flush() error   { return nil }
-
-// Under r3labs, a warning that comes due while an event is being written
-// waits for that event's flush: it never lands inside an event.
-func TestExpiryWarningBetweenR3labsEvents(t *testing.T) {
-	rec := httptest.NewRecorder()
-	x := newExpiry(time.Now(), time.Now().Add(time.Hour), 0)
-	w, stop := x.wrap(rec, recorderSink{rec})
-	defer stop()
-	ew := w.(*expiringWriter)
-	w.Write([]byte("id: 1\n"))
-	ew.due() // the timer, in the middle of r3labs's event
-	w.Write([]byte("data: 3\nevent: user count\n\n"))
-	if got := rec.Body.String(); got != "id: 1\ndata: 3\nevent: user count\n\n" {
-		t.Fatalf("before the flush: %q", got)
-	}
-	w.Flush()
-	w.Write([]byte(": hb\n\n"))
-	w.Flush()
-	want := "id: 1\ndata: 3\nevent: user count\n\n" + string(x.event) + ": hb\n\n"
-	if got := rec.Body.String(); got != want {
-		t.Fatalf("got %q, want %q", got, want)
-	}
-	// Between events it goes out at once, and only once; after stop, never.
-	rec2 := httptest.NewRecorder()
-	w2, stop2 := x.wrap(rec2, recorderSink{rec2})
-	w2.(*expiringWriter).due()
-	w2.(*expiringWriter).due()
-	stop2()
-	if got := rec2.Body.String(); got != string(x.event) {
-		t.Fatalf("idle stream got %q", got)
-	}
-	rec3 := httptest.NewRecorder()
-	w3, stop3 := x.wrap(rec3, recorderSink{rec3})
-	stop3()
-	w3.(*expiringWriter).due()
-	if rec3.Body.Len() != 0 {
-		t.Fatalf("after stop: %q", rec3.Body.String())
 	}
 }

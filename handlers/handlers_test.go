@@ -35,9 +35,12 @@ func newTestRouter(t testing.TB) (http.Handler, *Broadcaster) {
 func newTestRouterWith(t testing.TB, opts Options, page fs.FS) (http.Handler, *Broadcaster) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	var b *Broadcaster
-	m := NewMetrics(reg, func() presence.Stats { return b.hub.Stats() })
-	b, err := NewBroadcaster(presence.NewMemory(), presence.HubOptions{}, EngineDirect, time.Minute, m)
+	hub, err := presence.NewHub(presence.NewMemory(), presence.HubOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := NewMetrics(reg, hub)
+	b, err := NewBroadcaster(hub, time.Minute, m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +83,7 @@ func TestPageAndMetrics(t *testing.T) {
 }
 
 // flushRecorder is a ResponseRecorder that also takes write deadlines, as a
-// real connection does, so that a stream goes all the way into r3labs.
+// real connection does, so that a stream goes all the way into its loop.
 type flushRecorder struct{ *httptest.ResponseRecorder }
 
 func (flushRecorder) SetWriteDeadline(time.Time) error { return nil }

@@ -31,12 +31,12 @@ type Metrics struct {
 	connects   prometheus.Counter
 	disconnect *prometheus.CounterVec
 	refused    *prometheus.CounterVec
-	events     prometheus.Counter
 	deliveries prometheus.Counter
 }
 
-// NewMetrics registers the collectors on reg; stats feeds the gauges.
-func NewMetrics(reg prometheus.Registerer, stats func() presence.Stats) *Metrics {
+// NewMetrics registers the collectors on reg; hub feeds the gauges and
+// the count of publishes.
+func NewMetrics(reg prometheus.Registerer, hub *presence.Hub) *Metrics {
 	m := &Metrics{
 		connects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "presence_connects_total", Help: "Streams opened.",
@@ -49,9 +49,6 @@ func NewMetrics(reg prometheus.Registerer, stats func() presence.Stats) *Metrics
 			Name: "presence_refused_total",
 			Help: "Streams refused, by reason: stream_limit, room_limit, per_ip (--max-streams-per-ip), resets (a request, of any route, on a connection that ends streams faster than a browser), shutting_down, unauthorized, origin (a page of an origin not allowed, on a stream or the API, or a cross-site stream request that is not CORS).",
 		}, []string{"reason"}),
-		events: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "presence_events_published_total", Help: "Count events published to rooms.",
-		}),
 		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "presence_deliveries_total", Help: "Count events written to streams.",
 		}),
@@ -62,13 +59,16 @@ func NewMetrics(reg prometheus.Registerer, stats func() presence.Stats) *Metrics
 	for _, r := range []string{"stream_limit", "room_limit", refusedPerIP, refusedResets, "shutting_down", reasonOrigin} {
 		m.refused.WithLabelValues(r)
 	}
-	reg.MustRegister(m.connects, m.disconnect, m.refused, m.events, m.deliveries,
+	reg.MustRegister(m.connects, m.disconnect, m.refused, m.deliveries,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "presence_events_published_total", Help: "Count events published to rooms.",
+		}, func() float64 { return float64(hub.Published()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "presence_streams_open", Help: "Streams open on this node.",
-		}, func() float64 { return float64(stats().Streams) }),
+		}, func() float64 { return float64(hub.Stats().Streams) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "presence_rooms", Help: "Rooms with streams on this node.",
-		}, func() float64 { return float64(stats().Rooms) }),
+		}, func() float64 { return float64(hub.Stats().Rooms) }),
 	)
 	return m
 }

@@ -1,5 +1,5 @@
 // Package handlers is the HTTP side of presence: the router, the SSE
-// streams (over r3labs/sse), the JSON API, health, metrics and the page.
+// streams, the JSON API, health, metrics and the page.
 package handlers
 
 import (

@@ -67,7 +67,7 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 			w.WriteHeader(http.StatusOK)
 			return
 		}
-		follow := member.Signed && b.engine.members()
+		follow := member.Signed // signed-in streams follow the members
 		if r.Context().Err() != nil && b.closing.Err() == nil {
 			// The client cancelled the request meanwhile (over HTTP/2,
 			// RST_STREAM right after HEADERS): no join and leave that the
@@ -108,10 +108,10 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		w.WriteHeader(http.StatusOK)
 
 		out := newStreamWriter(w, opts.WriteTimeout)
-		first := appendCountEvent(append(make([]byte, 0, len(retry)+128), retry...), joined.Counts.People)
-		// joined.Members is nil unless follow (then at least empty).
-		first = appendPresenceEvent(first, room, joined.Counts, joined.Members, joined.Truncated)
-		err = b.engine.serve(r.Context(), out, r, st, streamStart{first: first, members: follow, memberSeq: joined.Seq, expiry: exp})
+		first := append(make([]byte, 0, len(retry)+len(joined.Events.Presence)+64), retry...)
+		first = appendEvent(first, eventCount, joined.Events.Count)
+		first = appendEvent(first, eventPresence, joined.Events.Presence) // with the members if follow
+		err = b.follow(r.Context(), out, st, streamStart{first: first, from: joined.Update, members: follow, memberSeq: joined.Seq, expiry: exp})
 
 		reason := endReason(b, out, r, err, room, log)
 		m.disconnect.WithLabelValues(reason).Inc()

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// streamWriter writes one stream's bytes for either engine, and owns the
+// streamWriter writes one stream's bytes, and owns the
 // stream's write deadline from start to end:
 //
 //   - It arms the deadline before the first byte of a write reaches the

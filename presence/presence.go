@@ -1,6 +1,7 @@
 // Package presence keeps who is where: rooms, their counts, and when to tell
-// the streams about a change. It knows nothing of HTTP or of the wire format;
-// the transport registers a Notifier and opens one Stream per client.
+// the streams about a change. It knows nothing of HTTP: the transport opens
+// one Stream per client, and each room hands out its latest Update, which
+// the next one replaces (see Update).
 package presence
 
 import (
@@ -130,30 +131,16 @@ type RoomInfo struct {
 	Degraded bool `json:"degraded,omitempty"`
 }
 
-// Notifier is told what the streams need to know. Implemented by the
-// transport.
-type Notifier interface {
-	// RoomOpened is called, with the hub's lock held, before the first
-	// stream of a room joins. It returns where the room's counts go until
-	// RoomClosed: a room closed and opened again under the same name gets a
-	// new Publisher, so that a late publish to the old one reaches no one.
-	RoomOpened(room string) Publisher
-	// RoomClosed is called, with the hub's lock held, after the last stream
-	// of a room left; p is what RoomOpened returned for it.
-	RoomClosed(room string, p Publisher)
-}
-
-// Publisher sends one room's counts to its streams.
-type Publisher interface {
-	// Publish sends u to every stream of the room. Calls never overlap and
-	// come at most once per window.
-	Publish(u Update)
-}
-
-// Update is one publish of a room.
+// Update is a room's state as of its latest publish, or heartbeat: what
+// every stream of the room writes next. The room keeps its latest Update
+// and hands it out (Joined.Update); an Update is never changed once handed
+// out, and its Replaced channel is closed when a newer one takes its
+// place. A stream writes the Update it holds and waits on that channel:
+// a slow stream skips stale counts instead of queueing them, and nothing in
+// the hub waits for a stream.
 type Update struct {
-	// Seq increases by one with every publish of the room; streams report
-	// it back through Stream.Delivered.
+	// Seq increases by one with every publish of the room (0: none yet);
+	// streams report it back through Stream.Delivered.
 	Seq    uint64
 	Counts Counts
 	// While a stream of the room follows its members (JoinAs with Members),
@@ -164,4 +151,16 @@ type Update struct {
 	Members      []MemberInfo
 	Truncated    bool // Members was capped
 	Tracked      bool // the member fields above are filled in
+	// Heartbeats counts the Hub.Heartbeat calls that reached the room: a
+	// stream that sees it change sends its keep-alive.
+	Heartbeats uint64
+	// Events is the JSON data of the events this publish makes, built once
+	// for all the room's streams.
+	Events Events
+
+	replaced chan struct{}
 }
+
+// Replaced returns a channel that is closed once a newer Update of the room
+// takes this one's place.
+func (u *Update) Replaced() <-chan struct{} { return u.replaced }
