@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,65 +11,93 @@ import (
 	"time"
 )
 
-// The README shows token minters how to mint a token, in Go and in a shell.
-// The tests below run those very snippets, read from the README, so that an
-// edit that breaks one fails here.
+// The README shows token minters how to mint a token, in Go and in a shell
+// (the shell one may live in a page under docs/). The tests below run those
+// very snippets, read from the docs, so that an edit that breaks one fails
+// here.
 const (
-	// readmePath is the README, from this package's directory.
-	readmePath = "../README.md"
-	// mintHeading starts the README line that introduces the snippets; each
-	// snippet is the first fenced block of its language after that line.
+	// mintHeading starts the line (a heading or a paragraph) that
+	// introduces the snippets; each snippet is the first fenced block of its
+	// language in that line's section.
 	mintHeading = "Minting a token"
 	// mintSecret is the secret the snippets read from PRESENCE_TOKEN_SECRET:
 	// with spaces, as a shell snippet must quote it.
 	mintSecret = "a shell-friendly secret of more than 32 bytes, with spaces"
 )
 
+// errNoSnippet is mintSnippet's error for a text without the snippet.
+var errNoSnippet = errors.New("no snippet")
+
 // mintSnippet returns the body of the first fenced block of lang ("go",
-// "sh") after the line of readme that starts with mintHeading. It finds the
-// snippet by its heading alone, so the rest of the README may move.
-func mintSnippet(readme, lang string) (string, error) {
-	lines := strings.Split(strings.ReplaceAll(readme, "\r\n", "\n"), "\n")
+// "sh") in the section of doc that holds the line starting with mintHeading
+// (after any '#'): from that line to the next heading outside a fenced
+// block. It finds the snippet by its heading alone, so the rest of the text
+// may move.
+func mintSnippet(doc, lang string) (string, error) {
+	lines := strings.Split(strings.ReplaceAll(doc, "\r\n", "\n"), "\n")
 	start := -1
 	for i, l := range lines {
-		if strings.HasPrefix(l, mintHeading) {
+		if strings.HasPrefix(strings.TrimLeft(l, "# "), mintHeading) {
 			start = i
 			break
 		}
 	}
 	if start < 0 {
-		return "", errors.New("no line starts with " + mintHeading)
+		return "", fmt.Errorf("%w: no line starts with %q", errNoSnippet, mintHeading)
 	}
 	for i := start + 1; i < len(lines); i++ {
-		if strings.TrimSpace(lines[i]) != "```"+lang {
+		l := strings.TrimSpace(lines[i])
+		if strings.HasPrefix(l, "#") {
+			break // the section ends
+		}
+		if !strings.HasPrefix(l, "```") {
 			continue
 		}
-		for j := i + 1; j < len(lines); j++ {
-			if strings.TrimSpace(lines[j]) == "```" {
-				body := strings.Join(lines[i+1:j], "\n")
-				if strings.TrimSpace(body) == "" {
-					return "", errors.New("the ```" + lang + " block after " + mintHeading + " is empty")
-				}
-				return body + "\n", nil
-			}
+		end := i + 1
+		for end < len(lines) && strings.TrimSpace(lines[end]) != "```" {
+			end++
 		}
-		return "", errors.New("the ```" + lang + " block after " + mintHeading + " is not closed")
+		if end == len(lines) {
+			return "", fmt.Errorf("a block under %q is not closed", mintHeading)
+		}
+		if l == "```"+lang {
+			body := strings.Join(lines[i+1:end], "\n")
+			if strings.TrimSpace(body) == "" {
+				return "", fmt.Errorf("the ```%s block under %q is empty", lang, mintHeading)
+			}
+			return body + "\n", nil
+		}
+		i = end // a block of another language: skip it whole
 	}
-	return "", errors.New("no ```" + lang + " block after the line " + mintHeading)
+	return "", fmt.Errorf("%w: no ```%s block under %q", errNoSnippet, lang, mintHeading)
 }
 
-// readmeSnippet is mintSnippet of the repository's README.
-func readmeSnippet(t *testing.T, lang string) string {
+// docSnippet is mintSnippet of the first of the README and the pages under
+// docs/ (from this package's directory) that has one.
+func docSnippet(t *testing.T, lang string) string {
 	t.Helper()
-	readme, err := os.ReadFile(readmePath)
+	pages, err := filepath.Glob("../docs/*.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := mintSnippet(string(readme), lang)
-	if err != nil {
-		t.Fatalf("%s: %v", readmePath, err)
+	var missing []string
+	for _, file := range append([]string{"../README.md"}, pages...) {
+		doc, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := mintSnippet(string(doc), lang)
+		if errors.Is(err, errNoSnippet) {
+			missing = append(missing, file+": "+err.Error())
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		return s
 	}
-	return s
+	t.Fatalf("no %s snippet to mint a token:\n%s", lang, strings.Join(missing, "\n"))
+	return ""
 }
 
 // checkMinted verifies a token minted by a snippet with mintSecret.
@@ -91,36 +120,47 @@ func checkMinted(t *testing.T, out []byte) {
 	t.Logf("claims: %+v", c)
 }
 
+// mintSnippet finds each block in the section of its heading line, and only
+// there.
 func TestMintSnippetFound(t *testing.T) {
 	const readme = "# x\n\n```go\nnot this\n```\n\n" + mintHeading + " in Go:\n\nsome text\n\n```go\n" +
-		"tok := 1\n```\n\nand in a shell:\n\n```sh\necho hi\n```\n"
-	for _, tc := range []struct{ readme, lang, want string }{
+		"tok := 1\n```\n\nand in a shell:\n\n```yaml\n# not a heading\n```\n\n```sh\necho hi\n```\n\n## Next\n\n```js\nno\n```\n"
+	const page = "# Tokens\n\n## " + mintHeading + "\n\n```sh\n# a comment\necho page\n```\n"
+	for _, tc := range []struct{ doc, lang, want string }{
 		{readme, "go", "tok := 1\n"},
 		{readme, "sh", "echo hi\n"},
 		{strings.ReplaceAll(readme, "\n", "\r\n"), "go", "tok := 1\n"},
+		{page, "sh", "# a comment\necho page\n"},
 	} {
-		if got, err := mintSnippet(tc.readme, tc.lang); err != nil || got != tc.want {
+		if got, err := mintSnippet(tc.doc, tc.lang); err != nil || got != tc.want {
 			t.Errorf("%s block: %q, %v; want %q", tc.lang, got, err, tc.want)
 		}
 	}
-	for _, bad := range []string{
-		"# x\n\n```go\ntok := 1\n```\n",            // no heading
-		mintHeading + ":\n\n```sh\necho hi\n```\n", // no go block after it
-		mintHeading + ":\n\n```go\ntok := 1\n",     // not closed
-		mintHeading + ":\n\n```go\n\n```\n",        // empty
+	for _, tc := range []struct {
+		doc, lang string
+		missing   bool // errNoSnippet: try the next page
+	}{
+		{"# x\n\n```go\ntok := 1\n```\n", "go", true},            // no heading
+		{mintHeading + ":\n\n```sh\necho hi\n```\n", "go", true}, // no go block under it
+		{readme, "js", true}, // in the next section only
+		{page, "go", true},   // none in the page
+		{mintHeading + ":\n\n```go\ntok := 1\n", "go", false},               // not closed
+		{mintHeading + ":\n\n```go\n\n```\n", "go", false},                  // empty
+		{mintHeading + ":\n\n```sh\necho hi\n\n## x\n```go\n", "go", false}, // a block not closed
 	} {
-		if got, err := mintSnippet(bad, "go"); err == nil {
-			t.Errorf("%q: found %q, want an error", bad, got)
+		got, err := mintSnippet(tc.doc, tc.lang)
+		if err == nil || errors.Is(err, errNoSnippet) != tc.missing {
+			t.Errorf("%q: found %q, %v; want an error, errNoSnippet %v", tc.doc, got, err, tc.missing)
 		}
 	}
 }
 
 // TestMintSnippet builds and runs the README's Go snippet in a module of its
-// own (the repository's go.mod and go.sum, so the same jwt version, with no
-// network) and verifies the token it prints. The snippet must declare tok
+// own (the repository's go.mod and go.sum, so the same jwt version, already
+// in the module cache) and verifies the token it prints. The snippet must declare tok
 // and err, as the README's does.
 func TestMintSnippet(t *testing.T) {
-	snippet := readmeSnippet(t, "go")
+	snippet := docSnippet(t, "go")
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		t.Fatalf("the go command is needed to build the README's snippet: %v", err)
@@ -147,7 +187,7 @@ func TestMintSnippet(t *testing.T) {
 	cmd := exec.Command(goBin, "run", ".")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "PRESENCE_TOKEN_SECRET="+mintSecret,
-		"GOFLAGS=-mod=readonly", "GOPROXY=off", "GOWORK=off", "GOTOOLCHAIN=local")
+		"GOFLAGS=-mod=readonly", "GOWORK=off", "GOTOOLCHAIN=local")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -157,10 +197,11 @@ func TestMintSnippet(t *testing.T) {
 	checkMinted(t, out)
 }
 
-// TestMintShell runs the README's shell snippet (openssl, base64, tr,
-// printf, date) and verifies its token.
+// TestMintShell runs the shell snippet given to token minters (openssl,
+// base64, tr, printf, date), in the README or a page under docs/, and
+// verifies its token.
 func TestMintShell(t *testing.T) {
-	snippet := readmeSnippet(t, "sh")
+	snippet := docSnippet(t, "sh")
 	for _, tool := range []string{"sh", "openssl", "base64", "tr", "date"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not installed: %v", tool, err)
@@ -172,7 +213,7 @@ func TestMintShell(t *testing.T) {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("the README's shell snippet: %v\n%s", err, stderr.String())
+		t.Fatalf("the shell snippet: %v\n%s", err, stderr.String())
 	}
 	checkMinted(t, out)
 }
