@@ -1,11 +1,14 @@
 package handlers
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/presence/presence/presence"
 )
@@ -105,8 +109,12 @@ func isJSONError(body string) bool {
 	return json.Unmarshal([]byte(body), &e) == nil && e.Error != ""
 }
 
-// FuzzRequest sends arbitrary paths, methods and Last-Event-ID headers: the
-// answer is a known status, errors are JSON, and no stream stays counted.
+// FuzzRequest sends arbitrary methods, paths and Last-Event-ID headers to
+// the router served over real TCP. Every answer has a known status and an
+// error is JSON; a stream is read up to its first event and then closed by
+// the client, as a browser leaving does, so the stream loop runs and must end
+// on the client's cancel. After each request no stream stays counted and no
+// goroutine is left.
 func FuzzRequest(f *testing.F) {
 	for _, seed := range []struct{ method, path, lastID string }{
 		{"GET", "/events", ""},
@@ -123,10 +131,24 @@ func FuzzRequest(f *testing.F) {
 		{"DELETE", "/api/rooms/x", ""},
 		{"GET", "/../../etc/passwd", ""},
 		{"GET", "/rooms/%2e%2e/events", "\xff"},
+		{"HEAD", "/rooms/lobby/events", ""},
+		{"OPTIONS", "/events", ""},
+		{"GET", "/events?token=abc", ""},
 	} {
 		f.Add(seed.method, seed.path, seed.lastID)
 	}
 	router, b := newTestRouter(f)
+	srv := httptest.NewServer(router)
+	defer func() {
+		// Close waits for every handler: after a stream that never
+		// ended, leave it to goleak to report rather than hang.
+		if !f.Failed() {
+			srv.Close()
+		}
+	}()
+	// The server's own goroutines, and the signal watcher a -fuzz worker
+	// starts later.
+	ignore := []goleak.Option{goleak.IgnoreCurrent(), goleak.IgnoreTopFunction("os/signal.NotifyContext.func1")}
 	f.Fuzz(func(t *testing.T, method, path, lastID string) {
 		switch method {
 		case "GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS":
@@ -137,22 +159,80 @@ func FuzzRequest(f *testing.F) {
 		if err != nil || !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \t\r\n") {
 			return // not a request line a server could receive
 		}
-		h := http.Header{}
-		if lastID != "" {
-			h.Set("Last-Event-ID", lastID)
+		if !httpguts.ValidHeaderFieldValue(lastID) {
+			return // net/http refuses the request before the router sees it
 		}
-		w := serve(router, method, u.RequestURI(), h)
-		switch w.Code {
-		case 200:
-		case 400, 404, 405:
-			if method != "HEAD" && !isJSONError(w.Body.String()) {
-				t.Fatalf("%s %s: %d with body %q", method, path, w.Code, w.Body)
+		status, body, stream := fuzzExchange(t, srv.Listener.Addr().String(), method, u.RequestURI(), lastID)
+		switch {
+		case status == 200 && stream:
+			if !strings.HasPrefix(body, "retry: ") || !strings.Contains(body, "\ndata: ") {
+				t.Fatalf("%s %s: stream began %q", method, path, body)
+			}
+		case status == 200, status == 204 && method == "OPTIONS":
+		case status == 400, status == 401, status == 403, status == 404, status == 405:
+			if method != "HEAD" && !isJSONError(body) {
+				t.Fatalf("%s %s: %d with body %q", method, path, status, body)
 			}
 		default:
-			t.Fatalf("%s %s: status %d %s", method, path, w.Code, w.Body)
+			t.Fatalf("%s %s: status %d %s", method, path, status, body)
 		}
-		if n := b.hub.Stats().Streams; n != 0 {
-			t.Fatalf("%s %s left %d streams counted", method, path, n)
+		// The handler ends once it sees the client gone: await it.
+		for deadline := time.Now().Add(10 * time.Second); b.hub.Stats().Streams != 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s %s left %d streams counted", method, path, b.hub.Stats().Streams)
+			}
 		}
+		goleak.VerifyNone(t, ignore...)
 	})
+}
+
+// fuzzExchange sends one request on a connection of its own and returns the
+// status and the body: all of it, or for an event stream the bytes up to the
+// end of its first data event, after which it closes the connection.
+func fuzzExchange(t *testing.T, addr, method, target, lastID string) (status int, body string, stream bool) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	header := ""
+	if lastID != "" {
+		header = "Last-Event-ID: " + lastID + "\r\n"
+	}
+	if _, err := fmt.Fprintf(conn, "%s %s HTTP/1.1\r\nHost: fuzz\r\n%sConnection: close\r\n\r\n", method, target, header); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, &http.Request{Method: method})
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, target, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" || method == "HEAD" {
+		data, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("%s %s: reading the body: %v", method, target, err)
+		}
+		return resp.StatusCode, string(data), false
+	}
+	// Read whole lines up to the blank line that ends the first event with
+	// data; a deadline error means the stream never sent one.
+	var sb strings.Builder
+	lines := bufio.NewReader(resp.Body)
+	for data := false; ; {
+		line, err := lines.ReadString('\n')
+		sb.WriteString(line)
+		if err != nil {
+			t.Fatalf("%s %s: stream after %q: %v", method, target, sb.String(), err)
+		}
+		if strings.HasPrefix(line, "data: ") {
+			data = true
+		} else if line == "\n" && data {
+			return resp.StatusCode, sb.String(), true
+		}
+	}
 }
