@@ -90,6 +90,20 @@ func TestMemoryNeverNegative(t *testing.T) {
 	if n := m.Leave("x", Member{}); n != (Counts{}) {
 		t.Fatalf("leave of empty room gave %d", n)
 	}
+	m.Join("x", Member{})
+	m.Leave("x", Member{})
+	if n := m.Leave("x", Member{}); n != (Counts{}) {
+		t.Fatalf("a second leave of a room's only stream gave %d", n)
+	}
+	if rooms, total := m.Rooms(10, nil); total != 0 || len(rooms) != 0 {
+		t.Fatalf("an emptied room is still listed: %v, %d", rooms, total)
+	}
+}
+
+// Rooms pages by name, and a room the caller may not see is neither listed
+// nor counted.
+func TestMemoryRoomsPagesAndHides(t *testing.T) {
+	m := NewMemory()
 	m.Join("b", Member{})
 	m.Join("a", Member{})
 	m.Join("a", Member{})
@@ -97,7 +111,6 @@ func TestMemoryNeverNegative(t *testing.T) {
 	if total != 2 || len(rooms) != 1 || rooms[0] != (RoomCount{"a", 2, 2}) {
 		t.Fatalf("Rooms(1) = %v, %d", rooms, total)
 	}
-	// A room the caller may not see is neither listed nor counted.
 	rooms, total = m.Rooms(1, func(r string) bool { return r != "a" })
 	if total != 1 || len(rooms) != 1 || rooms[0].Room != "b" {
 		t.Fatalf("Rooms(1) without a = %v, %d", rooms, total)

@@ -60,8 +60,21 @@ func TestOlderIncarnationNeverWins(t *testing.T) {
 	b := startNode(t, srv, "b")
 	old, young := "0000000000000001aaaa", "0000000000000002aaaa"
 	// The old incarnation's hash, as it was when the snapshot ran.
-	srv.Do("HSET", "presence:node:a", "r", "5", ":v", "57", ":i", old)
-	srv.Do("ZADD", "presence:nodes", strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10), "a")
+	for _, cmd := range [][]string{
+		{"HSET", "presence:node:a", "r", "5", ":v", "57", ":i", old},
+		{"ZADD", "presence:nodes", strconv.FormatInt(time.Now().Add(time.Hour).UnixMilli(), 10), "a"},
+	} {
+		if _, err := srv.Do(cmd...); err != nil {
+			t.Fatalf("%s: %v", cmd[0], err)
+		}
+	}
+	// Without the newer incarnation's message, the snapshot brings the
+	// old hash's 5: what the rest of the test holds must not happen.
+	control := startNode(t, srv, "c")
+	control.snapshot(context.Background())
+	if got := control.Count("r").People; got != 5 {
+		t.Fatalf("a snapshot alone gave %d, want the old incarnation's 5", got)
+	}
 	b.apply(`{"n":"a","i":"` + young + `","v":1,"k":"f","e":["r","1"]}`)
 	if got := b.Count("r").People; got != 1 {
 		t.Fatalf("after the message: %d", got)
