@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"context"
@@ -219,33 +219,31 @@ func heartbeats(c *sseClient) int {
 
 // A stream in a quiet room idles for much longer than the write timeout
 // plus the heartbeat and stays open, receiving heartbeats, on both
-// protocols and both engines; no stream is evicted.
+// protocols; no stream is evicted.
 func TestQuietStreamStaysOpen(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
-		forEachProto(t, func(t *testing.T, proto string) {
-			s := startProto(t, proto, append([]string{"--engine", engine}, dlArgs...)...)
-			c := s.open(t, "/rooms/quiet/events")
-			c.waitCount(t, 1)
-			idle := 3 * (dlWriteTimeout + dlHeartbeat)
-			stayOpen(t, c, idle, "quiet room")
-			// Heartbeats came all along (a few may be late on a busy machine).
-			if n, want := heartbeats(c), int(idle/dlHeartbeat)-2; n < want {
-				t.Errorf("%d heartbeats in %s, want at least %d", n, idle, want)
-			}
-			// And the stream still carries changes.
-			s.open(t, "/rooms/quiet/events")
-			c.waitCount(t, 2)
-			if n := s.disconnects(t, "evicted"); n != 0 {
-				t.Errorf("%v streams evicted, want 0", n)
-			}
-		})
+	t.Parallel()
+	forEachProto(t, func(t *testing.T, proto string) {
+		s := startProto(t, proto, dlArgs...)
+		c := s.open(t, "/rooms/quiet/events")
+		c.waitCount(t, 1)
+		idle := 3 * (dlWriteTimeout + dlHeartbeat)
+		stayOpen(t, c, idle, "quiet room")
+		// Heartbeats came all along (a few may be late on a busy machine).
+		if n, want := heartbeats(c), int(idle/dlHeartbeat)-2; n < want {
+			t.Errorf("%d heartbeats in %s, want at least %d", n, idle, want)
+		}
+		// And the stream still carries changes.
+		s.open(t, "/rooms/quiet/events")
+		c.waitCount(t, 2)
+		if n := s.disconnects(t, "evicted"); n != 0 {
+			t.Errorf("%v streams evicted, want 0", n)
+		}
 	})
 }
 
 // After a quiet spell longer than the write timeout, a burst of member
 // events bigger than 64 KiB (more than net/http's buffers and HTTP/2's
-// initial flow-control window) reaches a signed-in reader intact. Only the
-// direct engine: r3labs sends no member events.
+// initial flow-control window) reaches a signed-in reader intact.
 func TestBigBurstAfterQuietReachesReader(t *testing.T) {
 	t.Parallel()
 	forEachProto(t, func(t *testing.T, proto string) {
@@ -340,68 +338,67 @@ func TestBigBurstAfterQuietReachesReader(t *testing.T) {
 // one stream at a time (RST_STREAM) or the whole connection, they are
 // counted as "client", never "evicted".
 func TestHTTP2DisconnectReasons(t *testing.T) {
-	forEachEngine(t, func(t *testing.T, engine string) {
-		const n, extras = 20, 12
-		s := startProto(t, "http2", append([]string{"--engine", engine}, dlArgs...)...)
-		// A small receive window, so that the stalled stream fills it with
-		// a few events; the readers' transport refreshes it as they read.
-		s.h2.HTTP2 = &http.HTTP2Config{MaxReceiveBufferPerStream: 1024}
-		var cs []*sseClient
-		for range n {
-			cs = append(cs, s.open(t, "/rooms/close/events"))
-		}
-		for _, c := range cs {
-			c.waitCount(t, n)
-		}
-		stalled, err := s.h2.RoundTrip(mustRequest(t, s.URL+"/rooms/close/events"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { stalled.Body.Close() }) // never read before
-		// Quiet, longer than the write timeout plus the heartbeat.
-		quiet := dlWriteTimeout + dlHeartbeat + dlWriteTimeout/2
-		stayOpen(t, cs[0], quiet, "first quiet")
-		// Changes, one publish each, until the stalled stream's window is
-		// full and its write stalls past the timeout.
-		for i := range extras {
-			s.open(t, "/rooms/close/events")
-			cs[n-1].waitCount(t, n+2+i)
-		}
-		waitUntil(t, 10*time.Second, "the stalled stream to be evicted", func() bool {
-			return s.disconnects(t, "evicted") == 1
-		})
-		stayOpen(t, cs[0], quiet, "second quiet")
-		for i, c := range cs {
-			select {
-			case <-c.done:
-				t.Fatalf("stream %d ended before its client closed it: %v", i, c.err)
-			default:
-			}
-		}
-
-		// Half close their streams, then the connection goes with the rest
-		// (and the extras).
-		for _, c := range cs[:n/2] {
-			c.Close()
-		}
-		waitUntil(t, 5*time.Second, "the closed streams to leave", func() bool {
-			return s.metric(t, "presence_streams_open") == n/2+extras
-		})
-		s.mu.Lock()
-		for _, c := range s.conns {
-			c.Close()
-		}
-		s.mu.Unlock()
-		waitUntil(t, 5*time.Second, "every stream to leave", func() bool {
-			return s.metric(t, "presence_streams_open") == 0
-		})
-		if got := s.disconnects(t, "evicted"); got != 1 {
-			t.Errorf("%v streams counted evicted, want 1 (the stalled one)", got)
-		}
-		if got := s.disconnects(t, "client"); got != n+extras {
-			t.Errorf("%v streams counted client, want %d", got, n+extras)
-		}
+	t.Parallel()
+	const n, extras = 20, 12
+	s := startProto(t, "http2", dlArgs...)
+	// A small receive window, so that the stalled stream fills it with
+	// a few events; the readers' transport refreshes it as they read.
+	s.h2.HTTP2 = &http.HTTP2Config{MaxReceiveBufferPerStream: 1024}
+	var cs []*sseClient
+	for range n {
+		cs = append(cs, s.open(t, "/rooms/close/events"))
+	}
+	for _, c := range cs {
+		c.waitCount(t, n)
+	}
+	stalled, err := s.h2.RoundTrip(mustRequest(t, s.URL+"/rooms/close/events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stalled.Body.Close() }) // never read before
+	// Quiet, longer than the write timeout plus the heartbeat.
+	quiet := dlWriteTimeout + dlHeartbeat + dlWriteTimeout/2
+	stayOpen(t, cs[0], quiet, "first quiet")
+	// Changes, one publish each, until the stalled stream's window is
+	// full and its write stalls past the timeout.
+	for i := range extras {
+		s.open(t, "/rooms/close/events")
+		cs[n-1].waitCount(t, n+2+i)
+	}
+	waitUntil(t, 10*time.Second, "the stalled stream to be evicted", func() bool {
+		return s.disconnects(t, "evicted") == 1
 	})
+	stayOpen(t, cs[0], quiet, "second quiet")
+	for i, c := range cs {
+		select {
+		case <-c.done:
+			t.Fatalf("stream %d ended before its client closed it: %v", i, c.err)
+		default:
+		}
+	}
+
+	// Half close their streams, then the connection goes with the rest
+	// (and the extras).
+	for _, c := range cs[:n/2] {
+		c.Close()
+	}
+	waitUntil(t, 5*time.Second, "the closed streams to leave", func() bool {
+		return s.metric(t, "presence_streams_open") == n/2+extras
+	})
+	s.mu.Lock()
+	for _, c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	waitUntil(t, 5*time.Second, "every stream to leave", func() bool {
+		return s.metric(t, "presence_streams_open") == 0
+	})
+	if got := s.disconnects(t, "evicted"); got != 1 {
+		t.Errorf("%v streams counted evicted, want 1 (the stalled one)", got)
+	}
+	if got := s.disconnects(t, "client"); got != n+extras {
+		t.Errorf("%v streams counted client, want %d", got, n+extras)
+	}
 }
 
 func mustRequest(t *testing.T, url string) *http.Request {
