@@ -7,8 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -158,18 +156,7 @@ func (s h2Stream) Close() error { return s.body.Close() }
 // metric reads one sample from /metrics.
 func (p *protoServer) metric(t *testing.T, name string) float64 {
 	t.Helper()
-	var body string
-	if p.h2 == nil {
-		_, _, body = get(t, p.URL+"/metrics")
-	} else {
-		_, _, body = getInsecure(t, p.URL+"/metrics")
-	}
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(body)
-	if m == nil {
-		t.Fatalf("metric %s not found", name)
-	}
-	v, _ := strconv.ParseFloat(m[1], 64)
-	return v
+	return metric(t, p.testServer, name)
 }
 
 func (p *protoServer) disconnects(t *testing.T, reason string) float64 {

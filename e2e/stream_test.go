@@ -181,10 +181,11 @@ func TestStreamCap(t *testing.T) {
 	})
 }
 
-// metric returns the value of one sample line of /metrics.
+// metric returns the value of one sample line of /metrics, over HTTP or
+// the tests' own HTTPS.
 func metric(t *testing.T, s *testServer, name string) float64 {
 	t.Helper()
-	_, _, body := get(t, s.URL+"/metrics")
+	_, _, body := getInsecure(t, s.URL+"/metrics")
 	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(body)
 	if m == nil {
 		t.Fatalf("metric %s not found", name)
