@@ -83,12 +83,11 @@ func serviceEnv() []string {
 	return env
 }
 
-var listeningLine = regexp.MustCompile(`presence listening on (\S+)\n`)
-
 // listening waits until the service says it listens, and fills in its
 // address; it fails if the service exits first.
 func (s *testServer) listening(t *testing.T) {
 	t.Helper()
+	listeningLine := regexp.MustCompile(`presence listening on (\S+)\n`)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if m := listeningLine.FindStringSubmatch(s.out.String()); m != nil {
