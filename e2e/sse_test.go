@@ -1,76 +1,17 @@
-package main
+package e2e
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
-
-// testServer is the real service, started by run on 127.0.0.1:0.
-type testServer struct {
-	URL    string
-	Addr   string
-	cancel context.CancelFunc
-	done   chan error
-}
-
-// startServer runs the service with args and waits until it listens.
-func startServer(t *testing.T, args ...string) *testServer {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	s := &testServer{cancel: cancel, done: make(chan error, 1)}
-	// The --engine flag is gone with the r3labs engine; the e2e move
-	// drops it from the callers. Until then it is dropped here.
-	if i := slices.Index(args, "--engine"); i >= 0 && i+1 < len(args) {
-		args = slices.Delete(slices.Clone(args), i, i+2)
-	}
-	args = append([]string{"--addr", "127.0.0.1:0", "--log-level", "error"}, args...)
-	go func() {
-		err := run(ctx, args, func(string) string { return "" }, pw, io.Discard)
-		pw.Close()
-		s.done <- err
-	}()
-	line, err := bufio.NewReader(pr).ReadString('\n')
-	go io.Copy(io.Discard, pr)
-	if err != nil {
-		cancel()
-		t.Fatalf("server did not start: %v (%v)", err, <-s.done)
-	}
-	s.URL = strings.TrimSpace(strings.TrimPrefix(line, "presence listening on "))
-	_, s.Addr, _ = strings.Cut(s.URL, "://")
-	t.Cleanup(func() { s.Stop(t) })
-	return s
-}
-
-// Stop shuts the server down (as SIGTERM would) and returns run's error.
-func (s *testServer) Stop(t *testing.T) error {
-	t.Helper()
-	if s.cancel == nil {
-		return nil
-	}
-	s.cancel()
-	s.cancel = nil
-	select {
-	case err := <-s.done:
-		if err != nil {
-			t.Errorf("run returned %v", err)
-		}
-		return err
-	case <-time.After(15 * time.Second):
-		t.Fatal("server did not stop within 15s")
-		return nil
-	}
-}
 
 // sseClient is one real stream over a raw TCP connection, parsed by hand
 // so that the tests see the exact bytes a browser gets.
@@ -277,17 +218,5 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// forEachEngine runs test as parallel subtests, once per stream engine:
-// only direct is left.
-func forEachEngine(t *testing.T, test func(t *testing.T, engine string)) {
-	t.Parallel()
-	for _, engine := range []string{"direct"} {
-		t.Run(engine, func(t *testing.T) {
-			t.Parallel()
-			test(t, engine)
-		})
 	}
 }

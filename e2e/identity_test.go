@@ -1,4 +1,4 @@
-package main
+package e2e
 
 import (
 	"crypto/ed25519"
@@ -253,17 +253,17 @@ func TestPeopleAcrossNodes(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	args := []string{"--redis-url", srv.URL(), "--token-secret", testSecret, "--grace", "300ms"}
-	n1 := startNodeProcess(t, append(args, "--node-id", "n1")...)
-	n2 := startNodeProcess(t, append(args, "--node-id", "n2")...)
-	w := dial(t, n1.testServer, "/rooms/x/events?token="+token(t, testSecret, "watcher", "", nil))
+	n1 := startServer(t, append(args, "--node-id", "n1")...)
+	n2 := startServer(t, append(args, "--node-id", "n2")...)
+	w := dial(t, n1, "/rooms/x/events?token="+token(t, testSecret, "watcher", "", nil))
 	cookie := visitorCookie()
-	dial(t, n1.testServer, "/rooms/x/events", cookie)
-	dial(t, n2.testServer, "/rooms/x/events", cookie)
+	dial(t, n1, "/rooms/x/events", cookie)
+	dial(t, n2, "/rooms/x/events", cookie)
 	waitPresence(t, w, 2, 3)
 
-	bob := dial(t, n2.testServer, "/rooms/x/events?token="+token(t, testSecret, "bob", "Bob", nil))
+	bob := dial(t, n2, "/rooms/x/events?token="+token(t, testSecret, "bob", "Bob", nil))
 	w.waitFor(t, 5*time.Second, "bob's join from the other node", func() bool { return len(w.Events("join")) == 1 })
-	dial(t, n1.testServer, "/rooms/x/events?token="+token(t, testSecret, "bob", "Bob", nil)) // bob, on both nodes
+	dial(t, n1, "/rooms/x/events?token="+token(t, testSecret, "bob", "Bob", nil)) // bob, on both nodes
 	waitPresence(t, w, 3, 5)
 	bob.Close()
 	waitPresence(t, w, 3, 4)
@@ -276,7 +276,7 @@ func TestPeopleAcrossNodes(t *testing.T) {
 
 	// A node's crash takes its people with it, within the same bound:
 	// carol is only on n2.
-	dial(t, n2.testServer, "/rooms/x/events?token="+token(t, testSecret, "carol", "Carol", nil))
+	dial(t, n2, "/rooms/x/events?token="+token(t, testSecret, "carol", "Carol", nil))
 	w.waitFor(t, 5*time.Second, "carol's join", func() bool { return len(w.Events("join")) == 2 })
 	n2.kill()
 	start := time.Now()

@@ -1,23 +1,19 @@
-package main
+package e2e
 
 import (
-	"bufio"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // A client whose network vanishes without a FIN or RST (a pulled cable)
-// leaves the count within 30 s with default settings. The client lives in a
-// network namespace of the test's own, joined to the server by a veth pair,
-// whose far end then goes down. (netem is not in this machine's kernel.)
+// leaves the count within 30 s with default settings. The client is a
+// process in a network namespace of the test's own, joined to the server's
+// by a veth pair, whose far end then goes down. (netem is not in this
+// machine's kernel.)
 func TestVanishedPeerLeavesWithin30s(t *testing.T) {
 	t.Parallel()
 	ns := newTestNetns(t)
@@ -25,16 +21,11 @@ func TestVanishedPeerLeavesWithin30s(t *testing.T) {
 	obs := dial(t, s, "/events")
 	obs.waitCount(t, 1)
 
-	conn := ns.dial(t, s.Addr)
-	defer conn.Close()
-	fmt.Fprintf(conn, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
-	if line, err := bufio.NewReader(conn).ReadString('\n'); err != nil || !strings.Contains(line, "200") {
-		t.Fatalf("stream from the namespace: %q %v", line, err)
-	}
+	p := ns.startPeer(t, s.Addr) // a process in the namespace, holding a stream
 	obs.waitCount(t, 2)
 
 	ns.pullCable(t)
-	conn.Close() // its FIN goes nowhere
+	p.kill() // its FIN goes nowhere
 	start := time.Now()
 	obs.waitFor(t, 30*time.Second, "the vanished peer to leave", func() bool { return obs.Last() == 1 })
 	t.Logf("vanished peer left the count after %s", time.Since(start).Round(100*time.Millisecond))
@@ -88,39 +79,6 @@ func newTestNetns(t *testing.T) *testNetns {
 		}
 	}
 	return n
-}
-
-// dial connects to addr from inside the namespace: the socket is made on a
-// thread that joined the namespace, and keeps it.
-func (n *testNetns) dial(t *testing.T, addr string) net.Conn {
-	t.Helper()
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		// The thread stays locked and so dies with this goroutine, never
-		// going back to the pool in the other namespace.
-		runtime.LockOSThread()
-		f, err := os.Open("/run/netns/" + n.name)
-		if err != nil {
-			ch <- result{err: err}
-			return
-		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			ch <- result{err: fmt.Errorf("setns: %w", err)}
-			return
-		}
-		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-		ch <- result{c, err}
-	}()
-	r := <-ch
-	if r.err != nil {
-		t.Fatalf("dial from namespace: %v", r.err)
-	}
-	return r.c
 }
 
 // pullCable takes the namespace's end of the veth pair down: packets to it

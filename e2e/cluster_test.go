@@ -1,80 +1,14 @@
-package main
+package e2e
 
 import (
-	"bufio"
 	"encoding/json"
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/presence/presence/internal/redistest"
 )
-
-// builtBinary builds the service once per test run, for the tests that need
-// a process of their own (to kill it, or to signal it).
-var builtBinary = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "presence-test-bin-")
-	if err != nil {
-		return "", err
-	}
-	bin := filepath.Join(dir, "presence")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("%w\n%s", err, out)
-	}
-	return bin, nil
-})
-
-func binary(t *testing.T) string {
-	t.Helper()
-	bin, err := builtBinary()
-	if err != nil {
-		t.Fatalf("go build: %v", err)
-	}
-	return bin
-}
-
-// nodeProcess is the built service running as its own process.
-type nodeProcess struct {
-	*testServer
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func startNodeProcess(t *testing.T, args ...string) *nodeProcess {
-	t.Helper()
-	cmd := exec.Command(binary(t), append([]string{"--addr", "127.0.0.1:0", "--log-level", "warn"}, args...)...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	n := &nodeProcess{cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); close(n.done) }()
-	t.Cleanup(func() { n.kill() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("node did not start: %v", err)
-	}
-	url := strings.TrimSpace(strings.TrimPrefix(line, "presence listening on "))
-	_, addr, _ := strings.Cut(url, "://")
-	n.testServer = &testServer{Addr: addr, URL: url}
-	return n
-}
-
-// kill ends the process as kill -9 would: no goodbye to anyone.
-func (n *nodeProcess) kill() {
-	n.cmd.Process.Kill()
-	<-n.done
-}
 
 // roomView is GET /api/rooms/{room} with a shared backend.
 type roomView struct {
@@ -83,7 +17,7 @@ type roomView struct {
 	Degraded bool           `json:"degraded"`
 }
 
-func apiRoom(t *testing.T, n *nodeProcess, room string) roomView {
+func apiRoom(t *testing.T, n *testServer, room string) roomView {
 	t.Helper()
 	code, _, body := get(t, n.URL+"/api/rooms/"+room)
 	var v roomView
@@ -114,15 +48,15 @@ func waitAllCount(t *testing.T, timeout time.Duration, want int, clients []*sseC
 func TestThreeNodesShareOneCountThroughRedis(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
-	var nodes []*nodeProcess
+	var nodes []*testServer
 	for _, id := range []string{"n1", "n2", "n3"} {
-		nodes = append(nodes, startNodeProcess(t, "--redis-url", srv.URL(), "--node-id", id))
+		nodes = append(nodes, startServer(t, "--redis-url", srv.URL(), "--node-id", id))
 	}
 	var clients [3][]*sseClient
 	var all []*sseClient
 	for i, n := range nodes {
 		for range 2 {
-			c := dial(t, n.testServer, "/rooms/demo/events")
+			c := dial(t, n, "/rooms/demo/events")
 			clients[i] = append(clients[i], c)
 			all = append(all, c)
 		}
@@ -151,10 +85,10 @@ func TestThreeNodesShareOneCountThroughRedis(t *testing.T) {
 		t.Errorf("a degraded node answers /readyz with %d, want 200 (it still serves)", code)
 	}
 	waitUntil(t, 5*time.Second, "n2's API says the view is degraded", func() bool { return apiRoom(t, nodes[1], "demo").Degraded })
-	if v := metric(t, nodes[0].testServer, "presence_redis_degraded"); v != 1 {
+	if v := metric(t, nodes[0], "presence_redis_degraded"); v != 1 {
 		t.Errorf("presence_redis_degraded = %v during the outage, want 1", v)
 	}
-	if v := metric(t, nodes[0].testServer, "presence_redis_errors_total"); v < 1 {
+	if v := metric(t, nodes[0], "presence_redis_errors_total"); v < 1 {
 		t.Errorf("presence_redis_errors_total = %v during the outage, want the errors counted", v)
 	}
 	clients[0][0].Close()
@@ -174,7 +108,7 @@ func TestThreeNodesShareOneCountThroughRedis(t *testing.T) {
 		b, _ := srv.Do("HGET", "presence:node:n2", "demo")
 		return a == "1" && b == "2"
 	})
-	c := dial(t, nodes[0].testServer, "/rooms/demo/events")
+	c := dial(t, nodes[0], "/rooms/demo/events")
 	now := append([]*sseClient{c}, append(clients[0][1:], clients[1]...)...)
 	waitAllCount(t, 5*time.Second, 4, now)
 
@@ -192,7 +126,7 @@ func TestThreeNodesShareOneCountThroughRedis(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Error("n2 did not exit after SIGTERM")
 	}
-	if code := nodes[1].cmd.ProcessState.ExitCode(); code != 0 {
-		t.Errorf("n2 exited %d", code)
+	if err := nodes[1].exitErr(); err != nil {
+		t.Errorf("n2 exited with %v", err)
 	}
 }

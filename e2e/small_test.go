@@ -1,8 +1,7 @@
-package main
+package e2e
 
 import (
 	"bufio"
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"io"
@@ -72,11 +71,9 @@ func TestDotRoomsRefused(t *testing.T) {
 // so that it can neither open staff-x nor close staff-a by surprise.
 func TestBangPatternsRefused(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	err := run(ctx, []string{"--addr", "127.0.0.1:0", "--private-rooms", "ops, staff-[!x]"}, func(string) string { return "" }, io.Discard, io.Discard)
+	err := launch(t, "--private-rooms", "ops, staff-[!x]").exit(t, 5*time.Second)
 	if err == nil || !strings.Contains(err.Error(), "--private-rooms") || !strings.Contains(err.Error(), "[^...]") {
-		t.Errorf("--private-rooms 'staff-[!x]': run returned %v, want an error at start that says to write [^...]", err)
+		t.Errorf("--private-rooms 'staff-[!x]': the service exited with %v, want an error at start that says to write [^...]", err)
 	}
 
 	s := startServer(t, "--token-secret", testSecret, "--private-rooms", "staff-[^x]")

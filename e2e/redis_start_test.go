@@ -1,85 +1,20 @@
-package main
+package e2e
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/presence/presence/internal/redistest"
 )
 
-// lockedBuffer collects a node's output while tests read it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// loggedNode is run in this process with its stdout and log (at info)
-// kept, so that a test can read what an operator would see.
-type loggedNode struct {
-	out    *lockedBuffer
-	cancel context.CancelFunc
-	done   chan error
-	err    error // run's, once done is closed
-	*testServer
-}
-
-func runLogged(t *testing.T, args ...string) *loggedNode {
+// runLogged starts the service with its log at info, so that a test can
+// read what an operator would see, without waiting for it to listen.
+func runLogged(t *testing.T, args ...string) *testServer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	n := &loggedNode{out: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
-	args = append([]string{"--addr", "127.0.0.1:0", "--log-level", "info"}, args...)
-	go func() { n.done <- run(ctx, args, func(string) string { return "" }, n.out, n.out) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-n.done:
-		case <-time.After(15 * time.Second):
-			t.Error("node did not stop within 15s")
-		}
-	})
-	return n
-}
-
-// exit waits for run to return by itself and returns its error.
-func (n *loggedNode) exit(t *testing.T, within time.Duration) error {
-	t.Helper()
-	select {
-	case err := <-n.done:
-		n.done <- err // for the cleanup
-		return err
-	case <-time.After(within):
-		t.Fatalf("run still running after %v; output:\n%s", within, n.out)
-		return nil
-	}
-}
-
-// listening waits until the node listens and fills in its address.
-func (n *loggedNode) listening(t *testing.T) {
-	t.Helper()
-	waitUntil(t, 10*time.Second, "the node listens", func() bool {
-		return strings.Contains(n.out.String(), "presence listening on http://")
-	})
-	_, rest, _ := strings.Cut(n.out.String(), "presence listening on http://")
-	addr, _, _ := strings.Cut(rest, "\n")
-	n.testServer = &testServer{Addr: addr, URL: "http://" + addr}
+	return launch(t, append([]string{"--log-level", "info"}, args...)...)
 }
 
 // A Redis that refuses the node's credentials, rights or database stops it
@@ -116,9 +51,9 @@ func TestRedisThatRefusesTheNodeStopsItAtStart(t *testing.T) {
 			err := n.exit(t, 5*time.Second)
 			took := time.Since(start)
 			if err == nil {
-				t.Fatalf("run returned nil; want an error. Output:\n%s", n.out)
+				t.Fatalf("the service exited 0; want an error. Output:\n%s", n.out)
 			}
-			t.Logf("run returned after %v: %v", took.Round(time.Millisecond), err)
+			t.Logf("the service exited after %v: %v", took.Round(time.Millisecond), err)
 			for _, w := range append([]string{"--redis-url", "PRESENCE_REDIS_URL", "refused"}, tc.want...) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not say %q", err, w)
@@ -157,7 +92,7 @@ func TestMalformedRedisURLNeverShowsThePassword(t *testing.T) {
 		n := runLogged(t, "--redis-url", url)
 		err := n.exit(t, 5*time.Second)
 		if err == nil {
-			t.Errorf("%s: run returned nil", url)
+			t.Errorf("%s: the service exited 0", url)
 			continue
 		}
 		all := err.Error() + "\n" + n.out.String()
@@ -197,7 +132,7 @@ func TestNodeIsNotReadyUntilItsRedisAnswers(t *testing.T) {
 		got["status"] != "not ready" || got["reason"] != "redis unreachable" || len(got) != 2 {
 		t.Errorf("/readyz without redis = %d %s, want 503 {\"status\":\"not ready\",\"reason\":\"redis unreachable\"}", code, body)
 	}
-	c1 := dial(t, a.testServer, "/rooms/demo/events") // served meanwhile, with this node's own count
+	c1 := dial(t, a, "/rooms/demo/events") // served meanwhile, with this node's own count
 	c1.waitCount(t, 1)
 
 	srv.Args = []string{"--user", "presence", "on", ">" + pass, "~presence:*", "&presence:*", "+@all"}
@@ -217,7 +152,7 @@ func TestNodeIsNotReadyUntilItsRedisAnswers(t *testing.T) {
 
 	b := runLogged(t, "--redis-url", url, "--node-id", "b")
 	b.listening(t)
-	c2 := dial(t, b.testServer, "/rooms/demo/events")
+	c2 := dial(t, b, "/rooms/demo/events")
 	waitAllCount(t, 5*time.Second, 2, []*sseClient{c1, c2})
 
 	// A later outage leaves the node ready, serving the last known counts,
@@ -232,7 +167,7 @@ func TestNodeIsNotReadyUntilItsRedisAnswers(t *testing.T) {
 		t.Errorf("/readyz during a later outage = %q, want a short reason", degraded)
 	}
 
-	srv.Restart() // and go-redis's redialing goroutine ends, before goleak looks
+	srv.Restart()
 	waitUntil(t, 10*time.Second, "node a current again", func() bool {
 		_, _, body := get(t, a.URL+"/readyz")
 		return body == `{"status":"ready"}`+"\n"
