@@ -15,6 +15,7 @@ import (
 
 	"github.com/presence/presence/auth"
 	"github.com/presence/presence/handlers"
+	"github.com/presence/presence/internal/option"
 	"github.com/presence/presence/presence"
 	"github.com/presence/presence/redis"
 )
@@ -67,15 +68,16 @@ func envName(flagName string) string {
 // in the defaults that depend on the machine. Errors name the setting.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	var c config
+	hub := presence.DefaultHubOptions()
 	fs := flag.NewFlagSet("presence", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Addr, "addr", ":8080", "address to listen on")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", 15*time.Second, "interval of the comment line sent on every stream to keep it alive and detect dead peers")
-	fs.DurationVar(&c.Window, "window", 100*time.Millisecond, "coalescing window: a room sends at most one count per window (a busy room with slow fan-outs waits up to 10 windows)")
+	fs.DurationVar(&c.Window, "window", hub.Window, "coalescing window: a room sends at most one count per window (a busy room with slow fan-outs waits up to 10 windows)")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 4*time.Second, "a stream whose write stalls this long is cut off")
 	fs.DurationVar(&c.Retry, "retry", 3*time.Second, "reconnect delay sent to clients in the retry: field")
 	fs.IntVar(&c.MaxStreams, "max-streams", 0, "most open streams; 0 means the open-file limit less 5% (at least 100 less)")
-	fs.IntVar(&c.MaxRooms, "max-rooms", 10000, "most rooms with open streams")
+	fs.IntVar(&c.MaxRooms, "max-rooms", hub.MaxRooms, "most rooms with open streams")
 	fs.IntVar(&c.RoomsLimit, "rooms-limit", 100, "rooms listed by GET /api/rooms when no limit is given")
 	fs.DurationVar(&c.Drain, "drain", 10*time.Second, "on SIGINT or SIGTERM, the longest wait for streams and requests to end")
 	fs.DurationVar(&c.TCPUserTimeout, "tcp-user-timeout", 10*time.Second, "TCP_USER_TIMEOUT: a peer that acknowledges nothing this long is dropped (0: kernel default)")
@@ -90,7 +92,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.TokenPublicKey, "token-public-key", "", "PEM file with the RSA (RS256) or Ed25519 (EdDSA) public key of signed-in users' tokens")
 	fs.StringVar(&c.PrivateRooms, "private-rooms", "", "comma-separated room-name patterns (* ? [...]) whose streams need a valid token")
 	fs.DurationVar(&c.Grace, "grace", 3*time.Second, "a person whose stream closed after being open at least this long still counts this long, so that a refresh changes nothing; a stream closed sooner leaves at once (0: off)")
-	fs.IntVar(&c.MembersCap, "members-cap", 100, "most members listed in a presence event")
+	fs.IntVar(&c.MembersCap, "members-cap", hub.MembersCap, "most members listed in a presence event")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated origins (https://docs.example.com) whose pages may use the streams and the API, as the widget does; * for any; others get 403")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS, and HTTP/2, which carries many streams over one connection")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
@@ -128,8 +130,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 
 // check rejects settings that cannot work and fills in machine defaults.
 // Settings that go to the hub, the broadcaster or Redis are checked by
-// them (see optionFlag); only a 0 that the flag does not allow, and would
-// mean the hub's default, is refused here.
+// them (see optionFlag).
 func (c *config) check() error {
 	var errs []error
 	positive := func(name string, d time.Duration) {
@@ -159,17 +160,6 @@ func (c *config) check() error {
 		if u, err := url.Parse(o); o != "*" && (err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" || u.RawQuery != "") {
 			errs = append(errs, fmt.Errorf("--allowed-origins (%s): %q is not an origin such as https://example.com", envName("allowed-origins"), o))
 		}
-	}
-	// 0 would mean the hub's default (the flags have their own); the hub
-	// refuses negative values.
-	if c.Window == 0 {
-		errs = append(errs, fmt.Errorf("--window (%s) must be positive, got %s", envName("window"), c.Window))
-	}
-	if c.MembersCap == 0 {
-		errs = append(errs, fmt.Errorf("--members-cap (%s) must be at least 1, got %d", envName("members-cap"), c.MembersCap))
-	}
-	if c.MaxRooms == 0 {
-		errs = append(errs, fmt.Errorf("--max-rooms (%s) must be at least 1, got %d", envName("max-rooms"), c.MaxRooms))
 	}
 	for _, p := range c.privateRooms() {
 		if err := auth.ValidatePattern(p); err != nil {
@@ -259,8 +249,8 @@ func optionFlag(option string) string {
 	return ""
 }
 
-// flagErrors rewrites the presence.OptionErrors in err to name their flag
-// and variable, as config's own errors do.
+// flagErrors rewrites the *option.Errors in err to name their flag and
+// variable, as config's own errors do.
 func flagErrors(err error) error {
 	var errs []error
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -269,10 +259,10 @@ func flagErrors(err error) error {
 		errs = []error{err}
 	}
 	for i, e := range errs {
-		var oe *presence.OptionError
+		var oe *option.Error
 		if errors.As(e, &oe) && optionFlag(oe.Option) != "" {
 			name := optionFlag(oe.Option)
-			errs[i] = fmt.Errorf("--%s (%s) %s", name, envName(name), oe.Problem)
+			errs[i] = errors.New(oe.Named(fmt.Sprintf("--%s (%s)", name, envName(name))))
 		}
 	}
 	return errors.Join(errs...)

@@ -53,8 +53,10 @@ func TestBadSettingsStopTheStartAndNameTheSetting(t *testing.T) {
 		{[]string{"--engine", "direct"}, nil, "flag provided but not defined: -engine"},
 		// Checked by the hub, the broadcaster and Redis, named here.
 		{[]string{"--grace", "-1s"}, nil, "--grace (PRESENCE_GRACE) must not be negative, got -1s"},
-		{[]string{"--window", "-1s", "--max-streams", "-3"}, nil, "--window (PRESENCE_WINDOW) must not be negative, got -1s\n--max-streams (PRESENCE_MAX_STREAMS) must not be negative, got -3"},
-		{[]string{"--window", "0s"}, nil, "--window (PRESENCE_WINDOW) must be positive"},
+		{[]string{"--window", "-1s", "--max-streams", "-3"}, nil, "--window (PRESENCE_WINDOW) must be positive, got -1s\n--max-streams (PRESENCE_MAX_STREAMS) must be at least 1, got -3"},
+		{[]string{"--window", "0s"}, nil, "--window (PRESENCE_WINDOW) must be positive, got 0s"},
+		{[]string{"--max-rooms", "0"}, nil, "--max-rooms (PRESENCE_MAX_ROOMS) must be at least 1, got 0"},
+		{nil, map[string]string{"PRESENCE_MEMBERS_CAP": "0"}, "--members-cap (PRESENCE_MEMBERS_CAP) must be at least 1, got 0"},
 		{[]string{"--heartbeat", "-1s"}, nil, "--heartbeat (PRESENCE_HEARTBEAT) must be positive, got -1s"},
 		{[]string{"--max-grace-per-ip", "-1"}, nil, "--max-grace-per-ip (PRESENCE_MAX_GRACE_PER_IP) must not be negative"},
 		{[]string{"--redis-url", "redis://127.0.0.1:1", "--node-timeout", "100ms"}, nil, "300ms"},

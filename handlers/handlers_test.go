@@ -39,7 +39,7 @@ func newTestRouter(t testing.TB) (http.Handler, *Broadcaster) {
 func newTestRouterWith(t testing.TB, opts Options, page fs.FS) (http.Handler, *Broadcaster) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	hub, err := presence.NewHub(presence.NewMemory(), presence.HubOptions{})
+	hub, err := presence.NewHub(presence.NewMemory(), presence.DefaultHubOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
