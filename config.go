@@ -7,13 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
-	"net/url"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/presence/presence/auth"
 	"github.com/presence/presence/handlers"
 	"github.com/presence/presence/internal/option"
 	"github.com/presence/presence/presence"
@@ -55,8 +52,7 @@ type config struct {
 	MaxGracePerIP     int
 	TrustedProxies    string
 
-	tlsCert        tls.Certificate // loaded by check from TLSCert and TLSKey
-	trustedProxies []netip.Prefix  // parsed by check from TrustedProxies
+	tlsCert tls.Certificate // loaded by check from TLSCert and TLSKey
 }
 
 // envName is the environment variable of a flag.
@@ -68,23 +64,23 @@ func envName(flagName string) string {
 // in the defaults that depend on the machine. Errors name the setting.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	var c config
-	hub := presence.DefaultHubOptions()
+	hub, router := presence.DefaultHubOptions(), handlers.DefaultOptions()
 	fs := flag.NewFlagSet("presence", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Addr, "addr", ":8080", "address to listen on")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", 15*time.Second, "interval of the comment line sent on every stream to keep it alive and detect dead peers")
 	fs.DurationVar(&c.Window, "window", hub.Window, "coalescing window: a room sends at most one count per window (a busy room with slow fan-outs waits up to 10 windows)")
-	fs.DurationVar(&c.WriteTimeout, "write-timeout", 4*time.Second, "a stream whose write stalls this long is cut off")
-	fs.DurationVar(&c.Retry, "retry", 3*time.Second, "reconnect delay sent to clients in the retry: field")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", router.Stream.WriteTimeout, "a stream whose write stalls this long is cut off")
+	fs.DurationVar(&c.Retry, "retry", router.Stream.Retry, "reconnect delay sent to clients in the retry: field")
 	fs.IntVar(&c.MaxStreams, "max-streams", 0, "most open streams; 0 means the open-file limit less 5% (at least 100 less)")
 	fs.IntVar(&c.MaxRooms, "max-rooms", hub.MaxRooms, "most rooms with open streams")
-	fs.IntVar(&c.RoomsLimit, "rooms-limit", 100, "rooms listed by GET /api/rooms when no limit is given")
+	fs.IntVar(&c.RoomsLimit, "rooms-limit", router.RoomsLimit, "rooms listed by GET /api/rooms when no limit is given")
 	fs.DurationVar(&c.Drain, "drain", 10*time.Second, "on SIGINT or SIGTERM, the longest wait for streams and requests to end")
 	fs.DurationVar(&c.TCPUserTimeout, "tcp-user-timeout", 10*time.Second, "TCP_USER_TIMEOUT: a peer that acknowledges nothing this long is dropped (0: kernel default)")
 	fs.IntVar(&c.SendBuffer, "send-buffer", 8192, "SO_SNDBUF requested per connection, in bytes (the kernel doubles it; 0: kernel default)")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 5*time.Second, "time allowed to read request headers")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 60*time.Second, "keep-alive connections idle this long are closed")
-	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 16<<10, "largest request line and headers accepted, in bytes, as HTTP/1.1 carries them; one byte more gets 431")
+	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", router.MaxHeaderBytes, "largest request line and headers accepted, in bytes, as HTTP/1.1 carries them; one byte more gets 431")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "share counts with other nodes through this Redis (redis://[user:pass@]host:port/db); empty: this node alone, in memory")
 	fs.StringVar(&c.NodeID, "node-id", "", "this node's name in Redis and in per-node shares; empty: host name and a random suffix, new at each start")
 	fs.DurationVar(&c.NodeTimeout, "node-timeout", redis.DefaultNodeTimeout, "with --redis-url: how long the streams of a node that died without a word still count (others notice within 5/4 of it)")
@@ -128,9 +124,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	return c, c.check()
 }
 
-// check rejects settings that cannot work and fills in machine defaults.
-// Settings that go to the hub, the broadcaster or Redis are checked by
-// them (see optionFlag).
+// check rejects the process's own settings that cannot work (the server's
+// timeouts, TLS files, sockets, logs) and fills in machine defaults.
+// Settings that go to the hub, the broadcaster, the router or Redis are
+// checked by them (see optionFlag).
 func (c *config) check() error {
 	var errs []error
 	positive := func(name string, d time.Duration) {
@@ -143,8 +140,6 @@ func (c *config) check() error {
 			errs = append(errs, fmt.Errorf("--%s (%s) must not be negative, got %d", name, envName(name), n))
 		}
 	}
-	positive("write-timeout", c.WriteTimeout)
-	positive("retry", c.Retry)
 	positive("drain", c.Drain)
 	positive("read-header-timeout", c.ReadHeaderTimeout)
 	positive("idle-timeout", c.IdleTimeout)
@@ -156,30 +151,9 @@ func (c *config) check() error {
 			errs = append(errs, fmt.Errorf("--tls-cert (%s) / --tls-key (%s): %v", envName("tls-cert"), envName("tls-key"), err))
 		}
 	}
-	for _, o := range c.allowedOrigins() {
-		if u, err := url.Parse(o); o != "*" && (err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" || u.RawQuery != "") {
-			errs = append(errs, fmt.Errorf("--allowed-origins (%s): %q is not an origin such as https://example.com", envName("allowed-origins"), o))
-		}
-	}
-	for _, p := range c.privateRooms() {
-		if err := auth.ValidatePattern(p); err != nil {
-			errs = append(errs, fmt.Errorf("--private-rooms (%s): bad pattern %q: %v", envName("private-rooms"), p, err))
-		}
-	}
-	if ps, err := handlers.ParseTrustedProxies(splitList(c.TrustedProxies, nil)); err != nil {
-		errs = append(errs, fmt.Errorf("--trusted-proxies (%s): %w", envName("trusted-proxies"), err))
-	} else {
-		c.trustedProxies = ps
-	}
 	nonNegative("send-buffer", c.SendBuffer)
 	if c.TCPUserTimeout < 0 {
 		errs = append(errs, fmt.Errorf("--tcp-user-timeout (%s) must not be negative, got %s", envName("tcp-user-timeout"), c.TCPUserTimeout))
-	}
-	if c.RoomsLimit < 1 || c.RoomsLimit > handlers.MaxRoomsLimit {
-		errs = append(errs, fmt.Errorf("--rooms-limit (%s) must be from 1 to %d, got %d", envName("rooms-limit"), handlers.MaxRoomsLimit, c.RoomsLimit))
-	}
-	if c.MaxHeaderBytes < 1024 {
-		errs = append(errs, fmt.Errorf("--max-header-bytes (%s) must be at least 1024, got %d", envName("max-header-bytes"), c.MaxHeaderBytes))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format (%s) must be text or json, got %q", envName("log-format"), c.LogFormat))
@@ -203,6 +177,9 @@ func (c *config) allowedOrigins() []string {
 // privateRooms splits --private-rooms into patterns.
 func (c *config) privateRooms() []string { return splitList(c.PrivateRooms, nil) }
 
+// trustedProxies splits --trusted-proxies.
+func (c *config) trustedProxies() []string { return splitList(c.TrustedProxies, nil) }
+
 // splitList splits a comma-separated setting into its non-empty items,
 // trimmed of spaces and then by clean if given.
 func splitList(s string, clean func(string) string) []string {
@@ -225,8 +202,9 @@ func defaultMaxStreams(nofile int) int {
 	return max(1, nofile-max(100, nofile/20))
 }
 
-// optionFlag names the flag of an option that presence.NewHub or
-// handlers.NewBroadcaster checks itself; "" for others.
+// optionFlag names the flag of an option that presence.NewHub,
+// handlers.NewBroadcaster or handlers.NewRouter checks itself; "" for
+// others.
 func optionFlag(option string) string {
 	switch option {
 	case "Window":
@@ -245,6 +223,20 @@ func optionFlag(option string) string {
 		return "members-cap"
 	case "heartbeat":
 		return "heartbeat"
+	case "Stream.Retry":
+		return "retry"
+	case "Stream.WriteTimeout":
+		return "write-timeout"
+	case "Stream.Identity.Private":
+		return "private-rooms"
+	case "Stream.TrustedProxies":
+		return "trusted-proxies"
+	case "RoomsLimit":
+		return "rooms-limit"
+	case "CORS.AllowedOrigins":
+		return "allowed-origins"
+	case "MaxHeaderBytes":
+		return "max-header-bytes"
 	}
 	return ""
 }

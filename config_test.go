@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,11 +27,11 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 	if c.Heartbeat != 5*time.Second || c.Addr != ":2" || c.LogFormat != "json" {
 		t.Fatalf("env and flags: %+v", c)
 	}
-	if c.MaxStreamsPerIP != 0 || len(c.trustedProxies) != 0 {
+	if c.MaxStreamsPerIP != 0 || len(c.trustedProxies()) != 0 {
 		t.Fatalf("per-address bound and trusted proxies must be off by default: %+v", c)
 	}
 	c, err = parseConfig([]string{"--max-streams-per-ip", "20", "--trusted-proxies", " 10.0.0.0/8,fd00::/8 ,192.0.2.1"}, func(string) string { return "" }, io.Discard)
-	if err != nil || c.MaxStreamsPerIP != 20 || len(c.trustedProxies) != 3 || c.trustedProxies[2].String() != "192.0.2.1/32" {
+	if err != nil || c.MaxStreamsPerIP != 20 || !slices.Equal(c.trustedProxies(), []string{"10.0.0.0/8", "fd00::/8", "192.0.2.1"}) {
 		t.Fatalf("--max-streams-per-ip and --trusted-proxies: %v %+v", err, c)
 	}
 	if defaultMaxStreams(20000) != 19000 || defaultMaxStreams(1024) != 924 {
@@ -66,6 +67,17 @@ func TestBadSettingsStopTheStartAndNameTheSetting(t *testing.T) {
 		{[]string{"--max-streams-per-ip", "-1"}, nil, "--max-streams-per-ip (PRESENCE_MAX_STREAMS_PER_IP) must not be negative"},
 		{[]string{"--trusted-proxies", "10.0.0.0/8, 10.0.0.0/40"}, nil, `--trusted-proxies (PRESENCE_TRUSTED_PROXIES): "10.0.0.0/40" is not a CIDR`},
 		{nil, map[string]string{"PRESENCE_TRUSTED_PROXIES": "proxy.internal"}, `--trusted-proxies (PRESENCE_TRUSTED_PROXIES): "proxy.internal" is not a CIDR`},
+		// Checked by the router, named here.
+		{[]string{"--rooms-limit", "0"}, nil, "--rooms-limit (PRESENCE_ROOMS_LIMIT) must be from 1 to 1000, got 0"},
+		{[]string{"--max-header-bytes", "1023"}, nil, "--max-header-bytes (PRESENCE_MAX_HEADER_BYTES) must be at least 1024, got 1023"},
+		{[]string{"--retry", "0s"}, nil, "--retry (PRESENCE_RETRY) must be positive, got 0s"},
+		{nil, map[string]string{"PRESENCE_WRITE_TIMEOUT": "-1s"}, "--write-timeout (PRESENCE_WRITE_TIMEOUT) must be positive, got -1s"},
+		{[]string{"--allowed-origins", "https://docs.example.com/, docs.example.com"}, nil, `--allowed-origins (PRESENCE_ALLOWED_ORIGINS): "docs.example.com" is not an origin such as https://example.com`},
+		{[]string{"--private-rooms", "staff-*,team-["}, nil, `--private-rooms (PRESENCE_PRIVATE_ROOMS): "team-[" is not a room pattern: syntax error in pattern`},
+		// Still the process's own.
+		{[]string{"--drain", "0s"}, nil, "--drain (PRESENCE_DRAIN) must be positive, got 0s"},
+		{[]string{"--tls-cert", "cert.pem"}, nil, "--tls-cert (PRESENCE_TLS_CERT) and --tls-key (PRESENCE_TLS_KEY) go together"},
+		{[]string{"--send-buffer", "-1"}, nil, "--send-buffer (PRESENCE_SEND_BUFFER) must not be negative, got -1"},
 	} {
 		var stderr bytes.Buffer
 		// Cancelled, so that a setting wrongly accepted ends run at once.

@@ -74,6 +74,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return flagErrors(err)
 	}
+	router, err := handlers.NewRouter(b, handlers.Options{
+		Stream: handlers.StreamOptions{
+			Retry:          cfg.Retry,
+			WriteTimeout:   cfg.WriteTimeout,
+			Identity:       handlers.IdentityOptions{Tokens: tokens, Private: cfg.privateRooms()},
+			TrustedProxies: cfg.trustedProxies(),
+		},
+		RoomsLimit:     cfg.RoomsLimit,
+		Ready:          store.ready,
+		CORS:           handlers.CORSOptions{AllowedOrigins: cfg.allowedOrigins()},
+		MaxHeaderBytes: cfg.MaxHeaderBytes,
+	}, metrics, reg, static.FS, log)
+	if err != nil {
+		return flagErrors(err)
+	}
 	// Last of the checks, so that a node that fails one of the others has
 	// not shown itself to Redis: a refusal stops the node here; an
 	// unreachable Redis leaves it running, not ready, and logged.
@@ -82,19 +97,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	stopBackend := store.start(hub.Changed)
 	defer stopBackend() // after the streams have left: then this node's shares go
-
-	router := handlers.NewRouter(b, handlers.Options{
-		Stream: handlers.StreamOptions{
-			Retry:          cfg.Retry,
-			WriteTimeout:   cfg.WriteTimeout,
-			Identity:       handlers.IdentityOptions{Tokens: tokens, Private: cfg.privateRooms()},
-			TrustedProxies: cfg.trustedProxies,
-		},
-		RoomsLimit:     cfg.RoomsLimit,
-		Ready:          store.ready,
-		CORS:           handlers.CORSOptions{AllowedOrigins: cfg.allowedOrigins()},
-		MaxHeaderBytes: cfg.MaxHeaderBytes,
-	}, metrics, reg, static.FS, log)
 
 	ln, err := listen(ctx, cfg)
 	if err != nil {
