@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/presence/presence/auth"
 	"github.com/presence/presence/handlers"
 	"github.com/presence/presence/internal/option"
 	"github.com/presence/presence/presence"
@@ -169,16 +170,35 @@ func (c *config) check() error {
 	return errors.Join(errs...)
 }
 
-// allowedOrigins splits --allowed-origins.
-func (c *config) allowedOrigins() []string {
-	return splitList(c.AllowedOrigins, func(o string) string { return strings.TrimSuffix(o, "/") })
+// hubOptions are the hub's settings.
+func (c *config) hubOptions() presence.HubOptions {
+	return presence.HubOptions{
+		Window:            c.Window,
+		MaxStreams:        c.MaxStreams,
+		MaxRooms:          c.MaxRooms,
+		Grace:             c.Grace,
+		MembersCap:        c.MembersCap,
+		MaxPerSource:      c.MaxStreamsPerIP,
+		MaxGracePerSource: c.MaxGracePerIP,
+	}
 }
 
-// privateRooms splits --private-rooms into patterns.
-func (c *config) privateRooms() []string { return splitList(c.PrivateRooms, nil) }
-
-// trustedProxies splits --trusted-proxies.
-func (c *config) trustedProxies() []string { return splitList(c.TrustedProxies, nil) }
+// routerOptions are the router's settings, with the token verifier and the
+// backend's readiness that main built.
+func (c *config) routerOptions(tokens *auth.Verifier, ready func() error) handlers.Options {
+	return handlers.Options{
+		Stream: handlers.StreamOptions{
+			Retry:          c.Retry,
+			WriteTimeout:   c.WriteTimeout,
+			Identity:       handlers.IdentityOptions{Tokens: tokens, Private: splitList(c.PrivateRooms, nil)},
+			TrustedProxies: splitList(c.TrustedProxies, nil),
+		},
+		RoomsLimit:     c.RoomsLimit,
+		Ready:          ready,
+		CORS:           handlers.CORSOptions{AllowedOrigins: splitList(c.AllowedOrigins, func(o string) string { return strings.TrimSuffix(o, "/") })},
+		MaxHeaderBytes: c.MaxHeaderBytes,
+	}
+}
 
 // splitList splits a comma-separated setting into its non-empty items,
 // trimmed of spaces and then by clean if given.

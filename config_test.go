@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/presence/presence/handlers"
+	"github.com/presence/presence/presence"
 )
 
 func TestConfigDefaultsAndOverrides(t *testing.T) {
@@ -27,12 +30,28 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 	if c.Heartbeat != 5*time.Second || c.Addr != ":2" || c.LogFormat != "json" {
 		t.Fatalf("env and flags: %+v", c)
 	}
-	if c.MaxStreamsPerIP != 0 || len(c.trustedProxies()) != 0 {
+	if c.MaxStreamsPerIP != 0 || len(c.routerOptions(nil, nil).Stream.TrustedProxies) != 0 {
 		t.Fatalf("per-address bound and trusted proxies must be off by default: %+v", c)
 	}
 	c, err = parseConfig([]string{"--max-streams-per-ip", "20", "--trusted-proxies", " 10.0.0.0/8,fd00::/8 ,192.0.2.1"}, func(string) string { return "" }, io.Discard)
-	if err != nil || c.MaxStreamsPerIP != 20 || !slices.Equal(c.trustedProxies(), []string{"10.0.0.0/8", "fd00::/8", "192.0.2.1"}) {
+	if err != nil || c.MaxStreamsPerIP != 20 || !slices.Equal(c.routerOptions(nil, nil).Stream.TrustedProxies, []string{"10.0.0.0/8", "fd00::/8", "192.0.2.1"}) {
 		t.Fatalf("--max-streams-per-ip and --trusted-proxies: %v %+v", err, c)
+	}
+	// The flags' defaults are the packages' own, and map to their options.
+	c, err = parseConfig([]string{"--allowed-origins", "https://a.example/, *", "--private-rooms", "staff-*,ops"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub, want := c.hubOptions(), presence.DefaultHubOptions()
+	want.MaxStreams, want.Grace, want.MaxGracePerSource = c.MaxStreams, 3*time.Second, 16
+	if hub != want {
+		t.Errorf("hub options: %+v, want %+v", hub, want)
+	}
+	router, wantRouter := c.routerOptions(nil, nil), handlers.DefaultOptions()
+	if router.Stream.Retry != wantRouter.Stream.Retry || router.Stream.WriteTimeout != wantRouter.Stream.WriteTimeout ||
+		router.RoomsLimit != wantRouter.RoomsLimit || router.MaxHeaderBytes != wantRouter.MaxHeaderBytes ||
+		!slices.Equal(router.CORS.AllowedOrigins, []string{"https://a.example", "*"}) || !slices.Equal(router.Stream.Identity.Private, []string{"staff-*", "ops"}) {
+		t.Errorf("router options: %+v, want the defaults %+v with the origins and private rooms given", router, wantRouter)
 	}
 	if defaultMaxStreams(20000) != 19000 || defaultMaxStreams(1024) != 924 {
 		t.Fatalf("defaultMaxStreams: %d %d", defaultMaxStreams(20000), defaultMaxStreams(1024))

@@ -53,15 +53,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	hub, err := presence.NewHub(store.Backend, presence.HubOptions{
-		Window:            cfg.Window,
-		MaxStreams:        cfg.MaxStreams,
-		MaxRooms:          cfg.MaxRooms,
-		Grace:             cfg.Grace,
-		MembersCap:        cfg.MembersCap,
-		MaxPerSource:      cfg.MaxStreamsPerIP,
-		MaxGracePerSource: cfg.MaxGracePerIP,
-	})
+	hub, err := presence.NewHub(store.Backend, cfg.hubOptions())
 	if err != nil {
 		return flagErrors(err)
 	}
@@ -74,18 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return flagErrors(err)
 	}
-	router, err := handlers.NewRouter(b, handlers.Options{
-		Stream: handlers.StreamOptions{
-			Retry:          cfg.Retry,
-			WriteTimeout:   cfg.WriteTimeout,
-			Identity:       handlers.IdentityOptions{Tokens: tokens, Private: cfg.privateRooms()},
-			TrustedProxies: cfg.trustedProxies(),
-		},
-		RoomsLimit:     cfg.RoomsLimit,
-		Ready:          store.ready,
-		CORS:           handlers.CORSOptions{AllowedOrigins: cfg.allowedOrigins()},
-		MaxHeaderBytes: cfg.MaxHeaderBytes,
-	}, metrics, reg, static.FS, log)
+	router, err := handlers.NewRouter(b, cfg.routerOptions(tokens, store.ready), metrics, reg, static.FS, log)
 	if err != nil {
 		return flagErrors(err)
 	}
