@@ -7,14 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
-	"net/url"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/presence/presence/auth"
 	"github.com/presence/presence/handlers"
+	"github.com/presence/presence/internal/option"
 	"github.com/presence/presence/presence"
 	"github.com/presence/presence/redis"
 )
@@ -54,8 +53,7 @@ type config struct {
 	MaxGracePerIP     int
 	TrustedProxies    string
 
-	tlsCert        tls.Certificate // loaded by check from TLSCert and TLSKey
-	trustedProxies []netip.Prefix  // parsed by check from TrustedProxies
+	tlsCert tls.Certificate // loaded by check from TLSCert and TLSKey
 }
 
 // envName is the environment variable of a flag.
@@ -67,22 +65,23 @@ func envName(flagName string) string {
 // in the defaults that depend on the machine. Errors name the setting.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	var c config
+	hub, router := presence.DefaultHubOptions(), handlers.DefaultOptions()
 	fs := flag.NewFlagSet("presence", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Addr, "addr", ":8080", "address to listen on")
 	fs.DurationVar(&c.Heartbeat, "heartbeat", 15*time.Second, "interval of the comment line sent on every stream to keep it alive and detect dead peers")
-	fs.DurationVar(&c.Window, "window", 100*time.Millisecond, "coalescing window: a room sends at most one count per window (a busy room with slow fan-outs waits up to 10 windows)")
-	fs.DurationVar(&c.WriteTimeout, "write-timeout", 4*time.Second, "a stream whose write stalls this long is cut off")
-	fs.DurationVar(&c.Retry, "retry", 3*time.Second, "reconnect delay sent to clients in the retry: field")
+	fs.DurationVar(&c.Window, "window", hub.Window, "coalescing window: a room sends at most one count per window (a busy room with slow fan-outs waits up to 10 windows)")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", router.Stream.WriteTimeout, "a stream whose write stalls this long is cut off")
+	fs.DurationVar(&c.Retry, "retry", router.Stream.Retry, "reconnect delay sent to clients in the retry: field")
 	fs.IntVar(&c.MaxStreams, "max-streams", 0, "most open streams; 0 means the open-file limit less 5% (at least 100 less)")
-	fs.IntVar(&c.MaxRooms, "max-rooms", 10000, "most rooms with open streams")
-	fs.IntVar(&c.RoomsLimit, "rooms-limit", 100, "rooms listed by GET /api/rooms when no limit is given")
+	fs.IntVar(&c.MaxRooms, "max-rooms", hub.MaxRooms, "most rooms with open streams")
+	fs.IntVar(&c.RoomsLimit, "rooms-limit", router.RoomsLimit, "rooms listed by GET /api/rooms when no limit is given")
 	fs.DurationVar(&c.Drain, "drain", 10*time.Second, "on SIGINT or SIGTERM, the longest wait for streams and requests to end")
 	fs.DurationVar(&c.TCPUserTimeout, "tcp-user-timeout", 10*time.Second, "TCP_USER_TIMEOUT: a peer that acknowledges nothing this long is dropped (0: kernel default)")
 	fs.IntVar(&c.SendBuffer, "send-buffer", 8192, "SO_SNDBUF requested per connection, in bytes (the kernel doubles it; 0: kernel default)")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 5*time.Second, "time allowed to read request headers")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 60*time.Second, "keep-alive connections idle this long are closed")
-	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", 16<<10, "largest request line and headers accepted, in bytes, as HTTP/1.1 carries them; one byte more gets 431")
+	fs.IntVar(&c.MaxHeaderBytes, "max-header-bytes", router.MaxHeaderBytes, "largest request line and headers accepted, in bytes, as HTTP/1.1 carries them; one byte more gets 431")
 	fs.StringVar(&c.RedisURL, "redis-url", "", "share counts with other nodes through this Redis (redis://[user:pass@]host:port/db); empty: this node alone, in memory")
 	fs.StringVar(&c.NodeID, "node-id", "", "this node's name in Redis and in per-node shares; empty: host name and a random suffix, new at each start")
 	fs.DurationVar(&c.NodeTimeout, "node-timeout", redis.DefaultNodeTimeout, "with --redis-url: how long the streams of a node that died without a word still count (others notice within 5/4 of it)")
@@ -90,7 +89,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.TokenPublicKey, "token-public-key", "", "PEM file with the RSA (RS256) or Ed25519 (EdDSA) public key of signed-in users' tokens")
 	fs.StringVar(&c.PrivateRooms, "private-rooms", "", "comma-separated room-name patterns (* ? [...]) whose streams need a valid token")
 	fs.DurationVar(&c.Grace, "grace", 3*time.Second, "a person whose stream closed after being open at least this long still counts this long, so that a refresh changes nothing; a stream closed sooner leaves at once (0: off)")
-	fs.IntVar(&c.MembersCap, "members-cap", 100, "most members listed in a presence event")
+	fs.IntVar(&c.MembersCap, "members-cap", hub.MembersCap, "most members listed in a presence event")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated origins (https://docs.example.com) whose pages may use the streams and the API, as the widget does; * for any; others get 403")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS, and HTTP/2, which carries many streams over one connection")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
@@ -126,10 +125,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	return c, c.check()
 }
 
-// check rejects settings that cannot work and fills in machine defaults.
-// Settings that go to the hub, the broadcaster or Redis are checked by
-// them (see optionFlag); only a 0 that the flag does not allow, and would
-// mean the hub's default, is refused here.
+// check rejects the process's own settings that cannot work (the server's
+// timeouts, TLS files, sockets, logs) and fills in machine defaults.
+// Settings that go to the hub, the broadcaster, the router or Redis are
+// checked by them (see optionFlag).
 func (c *config) check() error {
 	var errs []error
 	positive := func(name string, d time.Duration) {
@@ -142,8 +141,6 @@ func (c *config) check() error {
 			errs = append(errs, fmt.Errorf("--%s (%s) must not be negative, got %d", name, envName(name), n))
 		}
 	}
-	positive("write-timeout", c.WriteTimeout)
-	positive("retry", c.Retry)
 	positive("drain", c.Drain)
 	positive("read-header-timeout", c.ReadHeaderTimeout)
 	positive("idle-timeout", c.IdleTimeout)
@@ -155,41 +152,9 @@ func (c *config) check() error {
 			errs = append(errs, fmt.Errorf("--tls-cert (%s) / --tls-key (%s): %v", envName("tls-cert"), envName("tls-key"), err))
 		}
 	}
-	for _, o := range c.allowedOrigins() {
-		if u, err := url.Parse(o); o != "*" && (err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" || u.RawQuery != "") {
-			errs = append(errs, fmt.Errorf("--allowed-origins (%s): %q is not an origin such as https://example.com", envName("allowed-origins"), o))
-		}
-	}
-	// 0 would mean the hub's default (the flags have their own); the hub
-	// refuses negative values.
-	if c.Window == 0 {
-		errs = append(errs, fmt.Errorf("--window (%s) must be positive, got %s", envName("window"), c.Window))
-	}
-	if c.MembersCap == 0 {
-		errs = append(errs, fmt.Errorf("--members-cap (%s) must be at least 1, got %d", envName("members-cap"), c.MembersCap))
-	}
-	if c.MaxRooms == 0 {
-		errs = append(errs, fmt.Errorf("--max-rooms (%s) must be at least 1, got %d", envName("max-rooms"), c.MaxRooms))
-	}
-	for _, p := range c.privateRooms() {
-		if err := auth.ValidatePattern(p); err != nil {
-			errs = append(errs, fmt.Errorf("--private-rooms (%s): bad pattern %q: %v", envName("private-rooms"), p, err))
-		}
-	}
-	if ps, err := handlers.ParseTrustedProxies(splitList(c.TrustedProxies, nil)); err != nil {
-		errs = append(errs, fmt.Errorf("--trusted-proxies (%s): %w", envName("trusted-proxies"), err))
-	} else {
-		c.trustedProxies = ps
-	}
 	nonNegative("send-buffer", c.SendBuffer)
 	if c.TCPUserTimeout < 0 {
 		errs = append(errs, fmt.Errorf("--tcp-user-timeout (%s) must not be negative, got %s", envName("tcp-user-timeout"), c.TCPUserTimeout))
-	}
-	if c.RoomsLimit < 1 || c.RoomsLimit > handlers.MaxRoomsLimit {
-		errs = append(errs, fmt.Errorf("--rooms-limit (%s) must be from 1 to %d, got %d", envName("rooms-limit"), handlers.MaxRoomsLimit, c.RoomsLimit))
-	}
-	if c.MaxHeaderBytes < 1024 {
-		errs = append(errs, fmt.Errorf("--max-header-bytes (%s) must be at least 1024, got %d", envName("max-header-bytes"), c.MaxHeaderBytes))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("--log-format (%s) must be text or json, got %q", envName("log-format"), c.LogFormat))
@@ -205,13 +170,35 @@ func (c *config) check() error {
 	return errors.Join(errs...)
 }
 
-// allowedOrigins splits --allowed-origins.
-func (c *config) allowedOrigins() []string {
-	return splitList(c.AllowedOrigins, func(o string) string { return strings.TrimSuffix(o, "/") })
+// hubOptions are the hub's settings.
+func (c *config) hubOptions() presence.HubOptions {
+	return presence.HubOptions{
+		Window:            c.Window,
+		MaxStreams:        c.MaxStreams,
+		MaxRooms:          c.MaxRooms,
+		Grace:             c.Grace,
+		MembersCap:        c.MembersCap,
+		MaxPerSource:      c.MaxStreamsPerIP,
+		MaxGracePerSource: c.MaxGracePerIP,
+	}
 }
 
-// privateRooms splits --private-rooms into patterns.
-func (c *config) privateRooms() []string { return splitList(c.PrivateRooms, nil) }
+// routerOptions are the router's settings, with the token verifier and the
+// backend's readiness that main built.
+func (c *config) routerOptions(tokens *auth.Verifier, ready func() error) handlers.Options {
+	return handlers.Options{
+		Stream: handlers.StreamOptions{
+			Retry:          c.Retry,
+			WriteTimeout:   c.WriteTimeout,
+			Identity:       handlers.IdentityOptions{Tokens: tokens, Private: splitList(c.PrivateRooms, nil)},
+			TrustedProxies: splitList(c.TrustedProxies, nil),
+		},
+		RoomsLimit:     c.RoomsLimit,
+		Ready:          ready,
+		CORS:           handlers.CORSOptions{AllowedOrigins: splitList(c.AllowedOrigins, func(o string) string { return strings.TrimSuffix(o, "/") })},
+		MaxHeaderBytes: c.MaxHeaderBytes,
+	}
+}
 
 // splitList splits a comma-separated setting into its non-empty items,
 // trimmed of spaces and then by clean if given.
@@ -235,8 +222,9 @@ func defaultMaxStreams(nofile int) int {
 	return max(1, nofile-max(100, nofile/20))
 }
 
-// optionFlag names the flag of an option that presence.NewHub or
-// handlers.NewBroadcaster checks itself; "" for others.
+// optionFlag names the flag of an option that presence.NewHub,
+// handlers.NewBroadcaster or handlers.NewRouter checks itself; "" for
+// others.
 func optionFlag(option string) string {
 	switch option {
 	case "Window":
@@ -255,12 +243,26 @@ func optionFlag(option string) string {
 		return "members-cap"
 	case "heartbeat":
 		return "heartbeat"
+	case "Stream.Retry":
+		return "retry"
+	case "Stream.WriteTimeout":
+		return "write-timeout"
+	case "Stream.Identity.Private":
+		return "private-rooms"
+	case "Stream.TrustedProxies":
+		return "trusted-proxies"
+	case "RoomsLimit":
+		return "rooms-limit"
+	case "CORS.AllowedOrigins":
+		return "allowed-origins"
+	case "MaxHeaderBytes":
+		return "max-header-bytes"
 	}
 	return ""
 }
 
-// flagErrors rewrites the presence.OptionErrors in err to name their flag
-// and variable, as config's own errors do.
+// flagErrors rewrites the *option.Errors in err to name their flag and
+// variable, as config's own errors do.
 func flagErrors(err error) error {
 	var errs []error
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -269,10 +271,10 @@ func flagErrors(err error) error {
 		errs = []error{err}
 	}
 	for i, e := range errs {
-		var oe *presence.OptionError
+		var oe *option.Error
 		if errors.As(e, &oe) && optionFlag(oe.Option) != "" {
 			name := optionFlag(oe.Option)
-			errs[i] = fmt.Errorf("--%s (%s) %s", name, envName(name), oe.Problem)
+			errs[i] = errors.New(oe.Named(fmt.Sprintf("--%s (%s)", name, envName(name))))
 		}
 	}
 	return errors.Join(errs...)

@@ -53,15 +53,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	hub, err := presence.NewHub(store.Backend, presence.HubOptions{
-		Window:            cfg.Window,
-		MaxStreams:        cfg.MaxStreams,
-		MaxRooms:          cfg.MaxRooms,
-		Grace:             cfg.Grace,
-		MembersCap:        cfg.MembersCap,
-		MaxPerSource:      cfg.MaxStreamsPerIP,
-		MaxGracePerSource: cfg.MaxGracePerIP,
-	})
+	hub, err := presence.NewHub(store.Backend, cfg.hubOptions())
 	if err != nil {
 		return flagErrors(err)
 	}
@@ -74,6 +66,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return flagErrors(err)
 	}
+	router, err := handlers.NewRouter(b, cfg.routerOptions(tokens, store.ready), metrics, reg, static.FS, log)
+	if err != nil {
+		return flagErrors(err)
+	}
 	// Last of the checks, so that a node that fails one of the others has
 	// not shown itself to Redis: a refusal stops the node here; an
 	// unreachable Redis leaves it running, not ready, and logged.
@@ -82,19 +78,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	stopBackend := store.start(hub.Changed)
 	defer stopBackend() // after the streams have left: then this node's shares go
-
-	router := handlers.NewRouter(b, handlers.Options{
-		Stream: handlers.StreamOptions{
-			Retry:          cfg.Retry,
-			WriteTimeout:   cfg.WriteTimeout,
-			Identity:       handlers.IdentityOptions{Tokens: tokens, Private: cfg.privateRooms()},
-			TrustedProxies: cfg.trustedProxies,
-		},
-		RoomsLimit:     cfg.RoomsLimit,
-		Ready:          store.ready,
-		CORS:           handlers.CORSOptions{AllowedOrigins: cfg.allowedOrigins()},
-		MaxHeaderBytes: cfg.MaxHeaderBytes,
-	}, metrics, reg, static.FS, log)
 
 	ln, err := listen(ctx, cfg)
 	if err != nil {

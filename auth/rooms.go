@@ -46,17 +46,19 @@ func MatchRoom(pattern, room string) bool {
 
 // ValidatePattern returns an error for a pattern MatchRoom would not match
 // as written: one that path.Match rejects, or one with a class opened by '!'
-// (write '[^...]' for a class that excludes). Settings are checked with it at
-// start, and a token whose rooms claim fails it is refused with ErrClaims.
+// (write '[^...]' for a class that excludes). The error says what is wrong,
+// not which pattern: its caller names that. The private rooms are checked
+// with it when the router is built, and a token whose rooms claim fails it
+// is refused with ErrClaims.
 func ValidatePattern(pattern string) error {
 	// Matching against "" fails at the first literal or class and then
 	// path.Match checks the rest of the pattern's syntax; "*" alone or a
 	// run of '*' matches "" and is valid.
 	if _, err := path.Match(pattern, ""); err != nil {
-		return fmt.Errorf("room pattern %q: %w", pattern, err)
+		return err
 	}
 	if bangClass(pattern) {
-		return fmt.Errorf("room pattern %q: %w: a class opened by \"[!\" is not negation here; write \"[^...]\" for a class that excludes", pattern, path.ErrBadPattern)
+		return fmt.Errorf("%w: a class opened by \"[!\" is not negation here; write \"[^...]\" for a class that excludes", path.ErrBadPattern)
 	}
 	return nil
 }

@@ -1,6 +1,10 @@
 package auth
 
-import "testing"
+import (
+	"errors"
+	"path"
+	"testing"
+)
 
 func TestMatchRoom(t *testing.T) {
 	cases := []struct {
@@ -82,8 +86,8 @@ func TestValidatePattern(t *testing.T) {
 		}
 	}
 	for _, p := range []string{"[", "a[", "*[", "docs-*[", "[]", "[a-", "[z-", "\\", "a\\", "[\\", "x*y*[", "staff-[!x]", "[!]", "*[!a-c]*", "[^a][!b]", "[!x"} {
-		if err := ValidatePattern(p); err == nil {
-			t.Errorf("ValidatePattern(%q) = nil, want an error", p)
+		if err := ValidatePattern(p); !errors.Is(err, path.ErrBadPattern) {
+			t.Errorf("ValidatePattern(%q) = %v, want a path.ErrBadPattern", p, err)
 		}
 	}
 }

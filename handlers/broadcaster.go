@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/presence/presence/internal/option"
 	"github.com/presence/presence/presence"
 )
 
@@ -33,7 +34,7 @@ func NewBroadcaster(hub *presence.Hub, heartbeat time.Duration, m *Metrics) (*Br
 		return nil, errors.New("handlers: a hub and metrics are required")
 	}
 	if heartbeat <= 0 {
-		return nil, &presence.OptionError{Option: "heartbeat", Problem: fmt.Sprintf("must be positive, got %s", heartbeat)}
+		return nil, &option.Error{Option: "heartbeat", Problem: fmt.Sprintf("must be positive, got %s", heartbeat)}
 	}
 	b := &Broadcaster{hub: hub, metrics: m, heartbeat: heartbeat}
 	b.frames.New = func() any { return new([]byte) }

@@ -1,16 +1,17 @@
 package handlers
 
 import (
-	"fmt"
 	"net/http"
 	"net/netip"
 	"strings"
+
+	"github.com/presence/presence/internal/option"
 )
 
-// ParseTrustedProxies reads the CIDRs (or single addresses) of the proxies
-// whose X-Forwarded-For and Forwarded headers are believed. An error names
-// the item that is neither.
-func ParseTrustedProxies(items []string) ([]netip.Prefix, error) {
+// parseTrustedProxies reads the CIDRs (or single addresses) of the proxies
+// whose X-Forwarded-For and Forwarded headers are believed
+// (StreamOptions.TrustedProxies). An error names the item that is neither.
+func parseTrustedProxies(items []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, s := range items {
 		if p, err := netip.ParsePrefix(s); err == nil {
@@ -19,7 +20,7 @@ func ParseTrustedProxies(items []string) ([]netip.Prefix, error) {
 		}
 		a, err := netip.ParseAddr(s)
 		if err != nil || a.Zone() != "" {
-			return nil, fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8 or fd00::/8, nor an address", s)
+			return nil, &option.Error{Option: "Stream.TrustedProxies", Item: s, Problem: "is not a CIDR such as 10.0.0.0/8 or fd00::/8, nor an address"}
 		}
 		a = a.Unmap()
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))

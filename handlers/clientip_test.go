@@ -1,13 +1,15 @@
 package handlers
 
 import (
+	"fmt"
 	"net/http/httptest"
 	"net/netip"
+	"strings"
 	"testing"
 )
 
 func TestClientAddr(t *testing.T) {
-	proxies, err := ParseTrustedProxies([]string{"10.0.0.0/8", "fd00::/8", "192.0.2.7"})
+	proxies, err := parseTrustedProxies([]string{"10.0.0.0/8", "fd00::/8", "192.0.2.7"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,13 +94,14 @@ func TestClientAddr(t *testing.T) {
 }
 
 func TestParseTrustedProxies(t *testing.T) {
-	ps, err := ParseTrustedProxies([]string{"10.0.0.0/8", "10.1.2.3/8", "::1", "2001:db8::/32"})
+	ps, err := parseTrustedProxies([]string{"10.0.0.0/8", "10.1.2.3/8", "::1", "2001:db8::/32"})
 	if err != nil || len(ps) != 4 || ps[1].String() != "10.0.0.0/8" || ps[2].String() != "::1/128" {
 		t.Errorf("%v %v", ps, err)
 	}
 	for _, bad := range []string{"10.0.0.0/33", "example.com", "10.0.0", "fe80::1%eth0", "*"} {
-		if _, err := ParseTrustedProxies([]string{bad}); err == nil {
-			t.Errorf("%q accepted", bad)
+		_, err := parseTrustedProxies([]string{"10.0.0.0/8", bad})
+		if want := fmt.Sprintf("Stream.TrustedProxies: %q is not a CIDR", bad); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%q: got %v, want an error starting %q", bad, err, want)
 		}
 	}
 }

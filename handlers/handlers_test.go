@@ -30,7 +30,8 @@ func TestMain(m *testing.M) {
 
 func newTestRouter(t testing.TB) (http.Handler, *Broadcaster) {
 	t.Helper()
-	opts := Options{Stream: StreamOptions{Retry: time.Second, WriteTimeout: time.Second}, RoomsLimit: 10}
+	opts := DefaultOptions()
+	opts.Stream.Retry, opts.Stream.WriteTimeout, opts.RoomsLimit = time.Second, time.Second, 10
 	return newTestRouterWith(t, opts, fstest.MapFS{"index.html": {Data: []byte("<h1>hi</h1>")}})
 }
 
@@ -39,7 +40,7 @@ func newTestRouter(t testing.TB) (http.Handler, *Broadcaster) {
 func newTestRouterWith(t testing.TB, opts Options, page fs.FS) (http.Handler, *Broadcaster) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	hub, err := presence.NewHub(presence.NewMemory(), presence.HubOptions{})
+	hub, err := presence.NewHub(presence.NewMemory(), presence.DefaultHubOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +49,11 @@ func newTestRouterWith(t testing.TB, opts Options, page fs.FS) (http.Handler, *B
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewRouter(b, opts, m, reg, page, slog.New(slog.NewTextHandler(io.Discard, nil))), b
+	router, err := NewRouter(b, opts, m, reg, page, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return router, b
 }
 
 func TestShutdownTurnsReadyzAndStreamsAway(t *testing.T) {

@@ -13,29 +13,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Options is what the router needs besides its dependencies.
-type Options struct {
-	Stream StreamOptions
-	// RoomsLimit is how many rooms GET /api/rooms lists by default.
-	RoomsLimit int
-	// CORS says which other sites' pages may use the streams and the API.
-	CORS CORSOptions
-	// Ready is nil once the node's counts are worth serving (with Redis:
-	// once it has read the whole cluster), and says otherwise why not, in a
-	// few words fit for the public; /readyz answers 503 meanwhile. Nil
-	// means always.
-	Ready func() error
-	// MaxHeaderBytes is the largest request header block answered; larger
-	// ones get 431 (see limitHeaders). 0: no limit of the router's own.
-	MaxHeaderBytes int
-}
-
 // NewRouter lists every route of the service. Every GET route answers
 // HEAD too, as GET would but without a body (a HEAD of a stream opens no
 // stream); a method a path does not take gets 405 with an Allow header.
-func NewRouter(b *Broadcaster, opts Options, m *Metrics, gatherer prometheus.Gatherer, static fs.FS, log *slog.Logger) http.Handler {
+// Options it refuses are *option.Errors, joined (see Options.validate).
+func NewRouter(b *Broadcaster, opts Options, m *Metrics, gatherer prometheus.Gatherer, static fs.FS, log *slog.Logger) (http.Handler, error) {
+	opts, err := opts.validate()
+	if err != nil {
+		return nil, err
+	}
 	r := chi.NewRouter()
-	r.Use(guardConns(b, opts.Stream.TrustedProxies, m)) // connections that reset streams like no browser
+	r.Use(guardConns(b, opts.Stream.proxies, m)) // connections that reset streams like no browser
 	r.Use(limitHeaders(opts.MaxHeaderBytes))
 	r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "no such path")
@@ -67,7 +55,7 @@ func NewRouter(b *Broadcaster, opts Options, m *Metrics, gatherer prometheus.Gat
 
 	getHead(r, "/", handlePage(static, "index.html"))
 	getHead(r, "/widget.js", handleScript(static, "widget.js"))
-	return r
+	return r, nil
 }
 
 // getHead routes GET and HEAD of pattern to h. net/http drops what a

@@ -14,12 +14,14 @@ import (
 	"time"
 )
 
-// smallRouter is the router with opts, served by a real net/http server
-// (which drops the body of a HEAD, as a recorder does not).
-func smallRouter(t *testing.T, opts Options) (*httptest.Server, *Broadcaster) {
+// smallRouter is the router with cors and otherwise the options of
+// newTestRouter, served by a real net/http server (which drops the body of
+// a HEAD, as a recorder does not).
+func smallRouter(t *testing.T, cors CORSOptions) (*httptest.Server, *Broadcaster) {
 	t.Helper()
-	opts.Stream = StreamOptions{Retry: time.Second, WriteTimeout: time.Second}
-	opts.RoomsLimit = 10
+	opts := DefaultOptions()
+	opts.Stream.Retry, opts.Stream.WriteTimeout, opts.RoomsLimit = time.Second, time.Second, 10
+	opts.CORS = cors
 	router, b := newTestRouterWith(t, opts, fstest.MapFS{"index.html": {Data: []byte("<h1>hi</h1>")}, "widget.js": {Data: []byte("1")}})
 	srv := httptest.NewServer(router)
 	t.Cleanup(func() {
@@ -62,7 +64,7 @@ func do(t *testing.T, method, url string, header ...string) (*http.Response, str
 // Every GET route answers HEAD as GET does, without a body; a HEAD of a
 // stream opens none.
 func TestHeadAnswersAsGet(t *testing.T) {
-	srv, b := smallRouter(t, Options{})
+	srv, b := smallRouter(t, CORSOptions{})
 	for _, path := range []string{"/", "/widget.js", "/healthz", "/readyz", "/metrics", "/api/rooms", "/api/rooms/x", "/api/rooms/bad%20name", "/rooms/bad%20name/events"} {
 		get, _ := do(t, "GET", srv.URL+path)
 		head, body := do(t, "HEAD", srv.URL+path)
@@ -86,7 +88,7 @@ func TestHeadAnswersAsGet(t *testing.T) {
 
 // A method a path does not take gets 405, a JSON error and Allow.
 func TestMethodNotAllowedSaysAllow(t *testing.T) {
-	srv, _ := smallRouter(t, Options{})
+	srv, _ := smallRouter(t, CORSOptions{})
 	for path, allow := range map[string]string{
 		"/metrics":        "GET, HEAD",
 		"/events":         "GET, HEAD, OPTIONS",
@@ -173,8 +175,8 @@ func TestCanonicalVisitor(t *testing.T) {
 // requests, requests without fetch metadata and same-origin ones pass.
 func TestCrossSiteGuard(t *testing.T) {
 	const allowed = "https://ok.example"
-	restricted, _ := smallRouter(t, Options{CORS: CORSOptions{AllowedOrigins: []string{allowed}}})
-	open, _ := smallRouter(t, Options{CORS: CORSOptions{AllowedOrigins: []string{"*"}}})
+	restricted, _ := smallRouter(t, CORSOptions{AllowedOrigins: []string{allowed}})
+	open, _ := smallRouter(t, CORSOptions{AllowedOrigins: []string{"*"}})
 	origin := func() float64 { return sample(t, restricted, `presence_refused_total{reason="origin"}`) }
 	for _, c := range []struct {
 		site, mode, origin string

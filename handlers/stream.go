@@ -23,10 +23,12 @@ type StreamOptions struct {
 	// WriteTimeout is how long one write may stall before the client is cut
 	// off; it replaces a server-wide WriteTimeout, which would cut streams.
 	WriteTimeout time.Duration
-	// TrustedProxies are the peers whose X-Forwarded-For or Forwarded
-	// header names the client (see clientAddr); from others, the peer is
-	// the client.
-	TrustedProxies []netip.Prefix
+	// TrustedProxies are the CIDRs (10.0.0.0/8) or addresses of the peers
+	// whose X-Forwarded-For or Forwarded header names the client (see
+	// clientAddr); from others, the peer is the client.
+	TrustedProxies []string
+
+	proxies []netip.Prefix // TrustedProxies parsed, by Options.validate
 }
 
 // handleStream serves GET /events and GET /rooms/{room}/events: the room's
@@ -42,10 +44,10 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		source := ""
-		if client, _, ok := clientAddr(r, opts.TrustedProxies); ok {
+		if client, _, ok := clientAddr(r, opts.proxies); ok {
 			source = sourceKey(client)
 		}
-		conn := guardedConn(r, opts.TrustedProxies) // a refused one never gets here (guardConns)
+		conn := guardedConn(r, opts.proxies) // a refused one never gets here (guardConns)
 		room := presence.DefaultRoom
 		if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePattern() != "/events" {
 			room = chi.URLParam(r, "room")

@@ -2,60 +2,11 @@ package presence
 
 import (
 	"container/list"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 )
-
-// Defaults for HubOptions fields left zero.
-const (
-	DefaultWindow     = 100 * time.Millisecond
-	DefaultMaxStreams = 10000
-	DefaultMaxRooms   = 10000
-)
-
-// HubOptions configures a Hub. The zero value is usable.
-type HubOptions struct {
-	// Window is the coalescing window: a room publishes at most one count
-	// per window, and a change in a quiet room is published at once.
-	Window time.Duration
-	// MaxStreams caps the streams this node holds.
-	MaxStreams int
-	// MaxRooms caps the rooms this node holds streams in. When it is
-	// reached, a new room takes the place of the room that has held only
-	// closed streams in their grace the longest, if any: such rooms never
-	// keep out people who are here.
-	MaxRooms int
-	// Grace is how long a person (a member with an ID) whose stream closed
-	// still counts: a stream of the same person within it takes the closed
-	// one's place and nothing changes, as on a page refresh. 0: none.
-	// Anonymous streams leave at once, and so does a stream that was open
-	// less than the grace itself: a grace is earned by being there, so that
-	// opening and closing streams cheaply makes no phantom people. Every
-	// closed stream still counted at time t was open at t-Grace, so those
-	// in their grace never outnumber the streams open one grace before.
-	// A stream that takes over a closed one earns its own grace anew.
-	Grace time.Duration
-	// MaxGracePerSource bounds the closed streams of one source
-	// (JoinOptions.Source) in their grace; a stream of a source at the
-	// bound leaves at once. 0: no bound. Earning a grace takes a stream
-	// held for the grace, so without it one source holding n streams and
-	// replacing each by a new made-up person once a grace could show up
-	// to 2n people; with it, n plus this bound.
-	MaxGracePerSource int
-	// MaxPerSource bounds the streams of one source (JoinOptions.Source),
-	// open plus closed in their grace; 0: no bound. A person taking over
-	// their own closed stream from the same source is never refused.
-	MaxPerSource int
-	// MembersCap bounds the member lists handed out (DefaultMembersCap if
-	// 0).
-	MembersCap int
-}
-
-// DefaultMembersCap is the default of HubOptions.MembersCap.
-const DefaultMembersCap = 100
 
 // Hub tracks the streams of this node by room, and keeps each room's
 // latest Update for its streams, coalesced. One Hub serves the whole
@@ -126,58 +77,14 @@ func newRoom(name string) *room {
 	return r
 }
 
-// OptionError is an option that a constructor refuses: the caller, which
-// knows where the option came from (a flag, a variable), can say so.
-type OptionError struct {
-	Option  string // the field, such as "Window"
-	Problem string // such as "must not be negative, got -1s"
-}
-
-func (e *OptionError) Error() string { return e.Option + " " + e.Problem }
-
-// check refuses negative values, which mean nothing; zero means the
-// default.
-func (o HubOptions) check() error {
-	var errs []error
-	for _, f := range []struct {
-		name     string
-		value    any
-		negative bool
-	}{
-		{"Window", o.Window, o.Window < 0},
-		{"MaxStreams", o.MaxStreams, o.MaxStreams < 0},
-		{"MaxRooms", o.MaxRooms, o.MaxRooms < 0},
-		{"Grace", o.Grace, o.Grace < 0},
-		{"MaxGracePerSource", o.MaxGracePerSource, o.MaxGracePerSource < 0},
-		{"MaxPerSource", o.MaxPerSource, o.MaxPerSource < 0},
-		{"MembersCap", o.MembersCap, o.MembersCap < 0},
-	} {
-		if f.negative {
-			errs = append(errs, &OptionError{Option: f.name, Problem: fmt.Sprintf("must not be negative, got %v", f.value)})
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// NewHub returns a Hub over backend.
+// NewHub returns a Hub over backend, or the *option.Errors of the
+// options it refuses, joined.
 func NewHub(backend Backend, opts HubOptions) (*Hub, error) {
 	if backend == nil {
 		return nil, fmt.Errorf("presence: a backend is required")
 	}
-	if err := opts.check(); err != nil {
+	if err := opts.validate(); err != nil {
 		return nil, err
-	}
-	if opts.MembersCap == 0 {
-		opts.MembersCap = DefaultMembersCap
-	}
-	if opts.Window == 0 {
-		opts.Window = DefaultWindow
-	}
-	if opts.MaxStreams == 0 {
-		opts.MaxStreams = DefaultMaxStreams
-	}
-	if opts.MaxRooms == 0 {
-		opts.MaxRooms = DefaultMaxRooms
 	}
 	return &Hub{
 		backend:      backend,

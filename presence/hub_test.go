@@ -1,6 +1,7 @@
 package presence
 
 import (
+	"cmp"
 	"errors"
 	"maps"
 	"strings"
@@ -40,13 +41,22 @@ func (r *recorder) published() []publish {
 	return append([]publish(nil), r.pubs...)
 }
 
+// newHub is a hub over memory with the options a test sets: the fields it
+// leaves zero take DefaultHubOptions' values (so Grace and the per-source
+// bounds stay 0).
 func newHub(t *testing.T, opts HubOptions) (*Hub, *recorder) {
 	t.Helper()
 	return newHubOn(t, NewMemory(), opts)
 }
 
+// newHubOn is newHub over b.
 func newHubOn(t *testing.T, b Backend, opts HubOptions) (*Hub, *recorder) {
 	t.Helper()
+	d := DefaultHubOptions()
+	opts.Window = cmp.Or(opts.Window, d.Window)
+	opts.MaxStreams = cmp.Or(opts.MaxStreams, d.MaxStreams)
+	opts.MaxRooms = cmp.Or(opts.MaxRooms, d.MaxRooms)
+	opts.MembersCap = cmp.Or(opts.MembersCap, d.MembersCap)
 	rec := &recorder{}
 	h, err := NewHub(b, opts)
 	if err != nil {
