@@ -15,13 +15,11 @@ import (
 )
 
 // reader is one real TCP client that reads an SSE stream and keeps the id
-// and arrival time of the last event, and the first event's data and time.
+// of the last event, and the first event's data and arrival time.
 type reader struct {
 	conn    net.Conn
 	opened  time.Time // request sent
 	lastID  atomic.Int64
-	lastAt  atomic.Int64 // unix ns
-	events  atomic.Int64
 	bytes   atomic.Int64
 	firstMu sync.Mutex
 	first   string
@@ -131,8 +129,6 @@ func (r *reader) read(br *bufio.Reader) {
 			}
 			r.firstMu.Unlock()
 			r.lastID.Store(id)
-			r.lastAt.Store(now.UnixNano())
-			r.events.Add(1)
 			id, data = -1, ""
 		}
 	}

@@ -159,49 +159,47 @@ func (o *orchestrator) replay(room int) error {
 // can only be a publish of the whole list (at most the service's default
 // --members-cap, 100) to every signed-in stream.
 func (o *orchestrator) memberList() error {
-	const listCap = 100
 	for _, n := range []int{100, 1000} {
-		c, err := o.start()
-		if err != nil {
+		if err := o.memberListOnce(n, min(n, 100)); err != nil {
 			return err
 		}
-		if _, err := c.ctl("/create?stream=m.members"); err != nil {
-			c.stop()
-			return err
-		}
-		rs, err := o.d.openMany(c.addr, "/stream?stream=m.members", n)
-		if err != nil {
-			c.stop()
-			return err
-		}
-		if _, err := c.await(10*time.Second, func(s stats) bool { return s.Subs >= int64(n) }); err != nil {
-			closeAll(rs)
-			c.stop()
-			return err
-		}
-		if _, err := c.ctl("/mark"); err != nil {
-			closeAll(rs)
-			c.stop()
-			return err
-		}
-		if _, err := c.ctl(fmt.Sprintf("/publish?stream=m.members&members=%d", min(n, listCap))); err != nil {
-			closeAll(rs)
-			c.stop()
-			return err
-		}
-		d, ok := awaitReaders(rs, 1, 30*time.Second)
-		st, err := c.stats("/stats?stream=m.members")
-		var bytes int64
-		for _, r := range rs {
-			bytes += r.bytes.Load()
-		}
-		closeAll(rs)
-		c.stop()
-		if err != nil {
-			return err
-		}
-		o.printf("  members stream, %4d signed in: one newcomer's list of %d sent to all: %.1f MiB written, all have it after %s (ok=%v), server CPU %.3f s to the last\n",
-			n, min(n, listCap), float64(bytes)/(1<<20), ms(d), ok, st.CPUSinceMrk)
 	}
+	return nil
+}
+
+func (o *orchestrator) memberListOnce(n, listed int) error {
+	c, err := o.start()
+	if err != nil {
+		return err
+	}
+	defer c.stop()
+	if _, err := c.ctl("/create?stream=m.members"); err != nil {
+		return err
+	}
+	rs, err := o.d.openMany(c.addr, "/stream?stream=m.members", n)
+	if err != nil {
+		return err
+	}
+	defer closeAll(rs)
+	if _, err := c.await(10*time.Second, func(s stats) bool { return s.Subs >= int64(n) }); err != nil {
+		return err
+	}
+	if _, err := c.ctl("/mark"); err != nil {
+		return err
+	}
+	if _, err := c.ctl(fmt.Sprintf("/publish?stream=m.members&members=%d", listed)); err != nil {
+		return err
+	}
+	d, ok := awaitReaders(rs, 1, 30*time.Second)
+	st, err := c.stats("/stats?stream=m.members")
+	if err != nil {
+		return err
+	}
+	var bytes int64
+	for _, r := range rs {
+		bytes += r.bytes.Load()
+	}
+	o.printf("  members stream, %4d signed in: one newcomer's list of %d sent to all: %.1f MiB written, all have it after %s (ok=%v), server CPU %.3f s to the last\n",
+		n, listed, float64(bytes)/(1<<20), ms(d), ok, st.CPUSinceMrk)
 	return nil
 }

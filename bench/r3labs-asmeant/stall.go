@@ -86,7 +86,7 @@ func (o *orchestrator) stallOnce(n int, dl, every time.Duration) error {
 	}
 	last, lastChange := minLastID(rs), t0
 	var longest time.Duration
-	var stallFrom time.Duration = -1
+	stallFrom := time.Duration(-1)
 	for time.Since(t0) < span+every {
 		time.Sleep(2 * time.Millisecond)
 		if m := minLastID(rs); m != last {
