@@ -103,9 +103,8 @@ func (o *orchestrator) stallOnce(n int, dl, every time.Duration) error {
 	still := time.Since(lastChange)
 	stillStalled := "no"
 	if still > 10*every {
-		longest = max(longest, still)
-		if stallFrom < 0 {
-			stallFrom = lastChange.Sub(t0)
+		if still > longest {
+			longest, stallFrom = still, lastChange.Sub(t0)
 		}
 		stillStalled = fmt.Sprintf("yes, %.1f s", still.Seconds())
 	}
@@ -147,9 +146,13 @@ func (o *orchestrator) stallOnce(n int, dl, every time.Duration) error {
 	if _, err := c.ctl("/publish?stream=a&data=1"); err != nil {
 		return err
 	}
+	returned := "not within 30 s"
+	if _, err := c.await(30*time.Second, func(s stats) bool { return s.Returned >= 1 }); err == nil {
+		returned = ms(time.Since(tc))
+	}
 	_, ok := awaitReaders(rs, int64(st.Seq)+1, 30*time.Second)
-	o.printf("          a newcomer's request during the stall: %s; the stalled client closes: the others get the next count %s later (ok=%v)\n",
-		waited, ms(time.Since(tc)), ok)
+	o.printf("          a newcomer's request during the stall: %s; the stalled client closes: its handler returns %s later, the others get the next count %s later (ok=%v)\n",
+		waited, returned, ms(time.Since(tc)), ok)
 	if nc := <-newcomer; nc.r != nil {
 		nc.r.conn.Close()
 	}
