@@ -146,9 +146,15 @@ func (o *orchestrator) shutdown() error {
 	o.printf("  Close(): %d/%d streams ended, handlers returned %d, OnUnsubscribe %d, goroutines %d\n",
 		ended, len(d2)+len(d2m), st.Returned-1, st.Unsubs, st.Goroutines)
 	closeAll(all)
-	st, err = c.await(2*time.Second, func(s stats) bool { return s.Goroutines <= g0.Goroutines })
-	o.printf("  every client gone, 2 s later: goroutines %d (%d left over the %d before; %d streams were served), OnUnsubscribe %d\n",
-		st.Goroutines, st.Goroutines-g0.Goroutines, g0.Goroutines, len(all), st.Unsubs)
+	if _, err := c.await(2*time.Second, func(s stats) bool { return s.Goroutines <= g0.Goroutines }); err == nil {
+		o.printf("  every client gone: goroutines back to %d\n", g0.Goroutines)
+		return nil
+	}
+	if st, err = c.stats("/stats?stacks=1"); err != nil {
+		return err
+	}
+	o.printf("  every client gone, 2 s later: goroutines %d (%d more than the %d before; %d streams were served), %d of them blocked in r3labs's Subscriber.close; OnUnsubscribe %d\n",
+		st.Goroutines, st.Goroutines-g0.Goroutines, g0.Goroutines, len(all), st.InClose, st.Unsubs)
 	return nil
 }
 

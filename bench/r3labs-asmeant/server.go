@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -228,6 +229,7 @@ type stats struct {
 	MaxPublish  float64 `json:"max_publish_ms"`
 	HeapStack   uint64  `json:"heap_stack"` // HeapInuse+StackInuse after a GC
 	Seq         uint64  `json:"seq"`        // publishes so far on the stream named in the query
+	InClose     int     `json:"in_close"`   // goroutines inside r3labs's Subscriber.close (with stacks=1)
 	CPUSinceMrk float64 `json:"cpu_since_mark_s"`
 	WallSince   float64 `json:"wall_since_mark_s"`
 }
@@ -260,7 +262,13 @@ func (s *server) snapshot(gc bool, stream string) stats {
 }
 
 func (s *server) ctlStats(w http.ResponseWriter, r *http.Request) {
-	_ = json.NewEncoder(w).Encode(s.snapshot(r.URL.Query().Get("gc") == "1", r.URL.Query().Get("stream")))
+	st := s.snapshot(r.URL.Query().Get("gc") == "1", r.URL.Query().Get("stream"))
+	if r.URL.Query().Get("stacks") == "1" {
+		buf := make([]byte, 64<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		st.InClose = bytes.Count(buf, []byte("github.com/r3labs/sse/v2.(*Subscriber).close("))
+	}
+	_ = json.NewEncoder(w).Encode(st)
 }
 
 func (s *server) ctlCreate(_ http.ResponseWriter, r *http.Request) {
