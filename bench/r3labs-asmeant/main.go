@@ -178,6 +178,23 @@ func (c *child) await(timeout time.Duration, ok func(stats) bool) (stats, error)
 	}
 }
 
+// room creates a stream on the child and opens n readers on it, and waits
+// until r3labs has registered them all.
+func (o *orchestrator) room(c *child, stream string, n int) ([]*reader, error) {
+	if _, err := c.ctl("/create?stream=" + stream); err != nil {
+		return nil, err
+	}
+	rs, err := o.d.openMany(c.addr, "/stream?stream="+stream, n)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.await(30*time.Second, func(s stats) bool { return s.Subs >= int64(n) }); err != nil {
+		closeAll(rs)
+		return nil, fmt.Errorf("%d readers subscribed: %w", n, err)
+	}
+	return rs, nil
+}
+
 // awaitReaders waits until every reader has event id seq, and says how long
 // that took, or false after the timeout.
 func awaitReaders(rs []*reader, seq int64, timeout time.Duration) (time.Duration, bool) {

@@ -48,17 +48,11 @@ func (o *orchestrator) firstValues(c *child, room, joins int, setup, path, name 
 			return err
 		}
 	}
-	if _, err := c.ctl("/create?stream=e"); err != nil {
-		return err
-	}
-	rs, err := o.d.openMany(c.addr, "/stream?stream=e", room)
+	rs, err := o.room(c, "e", room)
 	if err != nil {
 		return err
 	}
-	defer closeAll(rs)
-	if _, err := c.await(10*time.Second, func(s stats) bool { return s.Subs >= int64(room) }); err != nil {
-		return err
-	}
+	defer func() { closeAll(rs) }()    // the newcomers too
 	time.Sleep(200 * time.Millisecond) // let the room's own counts settle before the first newcomer
 	var waits []time.Duration
 	missed, wrong := 0, 0
@@ -173,17 +167,11 @@ func (o *orchestrator) memberListOnce(n, listed int) error {
 		return err
 	}
 	defer c.stop()
-	if _, err := c.ctl("/create?stream=m.members"); err != nil {
-		return err
-	}
-	rs, err := o.d.openMany(c.addr, "/stream?stream=m.members", n)
+	rs, err := o.room(c, "m.members", n)
 	if err != nil {
 		return err
 	}
 	defer closeAll(rs)
-	if _, err := c.await(10*time.Second, func(s stats) bool { return s.Subs >= int64(n) }); err != nil {
-		return err
-	}
 	if _, err := c.ctl("/mark"); err != nil {
 		return err
 	}

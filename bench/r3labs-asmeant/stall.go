@@ -31,17 +31,11 @@ func (o *orchestrator) stallOnce(n int, dl, every time.Duration) error {
 		return err
 	}
 	defer c.stop()
-	if _, err := c.ctl("/create?stream=a"); err != nil {
-		return err
-	}
-	rs, err := o.d.openMany(c.addr, "/stream?stream=a", n)
+	rs, err := o.room(c, "a", n)
 	if err != nil {
 		return err
 	}
 	defer closeAll(rs)
-	if _, err := c.await(30*time.Second, func(s stats) bool { return s.Subs >= int64(n) }); err != nil {
-		return fmt.Errorf("readers subscribed: %w", err)
-	}
 	sc, err := o.d.stalled(c.addr, "/stream?stream=a&stalled=1")
 	if err != nil {
 		return err
