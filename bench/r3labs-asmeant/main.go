@@ -9,7 +9,7 @@
 // the clients are real TCP connections from this process.
 //
 // Run it from the repository root (15,000 streams need 15,000 descriptors
-// in each process):
+// in each process; a full run takes about ten minutes on 2 cores):
 //
 //	go run ./bench/r3labs-asmeant
 //	go run ./bench/r3labs-asmeant -only stall,disconnect -n 5000
