@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -192,6 +193,25 @@ func metric(t *testing.T, s *testServer, name string) float64 {
 	}
 	v, _ := strconv.ParseFloat(m[1], 64)
 	return v
+}
+
+// A stream's first count already counts the stream: the publish of its own
+// join, which says the same, is not sent to it again.
+func TestOwnJoinIsNotSentTwice(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "--window", "50ms")
+	a := dial(t, s, "/rooms/once/events")
+	a.waitCount(t, 1)
+	waitUntil(t, 5*time.Second, "the publish of a's join", func() bool {
+		return metric(t, s, "presence_events_published_total") >= 1
+	})
+	b := dial(t, s, "/rooms/once/events")
+	a.waitCount(t, 2)
+	b.Close()
+	a.waitCount(t, 1)
+	if got := a.Counts(); !slices.Equal(got, []int{1, 2, 1}) {
+		t.Errorf("a got counts %v, want [1 2 1]", got)
+	}
 }
 
 func TestCoalescing(t *testing.T) {

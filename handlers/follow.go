@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 
 	"github.com/presence/presence/presence"
@@ -9,6 +10,7 @@ import (
 // streamStart is how a stream begins.
 type streamStart struct {
 	first     []byte           // the retry field and the first events
+	sent      presence.Events  // the data of the first events
 	from      *presence.Update // the room's latest update as of the join
 	members   bool             // the stream follows the room's members
 	memberSeq uint64           // the publish its first member list is as of
@@ -27,6 +29,7 @@ func (b *Broadcaster) follow(ctx context.Context, out *streamWriter, st *presenc
 		return err
 	}
 	cur := start.from
+	sent := start.sent
 	memberSeq := start.memberSeq // the last publish before the stream's member list
 	whole := true                // the next member data must be the whole list
 	done := ctx.Done()
@@ -45,13 +48,20 @@ func (b *Broadcaster) follow(ctx context.Context, out *streamWriter, st *presenc
 			continue
 		}
 		next := st.Latest()
+		wrote := false
 		if next.Seq != cur.Seq {
 			members := start.members && next.Seq > memberSeq && next.Tracked
-			// Written from here, not from a helper, so that the write's
-			// deep path adds to no more frames than it must.
-			buf := b.frame(next, members, next.Seq == memberSeq+1 && !whole)
-			out.write(*buf)
-			b.frames.Put(buf)
+			// A publish that says what the stream was last told (the
+			// publish of its own join, which its first events already
+			// counted) is not sent again.
+			if members || !bytes.Equal(next.Events.Count, sent.Count) || !bytes.Equal(next.Events.Presence, sent.Presence) {
+				// Written from here, not from a helper, so that the
+				// write's deep path adds to no more frames than it must.
+				buf := b.frame(next, members, next.Seq == memberSeq+1 && !whole)
+				out.write(*buf)
+				b.frames.Put(buf)
+				sent, wrote = next.Events, true
+			}
 			if members {
 				memberSeq, whole = next.Seq, false
 			}
@@ -64,6 +74,8 @@ func (b *Broadcaster) follow(ctx context.Context, out *streamWriter, st *presenc
 		}
 		if next.Seq != cur.Seq {
 			st.Delivered(next.Seq)
+		}
+		if wrote {
 			b.metrics.deliveries.Inc()
 		}
 		cur = next

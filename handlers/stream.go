@@ -113,7 +113,7 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		first := append(make([]byte, 0, len(retry)+len(joined.Events.Presence)+64), retry...)
 		first = appendEvent(first, eventCount, joined.Events.Count)
 		first = appendEvent(first, eventPresence, joined.Events.Presence) // with the members if follow
-		err = b.follow(r.Context(), out, st, streamStart{first: first, from: joined.Update, members: follow, memberSeq: joined.Seq, expiry: exp})
+		err = b.follow(r.Context(), out, st, streamStart{first: first, sent: joined.Events, from: joined.Update, members: follow, memberSeq: joined.Seq, expiry: exp})
 
 		reason := endReason(b, out, r, err, room, log)
 		m.disconnect.WithLabelValues(reason).Inc()
