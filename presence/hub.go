@@ -118,8 +118,6 @@ type Stream struct {
 // Replaced channel for the next.
 func (s *Stream) Latest() *Update { return s.room.latest.Load() }
 
-// Room returns the name of the stream's room.
-func (s *Stream) Room() string { return s.room.name }
 
 // setCounts records a change of r's counts.
 func (r *room) setCounts(c Counts) {
