@@ -118,7 +118,6 @@ type Stream struct {
 // Replaced channel for the next.
 func (s *Stream) Latest() *Update { return s.room.latest.Load() }
 
-
 // setCounts records a change of r's counts.
 func (r *room) setCounts(c Counts) {
 	r.counts = c
