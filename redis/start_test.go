@@ -123,7 +123,10 @@ func TestUnreachableAtStartIsLoggedNowAndThen(t *testing.T) {
 	if warned < 3 || warned > 7 { // 6 at most; fewer if ticks lag under load
 		t.Errorf("%d warnings in %v with WarnEvery %v, want about 6:\n%s", warned, quiet, every, logs)
 	}
-	if failed < 2*uint64(warned) {
+	// Retries come every tick (each may take go-redis's own dial retries,
+	// longer under load): more of them than warnings shows that a retry
+	// alone is not logged.
+	if failed <= uint64(warned) {
 		t.Errorf("%d failed calls for %d warnings: want fewer warnings than retries", failed, warned)
 	}
 	if b.Ready() == nil {
