@@ -20,6 +20,7 @@ function join(b, name, opts) {
     '?visitor=' + visitor;
   // url is the stream's address with tok and the watched rooms.
   function url(tok, names) {
+    names = names.filter(function (n) { return n !== name; }); // the own room's counts come anyway
     var u = only ? b + '/watch?rooms=' + names.join(',') : stream + (names.length ? '&watch=' + names.join(',') : '');
     return tok ? u + '&token=' + encodeURIComponent(tok) : u;
   }
@@ -180,6 +181,7 @@ function join(b, name, opts) {
       if (!p || typeof p.people !== 'number') return;
       if (only || (p.room && p.room !== name)) { if (r._ws) r._ws.got(p); return; }
       set('presence', { room: p.room, people: p.people, connections: p.connections });
+      if (r._ws) r._ws.got({ room: name, people: p.people, connections: p.connections }); // a badge of the own room
       set('count', p.people);
     });
     // The server ends this stream with its token and says so shortly before.
