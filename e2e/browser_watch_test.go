@@ -15,7 +15,8 @@ import (
 
 // listPage serves a page of another origin: a list of n products, each
 // with a badge that watches its room (p-0 ... p-{n-1}), on the widget of
-// the service at *presenceURL; the page itself is counted in room "list".
+// the service at *presenceURL; the page itself is counted in room "list",
+// which a badge in its title watches too (a room's own page in its list).
 // window.addProducts(from, to) appends more, as an infinite list would.
 func listPage(t *testing.T, presenceURL *atomic.Value, n int) *httptest.Server {
 	t.Helper()
@@ -26,7 +27,7 @@ func listPage(t *testing.T, presenceURL *atomic.Value, n int) *httptest.Server {
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, `<!doctype html><html><head><meta charset="utf-8"><title>Products</title></head>
-<body><h1>Products</h1><p>On this list now: <span id="me"></span></p><ul id="list">%s</ul>
+<body><h1>Products <span data-presence-watch="list"></span></h1><p>On this list now: <span id="me"></span></p><ul id="list">%s</ul>
 <script>window.addProducts = (from, to) => { for (let i = from; i < to; i++) {
   const li = document.createElement('li'); li.textContent = 'Product ' + i + ' ';
   const s = document.createElement('span'); s.dataset.presenceWatch = 'p-' + i; li.appendChild(s);
@@ -82,6 +83,16 @@ func waitBadges(t *testing.T, timeout time.Duration, want map[string]string, res
 	}
 }
 
+// here is what the list page's badges show with only its viewer in
+// room list: the rooms and texts of kv besides ("p-3", "1 viewing", ...).
+func here(kv ...string) map[string]string {
+	m := map[string]string{"list": "1 viewing"}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return m
+}
+
 // joinRoom is one more person (a visitor id of their own) in room, until closed.
 func joinRoom(t *testing.T, s *testServer, room string) *sseClient {
 	t.Helper()
@@ -124,11 +135,11 @@ func TestBrowserFortyBadgesOneStream(t *testing.T) {
 
 	first, _ := tab(t, profile, page.URL)
 	start := time.Now()
-	waitBadges(t, 15*time.Second, nil, "0 viewing", first)
+	waitBadges(t, 15*time.Second, here(), "0 viewing", first)
 	waitBadge(t, first, "#me", "1 person viewing")
 	t.Logf("40 badges live %v after the page loaded", time.Since(start).Round(time.Millisecond))
-	if got := len(eval[map[string]string](t, first, badgesJS)); got != 40 {
-		t.Fatalf("%d badges, want 40", got)
+	if got := len(eval[map[string]string](t, first, badgesJS)); got != 41 {
+		t.Fatalf("%d badges, want 40 and the page's own room's", got)
 	}
 	// Plain http://: browsers speak HTTP/2 only over TLS, so this is
 	// HTTP/1.1, six connections per host at most.
@@ -144,23 +155,23 @@ func TestBrowserFortyBadgesOneStream(t *testing.T) {
 	a := joinRoom(t, s, "p-3")
 	b1, b2 := joinRoom(t, s, "p-17"), joinRoom(t, s, "p-17")
 	start = time.Now()
-	waitBadges(t, 5*time.Second, map[string]string{"p-3": "1 viewing", "p-17": "2 viewing"}, "0 viewing", first)
+	waitBadges(t, 5*time.Second, here("p-3", "1 viewing", "p-17", "2 viewing"), "0 viewing", first)
 	t.Logf("joins showed %v later", time.Since(start).Round(time.Millisecond))
 	waitOneStream(t, s, 3)
 	b1.Close()
-	waitBadges(t, 5*time.Second, map[string]string{"p-3": "1 viewing", "p-17": "1 viewing"}, "0 viewing", first)
+	waitBadges(t, 5*time.Second, here("p-3", "1 viewing", "p-17", "1 viewing"), "0 viewing", first)
 	a.Close()
 	b2.Close()
-	waitBadges(t, 5*time.Second, nil, "0 viewing", first)
+	waitBadges(t, 5*time.Second, here(), "0 viewing", first)
 
 	// Ten tabs of that browser: one stream still, all live.
 	tabs := append([]context.Context{first}, openTabs(t, profile, page.URL, 9)...)
-	waitBadges(t, 15*time.Second, nil, "0 viewing", tabs...)
+	waitBadges(t, 15*time.Second, here(), "0 viewing", tabs...)
 	waitOneStream(t, s, 0)
 	c := joinRoom(t, s, "p-25")
-	waitBadges(t, 5*time.Second, map[string]string{"p-25": "1 viewing"}, "0 viewing", tabs...)
+	waitBadges(t, 5*time.Second, here("p-25", "1 viewing"), "0 viewing", tabs...)
 	c.Close()
-	waitBadges(t, 5*time.Second, nil, "0 viewing", tabs...)
+	waitBadges(t, 5*time.Second, here(), "0 viewing", tabs...)
 
 	// Badges added later, in a tab that leads the stream and in one that
 	// does not, join the stream without a reload.
@@ -183,12 +194,12 @@ func TestBrowserFortyBadgesOneStream(t *testing.T) {
 		room := fmt.Sprintf("p-%d", added.from+2)
 		p := joinRoom(t, s, room)
 		start := time.Now()
-		waitBadges(t, 10*time.Second, map[string]string{room: "1 viewing"}, "0 viewing", tabs[added.tab])
+		waitBadges(t, 10*time.Second, here(room, "1 viewing"), "0 viewing", tabs[added.tab])
 		t.Logf("added badges (%d) live %v after a join in one of them", i, time.Since(start).Round(time.Millisecond))
 		p.Close()
 		waitOneStream(t, s, 0)
 	}
-	waitBadges(t, 10*time.Second, nil, "0 viewing", tabs...)
+	waitBadges(t, 10*time.Second, here(), "0 viewing", tabs...)
 }
 
 // boardJS reads the board view: room -> its count, state, and whether its
