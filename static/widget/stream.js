@@ -16,6 +16,7 @@ function join(b, name, opts) {
   // switch to a new stream comes at least RENEW_MS after the last stream
   // opened (lastOpen), and failed ones back off.
   var gen = 0, lastOpen = -Infinity, renewTimer = 0, renewFails = 0, watchTimer = 0;
+  var asked = []; // the watched rooms of the newest stream
   var stream = b + (name === 'lobby' ? '/events' : '/rooms/' + encodeURIComponent(name) + '/events') +
     '?visitor=' + visitor;
   // url is the stream's address with tok and the watched rooms.
@@ -144,6 +145,7 @@ function join(b, name, opts) {
   function reopen() {
     if (r.closed || (sharing && !r.leader)) return;
     clearTimeout(watchTimer);
+    if (!watched().some(function (n) { return asked.indexOf(n) < 0; })) return; // it has them all
     var wait = Math.max(lastOpen + WATCH_MS - Date.now(), next ? WATCH_MS : 0);
     if (wait > 0) { watchTimer = setTimeout(reopen, wait); return; } // a switch under way goes first
     if (!es) { if (r.state !== 'error') open(); return; } // after an error, the retry brings the rooms
@@ -153,7 +155,7 @@ function join(b, name, opts) {
 
   // connect opens a stream with tok: the stream, or the next one if a stream is live.
   function connect(tok) {
-    var names = watched();
+    var names = asked = watched();
     if (only && !names.length) return;
     var s = new EventSource(url(tok, names)), expiring = false;
     lastOpen = Date.now();

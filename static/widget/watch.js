@@ -63,8 +63,7 @@ function watchSet(r) {
       if (r.closed) return;
       states();
       if (sharing && !r.leader) return r._post({ w: 'want', id: id, names: local() });
-      var have = new Set(streaming);
-      if (names().some(function (n) { return !have.has(n); })) r._reopen();
+      r._reopen(); // if the stream lacks a room
     });
   }
   function valid(ns) {
