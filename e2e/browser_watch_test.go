@@ -276,3 +276,30 @@ func TestBrowserBoardView(t *testing.T) {
 		t.Errorf("%d of 3 rooms are labelled with their name and a described sparkline", n)
 	}
 }
+
+// A page of more badges than a stream may follow (100): the first 100
+// rooms are live on one stream, which the service accepts; the others wait,
+// shown as "–", and go live once badges before them leave the page.
+func TestBrowserBadgesBeyondTheLimit(t *testing.T) {
+	b := browser(t)
+	var presenceURL atomic.Value
+	page := listPage(t, &presenceURL, 105)
+	s := browserServer(t, "--allowed-origins", page.URL)
+	presenceURL.Store(s.URL)
+	tb, _ := tab(t, newProfile(t, b), page.URL)
+
+	// In page order: list (the page's own room), p-0 ... p-98 fill the 100.
+	waiting := here()
+	for i := 99; i < 105; i++ {
+		waiting[fmt.Sprintf("p-%d", i)] = "–"
+	}
+	waitBadges(t, 15*time.Second, waiting, "0 viewing", tb)
+	waitOneStream(t, s, 0)
+
+	// Ten products leave the page: the six waiting rooms get on the stream.
+	eval[any](t, tb, `[...document.querySelectorAll('#list li')].slice(0, 10).forEach(li => li.remove())`)
+	c := joinRoom(t, s, "p-104")
+	waitBadges(t, 10*time.Second, here("p-104", "1 viewing"), "0 viewing", tb)
+	c.Close()
+	waitOneStream(t, s, 0)
+}
