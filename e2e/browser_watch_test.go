@@ -13,13 +13,15 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// listPage serves a page of another origin: a list of n products, each
-// with a badge that watches its room (p-0 ... p-{n-1}), on the widget of
-// the service at *presenceURL; the page itself is counted in room "list",
-// which a badge in its title watches too (a room's own page in its list).
-// window.addProducts(from, to) appends more, as an infinite list would.
-func listPage(t *testing.T, presenceURL *atomic.Value, n int) *httptest.Server {
+// listPage starts the service for browser tests and serves a page of
+// another origin, which it allows: a list of n products, each with a badge
+// that watches its room (p-0 ... p-{n-1}), on the service's widget; the
+// page itself is counted in room "list", which a badge in its title
+// watches too (a room's own page in its list). window.addProducts(from,
+// to) appends more, as an infinite list would.
+func listPage(t *testing.T, n int) (pageURL string, s *testServer) {
 	t.Helper()
+	var presenceURL atomic.Value
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		var items strings.Builder
 		for i := range n {
@@ -36,7 +38,9 @@ func listPage(t *testing.T, presenceURL *atomic.Value, n int) *httptest.Server {
 </body></html>`, items.String(), presenceURL.Load())
 	}))
 	t.Cleanup(hs.Close)
-	return hs
+	s = browserServer(t, "--allowed-origins", hs.URL)
+	presenceURL.Store(s.URL)
+	return hs.URL, s
 }
 
 // badgesJS reads every watch badge of a page: room -> its text.
@@ -126,14 +130,10 @@ func waitOneStream(t *testing.T, s *testServer, others int) {
 // such tabs open it is still one stream and all of them stay live; badges
 // added to a page later go live too.
 func TestBrowserFortyBadgesOneStream(t *testing.T) {
-	b := browser(t)
-	var presenceURL atomic.Value
-	page := listPage(t, &presenceURL, 40)
-	s := browserServer(t, "--allowed-origins", page.URL)
-	presenceURL.Store(s.URL)
-	profile := newProfile(t, b)
+	page, s := listPage(t, 40)
+	profile := newProfile(t, browser(t))
 
-	first, _ := tab(t, profile, page.URL)
+	first, _ := tab(t, profile, page)
 	start := time.Now()
 	waitBadges(t, 15*time.Second, here(), "0 viewing", first)
 	waitBadge(t, first, "#me", "1 person viewing")
@@ -143,8 +143,8 @@ func TestBrowserFortyBadgesOneStream(t *testing.T) {
 	}
 	// Plain http://: browsers speak HTTP/2 only over TLS, so this is
 	// HTTP/1.1, six connections per host at most.
-	if !strings.HasPrefix(s.URL, "http://") || !strings.HasPrefix(page.URL, "http://") {
-		t.Fatalf("the service at %s and the page at %s, want plain http://", s.URL, page.URL)
+	if !strings.HasPrefix(s.URL, "http://") || !strings.HasPrefix(page, "http://") {
+		t.Fatalf("the service at %s and the page at %s, want plain http://", s.URL, page)
 	}
 	waitOneStream(t, s, 0)
 	if people, _ := roomStreams(t, s.URL, "p-3"); people != 0 {
@@ -165,7 +165,7 @@ func TestBrowserFortyBadgesOneStream(t *testing.T) {
 	waitBadges(t, 5*time.Second, here(), "0 viewing", first)
 
 	// Ten tabs of that browser: one stream still, all live.
-	tabs := append([]context.Context{first}, openTabs(t, profile, page.URL, 9)...)
+	tabs := append([]context.Context{first}, openTabs(t, profile, page, 9)...)
 	waitBadges(t, 15*time.Second, here(), "0 viewing", tabs...)
 	waitOneStream(t, s, 0)
 	c := joinRoom(t, s, "p-25")
@@ -281,12 +281,8 @@ func TestBrowserBoardView(t *testing.T) {
 // rooms are live on one stream, which the service accepts; the others wait,
 // shown as "–", and go live once badges before them leave the page.
 func TestBrowserBadgesBeyondTheLimit(t *testing.T) {
-	b := browser(t)
-	var presenceURL atomic.Value
-	page := listPage(t, &presenceURL, 105)
-	s := browserServer(t, "--allowed-origins", page.URL)
-	presenceURL.Store(s.URL)
-	tb, _ := tab(t, newProfile(t, b), page.URL)
+	page, s := listPage(t, 105)
+	tb, _ := tab(t, newProfile(t, browser(t)), page)
 
 	// In page order: list (the page's own room), p-0 ... p-98 fill the 100.
 	waiting := here()
