@@ -1,9 +1,23 @@
 package handlers
 
 import (
+	"bytes"
 	"io/fs"
 	"net/http"
 )
+
+// handleDemo serves the demo page, or with ?watch=a,b,c its board view
+// (the live counts of those rooms), from the embedded static files.
+func handleDemo(static fs.FS) http.HandlerFunc {
+	page, board := handlePage(static, "index.html"), handlePage(static, "board.html")
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("watch") {
+			board(w, r)
+			return
+		}
+		page(w, r)
+	}
+}
 
 // handlePage serves one file of the embedded static files as HTML. It gives
 // the browser a visitor cookie first, so that its streams, from the first
@@ -22,17 +36,32 @@ func handlePage(static fs.FS, name string) http.HandlerFunc {
 	}
 }
 
-// handleScript serves one embedded file as JavaScript, for any site to
-// load with a script tag (no CORS needed for that), cached for a while.
-func handleScript(static fs.FS, name string) http.HandlerFunc {
+// handleScript serves the *.js files of the embedded folder dir as one
+// JavaScript file, for any site to load with a script tag (no CORS needed
+// for that), cached for a while. The files, in name order, share one
+// function scope, so that the script is split into files of a readable
+// size without leaking names into the host page.
+func handleScript(static fs.FS, dir string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		js, err := fs.ReadFile(static, name)
-		if err != nil {
+		names, err := fs.Glob(static, dir+"/*.js")
+		if err != nil || len(names) == 0 {
 			writeError(w, http.StatusInternalServerError, "script missing from build")
 			return
 		}
+		var js bytes.Buffer
+		js.WriteString("(function () {\n'use strict';\n")
+		for _, name := range names {
+			part, err := fs.ReadFile(static, name)
+			if err != nil {
+				writeError(w, http.StatusInternalServerError, "script missing from build")
+				return
+			}
+			js.Write(part)
+			js.WriteString("\n")
+		}
+		js.WriteString("})();\n")
 		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 		w.Header().Set("Cache-Control", "public, max-age=300")
-		_, _ = w.Write(js)
+		_, _ = w.Write(js.Bytes())
 	}
 }

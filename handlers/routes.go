@@ -55,8 +55,8 @@ func NewRouter(b *Broadcaster, opts Options, m *Metrics, gatherer prometheus.Gat
 	getHead(r, "/readyz", handleReadyz(b.Ready, opts.Ready, b.hub.Health))
 	getHead(r, "/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 
-	getHead(r, "/", handlePage(static, "index.html"))
-	getHead(r, "/widget.js", handleScript(static, "widget.js"))
+	getHead(r, "/", handleDemo(static))
+	getHead(r, "/widget.js", handleScript(static, "widget"))
 	return r, nil
 }
 

@@ -22,7 +22,7 @@ func smallRouter(t *testing.T, cors CORSOptions) (*httptest.Server, *Broadcaster
 	opts := DefaultOptions()
 	opts.Stream.Retry, opts.Stream.WriteTimeout, opts.RoomsLimit = time.Second, time.Second, 10
 	opts.CORS = cors
-	router, b := newTestRouterWith(t, opts, fstest.MapFS{"index.html": {Data: []byte("<h1>hi</h1>")}, "widget.js": {Data: []byte("1")}})
+	router, b := newTestRouterWith(t, opts, fstest.MapFS{"index.html": {Data: []byte("<h1>hi</h1>")}, "widget/a.js": {Data: []byte("1")}})
 	srv := httptest.NewServer(router)
 	t.Cleanup(func() {
 		srv.Close()
