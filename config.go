@@ -22,37 +22,38 @@ import (
 // variable PRESENCE_<FLAG NAME>, e.g. --write-timeout and
 // PRESENCE_WRITE_TIMEOUT; a flag wins over the variable.
 type config struct {
-	Addr              string
-	Heartbeat         time.Duration
-	Window            time.Duration
-	WriteTimeout      time.Duration
-	Retry             time.Duration
-	MaxStreams        int
-	MaxRooms          int
-	RoomsLimit        int
-	MaxWatch          int
-	Drain             time.Duration
-	TCPUserTimeout    time.Duration
-	SendBuffer        int
-	ReadHeaderTimeout time.Duration
-	IdleTimeout       time.Duration
-	MaxHeaderBytes    int
-	LogFormat         string
-	LogLevel          slog.Level
-	RedisURL          string
-	NodeID            string
-	NodeTimeout       time.Duration
-	TokenSecret       string
-	TokenPublicKey    string
-	PrivateRooms      string
-	Grace             time.Duration
-	MembersCap        int
-	AllowedOrigins    string
-	TLSCert           string
-	TLSKey            string
-	MaxStreamsPerIP   int
-	MaxGracePerIP     int
-	TrustedProxies    string
+	Addr               string
+	Heartbeat          time.Duration
+	Window             time.Duration
+	WriteTimeout       time.Duration
+	Retry              time.Duration
+	MaxStreams         int
+	MaxRooms           int
+	RoomsLimit         int
+	MaxWatch           int
+	Drain              time.Duration
+	TCPUserTimeout     time.Duration
+	SendBuffer         int
+	ReadHeaderTimeout  time.Duration
+	IdleTimeout        time.Duration
+	MaxHeaderBytes     int
+	LogFormat          string
+	LogLevel           slog.Level
+	RedisURL           string
+	NodeID             string
+	NodeTimeout        time.Duration
+	TokenSecret        string
+	TokenPublicKey     string
+	PrivateRooms       string
+	Grace              time.Duration
+	MembersCap         int
+	AllowedOrigins     string
+	TLSCert            string
+	TLSKey             string
+	MaxStreamsPerIP    int
+	MaxGracePerIP      int
+	MaxWatchRoomsPerIP int
+	TrustedProxies     string
 
 	tlsCert tls.Certificate // loaded by check from TLSCert and TLSKey
 }
@@ -97,6 +98,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
 	fs.IntVar(&c.MaxGracePerIP, "max-grace-per-ip", 16, "most closed streams of one client address (IPv6: one /64) kept counted in their grace at once; a stream closing past it leaves at once, so that rotating made-up people cannot add more than this to what an address holds open (0: no bound; behind a proxy, set --trusted-proxies)")
 	fs.IntVar(&c.MaxStreamsPerIP, "max-streams-per-ip", 0, "most streams of one client address (IPv6: one /64), open plus closed in their grace; more get 429 (0: no bound, the default: offices and mobile carriers put many people behind one address)")
+	fs.IntVar(&c.MaxWatchRoomsPerIP, "max-watch-rooms-per-ip", hub.MaxWatchRoomsPerSource, "most rooms nobody was in that the watches of one client address (IPv6: one /64) may bring into existence, held until their last watcher goes; a watch past it gets 429, so that made-up names from one address cannot fill the rooms only watchers hold (0: no bound)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs (10.0.0.0/8) of reverse proxies whose X-Forwarded-For, or else Forwarded, names the client; from any other peer, the peer's address counts")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
@@ -175,13 +177,14 @@ func (c *config) check() error {
 // hubOptions are the hub's settings.
 func (c *config) hubOptions() presence.HubOptions {
 	return presence.HubOptions{
-		Window:            c.Window,
-		MaxStreams:        c.MaxStreams,
-		MaxRooms:          c.MaxRooms,
-		Grace:             c.Grace,
-		MembersCap:        c.MembersCap,
-		MaxPerSource:      c.MaxStreamsPerIP,
-		MaxGracePerSource: c.MaxGracePerIP,
+		Window:                 c.Window,
+		MaxStreams:             c.MaxStreams,
+		MaxRooms:               c.MaxRooms,
+		Grace:                  c.Grace,
+		MembersCap:             c.MembersCap,
+		MaxPerSource:           c.MaxStreamsPerIP,
+		MaxGracePerSource:      c.MaxGracePerIP,
+		MaxWatchRoomsPerSource: c.MaxWatchRoomsPerIP,
 	}
 }
 
@@ -242,6 +245,8 @@ func optionFlag(option string) string {
 		return "max-grace-per-ip"
 	case "MaxPerSource":
 		return "max-streams-per-ip"
+	case "MaxWatchRoomsPerSource":
+		return "max-watch-rooms-per-ip"
 	case "MembersCap":
 		return "members-cap"
 	case "heartbeat":

@@ -84,6 +84,7 @@ func TestBadSettingsStopTheStartAndNameTheSetting(t *testing.T) {
 		{[]string{"extra"}, nil, "unexpected arguments"},
 		{[]string{"--nope"}, nil, "flag provided but not defined: -nope"},
 		{[]string{"--max-streams-per-ip", "-1"}, nil, "--max-streams-per-ip (PRESENCE_MAX_STREAMS_PER_IP) must not be negative"},
+		{[]string{"--max-watch-rooms-per-ip", "-1"}, nil, "--max-watch-rooms-per-ip (PRESENCE_MAX_WATCH_ROOMS_PER_IP) must not be negative"},
 		{[]string{"--trusted-proxies", "10.0.0.0/8, 10.0.0.0/40"}, nil, `--trusted-proxies (PRESENCE_TRUSTED_PROXIES): "10.0.0.0/40" is not a CIDR`},
 		{nil, map[string]string{"PRESENCE_TRUSTED_PROXIES": "proxy.internal"}, `--trusted-proxies (PRESENCE_TRUSTED_PROXIES): "proxy.internal" is not a CIDR`},
 		// Checked by the router, named here.

@@ -54,6 +54,18 @@ func dialFrom(t *testing.T, s *testServer, local, path string, headers ...string
 	return c
 }
 
+// wantTooMany checks that c, refused for what, got 429 with Retry-After
+// and a JSON error, as a client past a per-address bound does.
+func wantTooMany(t *testing.T, c *sseClient, what string) {
+	t.Helper()
+	c.waitEnd(t, 5*time.Second)
+	var body struct{ Error string }
+	lines := c.Lines()
+	if c.Status != 429 || c.Header.Get("Retry-After") == "" || len(lines) == 0 || json.Unmarshal([]byte(lines[0]), &body) != nil || body.Error == "" {
+		t.Errorf("%s: %d Retry-After %q %q, want 429, Retry-After and a JSON error", what, c.Status, c.Header.Get("Retry-After"), lines)
+	}
+}
+
 // openAndClose opens n streams, workers at a time, each at path(i) with a
 // made-up visitor id; each reads its status line and closes, as a cheap
 // attacker does.
@@ -146,15 +158,6 @@ func TestMaxStreamsPerIP(t *testing.T) {
 	t.Parallel()
 	const grace = time.Second
 	s := startServer(t, "--max-streams-per-ip", "3", "--grace", grace.String(), "--trusted-proxies", "127.0.0.3")
-	refused := func(c *sseClient, what string) {
-		t.Helper()
-		c.waitEnd(t, 5*time.Second)
-		var body struct{ Error string }
-		lines := c.Lines()
-		if c.Status != 429 || c.Header.Get("Retry-After") == "" || len(lines) == 0 || json.Unmarshal([]byte(lines[0]), &body) != nil || body.Error == "" {
-			t.Errorf("%s: %d Retry-After %q %q, want 429, Retry-After and a JSON error", what, c.Status, c.Header.Get("Retry-After"), lines)
-		}
-	}
 	ok := func(c *sseClient, what string) {
 		t.Helper()
 		if c.Status != 200 {
@@ -169,13 +172,13 @@ func TestMaxStreamsPerIP(t *testing.T) {
 		mine = append(mine, c)
 	}
 	opened := time.Now()
-	refused(dialFrom(t, s, "127.0.0.1", "/rooms/other/events"), "a fourth stream of the address")
-	refused(dialFrom(t, s, "127.0.0.1", "/rooms/ip/events", "X-Forwarded-For: 198.51.100.77"), "a fourth stream that names another address itself")
+	wantTooMany(t, dialFrom(t, s, "127.0.0.1", "/rooms/other/events"), "a fourth stream of the address")
+	wantTooMany(t, dialFrom(t, s, "127.0.0.1", "/rooms/ip/events", "X-Forwarded-For: 198.51.100.77"), "a fourth stream that names another address itself")
 	ok(dialFrom(t, s, "127.0.0.2", "/rooms/ip/events"), "another address")
 	for i := range 3 {
 		ok(dialFrom(t, s, "127.0.0.3", "/rooms/ip/events", "X-Forwarded-For: 1.2.3.4, 198.51.100.1"), fmt.Sprintf("stream %d through the proxy", i+1))
 	}
-	refused(dialFrom(t, s, "127.0.0.3", "/rooms/ip/events", "X-Forwarded-For: 198.51.100.1"), "a fourth stream of a forwarded address")
+	wantTooMany(t, dialFrom(t, s, "127.0.0.3", "/rooms/ip/events", "X-Forwarded-For: 198.51.100.1"), "a fourth stream of a forwarded address")
 	ok(dialFrom(t, s, "127.0.0.3", "/rooms/ip/events", "X-Forwarded-For: 198.51.100.2"), "another forwarded address")
 
 	// A person who was there the grace closes: in their grace they still
@@ -183,7 +186,7 @@ func TestMaxStreamsPerIP(t *testing.T) {
 	time.Sleep(time.Until(opened.Add(grace)))
 	mine[1].Close()
 	waitUntil(t, 5*time.Second, "the closed stream to be gone", func() bool { return metric(t, s, "presence_streams_open") == 7 })
-	refused(dialFrom(t, s, "127.0.0.1", "/rooms/ip/events", visitorCookie()), "a new person while one is in their grace")
+	wantTooMany(t, dialFrom(t, s, "127.0.0.1", "/rooms/ip/events", visitorCookie()), "a new person while one is in their grace")
 	// ...but they themself come back (a refresh).
 	again := dialFrom(t, s, "127.0.0.1", "/rooms/ip/events", cookies[1])
 	ok(again, "a refresh within the grace")

@@ -44,6 +44,10 @@ func writeJoinError(w http.ResponseWriter, err error) string {
 		w.Header().Set("Retry-After", retryAfterSeconds)
 		writeError(w, http.StatusTooManyRequests, "too many streams from your address; close some, or retry later")
 		return refusedPerIP
+	case errors.Is(err, presence.ErrWatchSourceLimit):
+		w.Header().Set("Retry-After", retryAfterSeconds)
+		writeError(w, http.StatusTooManyRequests, "too many rooms nobody is in are watched from your address; close some watches, or retry later")
+		return refusedWatchPerIP
 	case errors.Is(err, presence.ErrClosed):
 		w.Header().Set("Retry-After", retryAfterSeconds)
 		writeError(w, http.StatusServiceUnavailable, "server is shutting down; reconnect")

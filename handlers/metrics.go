@@ -17,8 +17,9 @@ const (
 // Refusal reasons of this package's own, values of presence_refused_total's
 // reason label besides those writeJoinError gives.
 const (
-	refusedPerIP  = "per_ip" // the client address holds --max-streams-per-ip
-	refusedResets = "resets" // the connection ends streams faster than a browser
+	refusedPerIP      = "per_ip"       // the client address holds --max-streams-per-ip
+	refusedWatchPerIP = "watch_per_ip" // its watches made --max-watch-rooms-per-ip rooms
+	refusedResets     = "resets"       // the connection ends streams faster than a browser
 )
 
 // reasonOrigin is the refusal reason of a request from a page of an origin
@@ -56,7 +57,7 @@ func NewMetrics(reg prometheus.Registerer, hub *presence.Hub) *Metrics {
 	for _, r := range []string{reasonClient, reasonEvicted, reasonShutdown, reasonExpired} {
 		m.disconnect.WithLabelValues(r)
 	}
-	for _, r := range []string{"stream_limit", "room_limit", refusedPerIP, refusedResets, "shutting_down", reasonOrigin} {
+	for _, r := range []string{"stream_limit", "room_limit", refusedPerIP, refusedWatchPerIP, refusedResets, "shutting_down", reasonOrigin} {
 		m.refused.WithLabelValues(r)
 	}
 	reg.MustRegister(m.connects, m.disconnect, m.refused, m.deliveries,

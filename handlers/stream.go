@@ -70,7 +70,7 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		var watchFirst [][]byte
 		if watched != nil {
 			var err error
-			if wt, watchFirst, err = b.hub.Watch(watched, presence.WatchOptions{Members: members}); err != nil {
+			if wt, watchFirst, err = b.hub.Watch(watched, presence.WatchOptions{Members: members, Source: source}); err != nil {
 				refused(w, m, err)
 				return
 			}

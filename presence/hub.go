@@ -20,6 +20,7 @@ type Hub struct {
 	capMem       int
 	maxSource    int
 	maxGraceFrom int
+	maxWatchFrom int
 
 	mu      sync.Mutex
 	rooms   map[string]*room
@@ -40,6 +41,9 @@ type Hub struct {
 	// Rooms only watchers hold (watch.go), at most maxRooms of them made
 	// by watches: they never count toward maxRooms for people.
 	watchOnly int
+	// Rooms charged to the source whose watch made them (room.madeBy),
+	// while maxWatchFrom > 0; no zero entries.
+	watchFrom map[string]int
 	// Watches that are streams of their own, for the heartbeats; at most
 	// streams of them.
 	alone map[*Watch]struct{}
@@ -62,6 +66,9 @@ type room struct {
 	follows  int                 // Watches that follow the room (watch.go)
 	// Counted in Hub.watchOnly: only watchers hold the room.
 	watchOnly bool
+	// The source charged for the room: its watch made it (watch.go); ""
+	// if none. Released with the room's last watcher.
+	madeBy string
 
 	// What was published, and what changed since (coalesce.go).
 	counts     Counts            // latest counts from the backend
@@ -107,6 +114,8 @@ func NewHub(backend Backend, opts HubOptions) (*Hub, error) {
 		capMem:       opts.MembersCap,
 		maxSource:    opts.MaxPerSource,
 		maxGraceFrom: opts.MaxGracePerSource,
+		maxWatchFrom: opts.MaxWatchRoomsPerSource,
+		watchFrom:    make(map[string]int),
 		graceFrom:    make(map[string]int),
 		rooms:        make(map[string]*room),
 		idle:         list.New(),
@@ -173,6 +182,7 @@ func (h *Hub) dropLocked(r *room) {
 		}
 	}
 	r.ghosts = nil
+	h.unchargeLocked(r)
 	if r.watchOnly {
 		h.watchOnly--
 		r.watchOnly = false

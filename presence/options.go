@@ -42,19 +42,29 @@ type HubOptions struct {
 	// open plus closed in their grace; 0: no bound. A person taking over
 	// their own closed stream from the same source is never refused.
 	MaxPerSource int
+	// MaxWatchRoomsPerSource bounds the rooms that watches of one source
+	// (WatchOptions.Source) bring into existence, rooms nobody on this node
+	// was in or watched, while watchers hold them; 0: no bound. Without it
+	// one source could fill the bound of rooms only watchers hold
+	// (MaxRooms of them) with made-up names, and keep everyone else from
+	// watching a room nobody is in. Watching a room that is held already
+	// never counts against it.
+	MaxWatchRoomsPerSource int
 	// MembersCap bounds the member lists handed out.
 	MembersCap int
 }
 
 // DefaultHubOptions are options that work with no configuration: a 100ms
-// window, 10,000 streams and rooms, member lists of 100, no grace and no
-// per-source bounds.
+// window, 10,000 streams and rooms, member lists of 100, no grace, no
+// per-source bounds of streams, and 1,000 watched rooms brought by one
+// source (a tenth of the rooms only watchers may hold).
 func DefaultHubOptions() HubOptions {
 	return HubOptions{
-		Window:     100 * time.Millisecond,
-		MaxStreams: 10000,
-		MaxRooms:   10000,
-		MembersCap: 100,
+		Window:                 100 * time.Millisecond,
+		MaxStreams:             10000,
+		MaxRooms:               10000,
+		MaxWatchRoomsPerSource: 1000,
+		MembersCap:             100,
 	}
 }
 
@@ -83,7 +93,7 @@ func (o HubOptions) validate() error {
 	for _, f := range []struct {
 		name  string
 		value int
-	}{{"MaxGracePerSource", o.MaxGracePerSource}, {"MaxPerSource", o.MaxPerSource}} {
+	}{{"MaxGracePerSource", o.MaxGracePerSource}, {"MaxPerSource", o.MaxPerSource}, {"MaxWatchRoomsPerSource", o.MaxWatchRoomsPerSource}} {
 		if f.value < 0 {
 			refuse(f.name, "must not be negative, got %d", f.value)
 		}

@@ -34,9 +34,12 @@ func TestNewHubRefusesOptionsByName(t *testing.T) {
 		{func(o *HubOptions) { o.Grace = -time.Second }, []string{"Grace must not be negative, got -1s"}},
 		{func(o *HubOptions) { o.MaxGracePerSource = -1 }, []string{"MaxGracePerSource must not be negative, got -1"}},
 		{func(o *HubOptions) { o.MaxPerSource = -1 }, []string{"MaxPerSource must not be negative, got -1"}},
+		{func(o *HubOptions) { o.MaxWatchRoomsPerSource = -1 }, []string{"MaxWatchRoomsPerSource must not be negative, got -1"}},
 		{func(o *HubOptions) { o.Window, o.MaxRooms = -1, 0 }, []string{"Window must be positive, got -1ns", "MaxRooms must be at least 1, got 0"}},
 		// Zero is off for these, not refused.
-		{func(o *HubOptions) { o.Grace, o.MaxGracePerSource, o.MaxPerSource = 0, 0, 0 }, nil},
+		{func(o *HubOptions) {
+			o.Grace, o.MaxGracePerSource, o.MaxPerSource, o.MaxWatchRoomsPerSource = 0, 0, 0, 0
+		}, nil},
 	} {
 		opts := DefaultHubOptions()
 		tc.set(&opts)

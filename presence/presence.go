@@ -21,6 +21,9 @@ var (
 	// ErrSourceLimit means the stream's source holds as many streams, open
 	// and in their grace, as HubOptions.MaxPerSource allows.
 	ErrSourceLimit = errors.New("too many streams from one source")
+	// ErrWatchSourceLimit means a watch would bring more rooms into
+	// existence than its source may hold (HubOptions.MaxWatchRoomsPerSource).
+	ErrWatchSourceLimit = errors.New("too many watched rooms from one source")
 	// ErrClosed means the hub is shutting down and takes no new streams.
 	ErrClosed = errors.New("shutting down")
 )

@@ -47,7 +47,11 @@ type WatchOptions struct {
 	// Alone: the watch is a stream of its own, in no room. It counts as an
 	// open stream (HubOptions.MaxStreams, MaxPerSource with Source), and
 	// gets the hub's heartbeats (Heartbeats).
-	Alone  bool
+	Alone bool
+	// Source says where the watch comes from, as JoinOptions.Source: the
+	// rooms its watch brings into existence count against it
+	// (HubOptions.MaxWatchRoomsPerSource), and with Alone, the watch
+	// itself (MaxPerSource).
 	Source string
 }
 
@@ -65,7 +69,9 @@ type WatchEvent struct {
 // o.Members allows). A room nobody on this node is in is held as a small
 // entry so that its changes, from other nodes too, are published to its
 // watchers; such rooms are bounded apart from the rooms of streams
-// (HubOptions.MaxRooms each), so that watching never keeps people out.
+// (HubOptions.MaxRooms each), so that watching never keeps people out, and
+// per source (HubOptions.MaxWatchRoomsPerSource), so that one source's
+// made-up names never keep others from watching.
 func (h *Hub) Watch(rooms []string, o WatchOptions) (*Watch, [][]byte, error) {
 	seen := make(map[string]bool, len(rooms))
 	for _, name := range rooms {
@@ -81,12 +87,16 @@ func (h *Hub) Watch(rooms []string, o WatchOptions) (*Watch, [][]byte, error) {
 	if h.maxSource == 0 || !o.Alone {
 		src = ""
 	}
+	from := o.Source // charged for the rooms it makes
+	if h.maxWatchFrom == 0 {
+		from = ""
+	}
 	w := &Watch{hub: h, rooms: make([]followed, len(rooms)), wake: make(chan struct{}, 1), alone: o.Alone, source: src}
 	counts := make([]Counts, len(rooms))
 	signed := make([]map[string]string, len(rooms))
 
 	h.mu.Lock()
-	if err := h.admitWatchLocked(w, rooms); err != nil {
+	if err := h.admitWatchLocked(w, rooms, from); err != nil {
 		h.mu.Unlock()
 		return nil, nil, err
 	}
@@ -96,6 +106,8 @@ func (h *Hub) Watch(rooms []string, o WatchOptions) (*Watch, [][]byte, error) {
 			r = newRoom(name)
 			r.counts = h.backend.Count(name)
 			h.rooms[name] = r
+			r.madeBy = from
+			addCount(h.watchFrom, from, 1)
 		}
 		r.follows++
 		h.watchOnlyLocked(r)
@@ -141,9 +153,10 @@ func (h *Hub) Watch(rooms []string, o WatchOptions) (*Watch, [][]byte, error) {
 }
 
 // admitWatchLocked checks that w may open: the hub is open, an alone watch
-// fits the stream bounds, and the rooms it would add fit the bound of
-// watched rooms; if so it counts an alone watch as a stream.
-func (h *Hub) admitWatchLocked(w *Watch, rooms []string) error {
+// fits the stream bounds, and the rooms it would add fit the share of its
+// source from and the bound of watched rooms; if so it counts an alone
+// watch as a stream.
+func (h *Hub) admitWatchLocked(w *Watch, rooms []string, from string) error {
 	if h.closed {
 		return ErrClosed
 	}
@@ -160,6 +173,9 @@ func (h *Hub) admitWatchLocked(w *Watch, rooms []string) error {
 		if h.rooms[name] == nil {
 			added++
 		}
+	}
+	if from != "" && added > 0 && h.watchFrom[from]+added > h.maxWatchFrom {
+		return fmt.Errorf("%w: %d rooms nobody is in watched already, %d more asked, at most %d", ErrWatchSourceLimit, h.watchFrom[from], added, h.maxWatchFrom)
 	}
 	if h.watchOnly+added > h.maxRooms {
 		return fmt.Errorf("%w: as many rooms are watched with no one here as this server may hold", ErrRoomLimit)
@@ -255,7 +271,9 @@ func (w *Watch) close() {
 	for i := range w.rooms {
 		f := &w.rooms[i]
 		r := f.r
-		r.follows--
+		if r.follows--; r.follows == 0 {
+			h.unchargeLocked(r)
+		}
 		if f.members {
 			if r.watchers--; r.watchers == 0 {
 				r.members = nil
@@ -287,6 +305,14 @@ func (r *room) notify() {
 // empty reports whether nothing holds r: no stream of this node, none in
 // its grace, no watcher.
 func (r *room) empty() bool { return r.local == 0 && len(r.ghosts) == 0 && r.follows == 0 }
+
+// unchargeLocked releases the room that r's maker's watch brought into
+// existence from its source's share: the room's last watcher went, or r is
+// dropped.
+func (h *Hub) unchargeLocked(r *room) {
+	addCount(h.watchFrom, r.madeBy, -1)
+	r.madeBy = ""
+}
 
 // watchOnlyLocked keeps r counted in h.watchOnly exactly while only
 // watchers hold it.
