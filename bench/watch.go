@@ -197,24 +197,38 @@ type watchRun struct {
 	mode      string
 	l         *load
 	hooks     streamHooks
-	roomOf    []int32         // per client slot: its room (cfg.Rooms: the reference room), -1 for a /watch stream
-	watchers  []*watcher      // per client slot: its /watch view, or nil
-	people    []atomic.Int64  // per room: open room streams, the count the service should show
-	delivered atomic.Int64    // room updates received by the watchers' streams
-	present   []int32         // slots of the present streams churn may replace
-	followers [][]watchTarget // per room, watch mode: each of its watchers' view of it
-	next      int             // next free client slot
+	roomOf    []int32        // per client slot: its room (cfg.Rooms: the reference room), -1 for a /watch stream
+	watchers  []*watcher     // per client slot: its /watch view, or nil
+	people    []atomic.Int64 // per room: open room streams, the count the service should show
+	delivered atomic.Int64   // room updates received by the watchers' streams
+	present   []int32        // slots of the present streams churn may replace
+	followers [][]int32      // per room, watch mode: the slots of its watchers
+	next      int            // next free client slot
 	rng       *rand.Rand
 }
 
 // watchTarget is one place where a change of a room must show.
 type watchTarget struct{ value, changedAt *atomic.Int64 }
 
+// watchersOf returns the views of room r of its open watchers.
+func (wr *watchRun) watchersOf(r int) []watchTarget {
+	var out []watchTarget
+	for _, id := range wr.followers[r] {
+		if wr.l.clients[id].state.Load() != stOpen {
+			continue
+		}
+		w := wr.watchers[id]
+		pos := slices.Index(w.rooms, int32(r))
+		out = append(out, watchTarget{&w.people[pos], &w.changedAt[pos]})
+	}
+	return out
+}
+
 func newWatchRun(cfg watchConfig, mode string, l *load, slots int) *watchRun {
 	wr := &watchRun{
 		cfg: cfg, mode: mode, l: l,
 		roomOf: make([]int32, slots), watchers: make([]*watcher, slots),
-		people: make([]atomic.Int64, cfg.Rooms+1), followers: make([][]watchTarget, cfg.Rooms),
+		people: make([]atomic.Int64, cfg.Rooms+1), followers: make([][]int32, cfg.Rooms),
 		rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11)),
 	}
 	h := l.hooks()

@@ -125,8 +125,8 @@ func doWatchRun(ctx context.Context, cfg watchConfig, mode string, watchers int,
 			w := newWatcher(sets[i])
 			id := wr.start(watchPath(sets[i], cfg.Rooms), -1, w.hook(l.now, &wr.delivered, cfg.Rooms))
 			wr.watchers[id] = w
-			for pos, r := range w.rooms {
-				wr.followers[r] = append(wr.followers[r], watchTarget{&w.people[pos], &w.changedAt[pos]})
+			for _, r := range w.rooms {
+				wr.followers[r] = append(wr.followers[r], id)
 			}
 		})
 	} else {
@@ -148,6 +148,9 @@ func doWatchRun(ctx context.Context, cfg watchConfig, mode string, watchers int,
 		return res, err
 	}
 	res.OpenS = time.Since(t0).Seconds()
+	if f, _ := l.failed(); f*10 > res.Streams {
+		return res, fmt.Errorf("%d of %d watcher streams failed to open", f, res.Streams)
+	}
 	cpu1, err := l.cpu()
 	if err != nil {
 		return res, err
@@ -227,7 +230,7 @@ func (wr *watchRun) fanout(ctx context.Context, res *WatchResult) error {
 	var watched, own []int64
 	for range wr.cfg.Probes {
 		r := wr.rng.IntN(wr.cfg.Rooms)
-		lat, to, err := wr.probeRoom(ctx, r, wr.followers[r])
+		lat, to, err := wr.probeRoom(ctx, r, wr.watchersOf(r))
 		watched, res.ProbeTimeouts = append(watched, lat...), res.ProbeTimeouts+to
 		if err != nil {
 			return err
