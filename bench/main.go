@@ -285,36 +285,23 @@ func run() error {
 
 	writeReport(os.Stdout, env, o, results)
 	if o.jsonPath != "" {
-		b, err := json.MarshalIndent(struct {
+		if err := writeJSON(o.jsonPath, struct {
 			Env     Env      `json:"env"`
 			Results []Result `json:"results"`
-		}{env, results}, "", "  ")
-		if err != nil {
+		}{env, results}); err != nil {
 			return err
 		}
-		if err := os.WriteFile(o.jsonPath, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
-		progress("wrote %s", o.jsonPath)
 	}
 	if o.svgPath != "" {
-		p := o.svgPath
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(root, p)
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
 		var single []string // the chart compares single nodes
 		for _, t := range o.targets {
 			if t != "cluster" && t != "visitors" {
 				single = append(single, t)
 			}
 		}
-		if err := os.WriteFile(p, []byte(renderSVG(env, single, results)), 0o644); err != nil {
+		if err := writeOutput(root, o.svgPath, []byte(renderSVG(env, single, results))); err != nil {
 			return err
 		}
-		progress("wrote %s", p)
 	}
 	if failed {
 		return errors.New("one or more runs failed or were interrupted (see above)")
@@ -322,27 +309,75 @@ func run() error {
 	return nil
 }
 
-// runSoakTarget builds presence and runs the soak against it.
-func runSoakTarget(ctx context.Context, o options) error {
+// loneSetup is what a target that runs alone needs: presence built in a
+// scratch directory (the caller removes tmp), its arguments and the
+// environment of the measurement.
+type loneSetup struct {
+	root, tmp, bin string
+	args           []string
+	env            Env
+}
+
+// setupLone builds presence for a target that runs alone.
+func setupLone(ctx context.Context, o options, name string) (loneSetup, error) {
+	var s loneSetup
 	root, err := moduleRoot(ctx)
 	if err != nil {
-		return err
+		return s, err
 	}
-	tmp, err := os.MkdirTemp("", "presence-soak-")
+	tmp, err := os.MkdirTemp("", "presence-"+name+"-")
 	if err != nil {
-		return err
+		return s, err
 	}
-	defer os.RemoveAll(tmp)
 	progress("building presence (.)")
 	bin := filepath.Join(tmp, "presence")
 	if err := build(ctx, root, bin, "."); err != nil {
+		os.RemoveAll(tmp)
+		return s, err
+	}
+	s = loneSetup{root: root, tmp: tmp, bin: bin, args: append([]string{"--log-level", "error"}, o.presenceArgs...), env: collectEnv(o)}
+	s.env.Presence = s.args
+	s.env.Source = sourceID(ctx, root)
+	return s, nil
+}
+
+// runSoakTarget builds presence and runs the soak against it.
+func runSoakTarget(ctx context.Context, o options) error {
+	s, err := setupLone(ctx, o, "soak")
+	if err != nil {
 		return err
 	}
-	extra := append([]string{"--log-level", "error"}, o.presenceArgs...)
-	env := collectEnv(o)
-	env.Presence = extra
-	env.Source = sourceID(ctx, root)
-	return runSoak(ctx, o.soak, bin, extra, root, tmp, env)
+	defer os.RemoveAll(s.tmp)
+	return runSoak(ctx, o.soak, s.bin, s.args, s.root, s.tmp, s.env)
+}
+
+// writeJSON writes v, indented, to path.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	progress("wrote %s", path)
+	return nil
+}
+
+// writeOutput writes data to p, relative to root unless absolute, making
+// its folder if need be.
+func writeOutput(root, p string, data []byte) error {
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(root, p)
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		return err
+	}
+	progress("wrote %s", p)
+	return nil
 }
 
 // Env describes the machine and toolchain of a measurement.

@@ -121,12 +121,17 @@ func renderSVG(env Env, targets []string, results []Result) string {
 	}
 	const w, h, pw = 960.0, 400.0, 480.0
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" font-family="sans-serif">`+"\n", w, h, w, h)
-	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="#fff"/>`+"\n")
+	svgOpen(&b, w, h)
 	panel(&b, 0, 0, pw, h-24, "Fan-out latency, p99", "clients (N)", "ms", targets, lat)
 	panel(&b, pw, 0, pw, h-24, "Server CPU per client during the ramp", "clients (N)", "ms CPU / client", targets, cpu)
 	fmt.Fprintf(&b, `<text x="8" y="%.0f" font-size="11" fill="#555">%s</text>`+"\n", h-8,
 		html.EscapeString(fmt.Sprintf("go run ./bench — %s, Linux %s, %d CPUs, %s, ramp %.0f/s, %d probes", env.Date, env.Kernel, env.NProc, env.GoVersion, env.Rate, env.Probes)))
 	b.WriteString("</svg>\n")
 	return b.String()
+}
+
+// svgOpen starts a w × h chart on a white ground.
+func svgOpen(b *strings.Builder, w, h float64) {
+	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" font-family="sans-serif">`+"\n", w, h, w, h)
+	fmt.Fprintf(b, `<rect width="100%%" height="100%%" fill="#fff"/>`+"\n")
 }

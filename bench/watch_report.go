@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
@@ -21,24 +20,12 @@ func runWatchTarget(ctx context.Context, o options, nofile uint64) error {
 	if err := cfg.check(nofile); err != nil {
 		return err
 	}
-	root, err := moduleRoot(ctx)
+	s, err := setupLone(ctx, o, "watch")
 	if err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp("", "presence-watch-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp)
-	progress("building presence (.)")
-	bin := filepath.Join(tmp, "presence")
-	if err := build(ctx, root, bin, "."); err != nil {
-		return err
-	}
-	args := append([]string{"--log-level", "error"}, o.presenceArgs...)
-	env := collectEnv(o)
-	env.Presence = args
-	env.Source = sourceID(ctx, root)
+	defer os.RemoveAll(s.tmp)
+	env := s.env
 
 	type run struct {
 		mode string
@@ -55,7 +42,7 @@ func runWatchTarget(ctx context.Context, o options, nofile uint64) error {
 			break
 		}
 		progress("run: watch target, %s way, %d watchers (load average %s)", r.mode, r.n, loadAvg())
-		res, err := doWatchRun(ctx, cfg, r.mode, r.n, bin, args, filepath.Join(tmp, fmt.Sprintf("%s-%d.log", r.mode, r.n)))
+		res, err := doWatchRun(ctx, cfg, r.mode, r.n, s.bin, s.args, filepath.Join(s.tmp, fmt.Sprintf("%s-%d.log", r.mode, r.n)))
 		if err != nil {
 			failed = true
 			res.Error = err.Error()
@@ -72,28 +59,18 @@ func runWatchTarget(ctx context.Context, o options, nofile uint64) error {
 	}
 	writeWatchReport(os.Stdout, env, cfg, results)
 	if o.jsonPath != "" {
-		b, err := json.MarshalIndent(struct {
+		if err := writeJSON(o.jsonPath, struct {
 			Env     Env           `json:"env"`
 			Config  watchConfig   `json:"config"`
 			Results []WatchResult `json:"results"`
-		}{env, cfg, results}, "", "  ")
-		if err != nil {
+		}{env, cfg, results}); err != nil {
 			return err
 		}
-		if err := os.WriteFile(o.jsonPath, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
-		progress("wrote %s", o.jsonPath)
 	}
 	if cfg.SVGPath != "" {
-		p := cfg.SVGPath
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(root, p)
-		}
-		if err := os.WriteFile(p, []byte(renderWatchSVG(env, cfg, results)), 0o644); err != nil {
+		if err := writeOutput(s.root, cfg.SVGPath, []byte(renderWatchSVG(env, cfg, results))); err != nil {
 			return err
 		}
-		progress("wrote %s", p)
 	}
 	if failed {
 		return errors.New("one or more runs failed or were interrupted (see above)")
@@ -214,8 +191,7 @@ func renderWatchSVG(env Env, cfg watchConfig, results []WatchResult) string {
 	targets := []string{modeWatch, modeStreams}
 	const w, h, pw = 960.0, 400.0, 480.0
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" font-family="sans-serif">`+"\n", w, h, w, h)
-	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="#fff"/>`+"\n")
+	svgOpen(&b, w, h)
 	panel(&b, 0, 0, pw, h-24, "Server memory per followed room", "watchers × rooms", "KiB", targets, mem)
 	panel(&b, pw, 0, pw, h-24, "Server CPU per delivered room update", "watchers × rooms", "µs", targets, cpu)
 	fmt.Fprintf(&b, `<text x="8" y="%.0f" font-size="11" fill="#555">%s</text>`+"\n", h-8,

@@ -110,11 +110,7 @@ func doWatchRun(ctx context.Context, cfg watchConfig, mode string, watchers int,
 
 	// 3. The watchers.
 	sets := followSets(watchers, cfg.Rooms, cfg.Follow, 11)
-	cpu0, err := l.cpu()
-	if err != nil {
-		return res, err
-	}
-	rss0, err := l.rss()
+	cpu0, rss0, err := l.usage()
 	if err != nil {
 		return res, err
 	}
@@ -151,11 +147,7 @@ func doWatchRun(ctx context.Context, cfg watchConfig, mode string, watchers int,
 	if f, _ := l.failed(); f*10 > res.Streams {
 		return res, fmt.Errorf("%d of %d watcher streams failed to open", f, res.Streams)
 	}
-	cpu1, err := l.cpu()
-	if err != nil {
-		return res, err
-	}
-	rss1, err := l.rss()
+	cpu1, rss1, err := l.usage()
 	if err != nil {
 		return res, err
 	}
