@@ -30,6 +30,7 @@ type config struct {
 	MaxStreams        int
 	MaxRooms          int
 	RoomsLimit        int
+	MaxWatch          int
 	Drain             time.Duration
 	TCPUserTimeout    time.Duration
 	SendBuffer        int
@@ -74,7 +75,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", router.Stream.WriteTimeout, "a stream whose write stalls this long is cut off")
 	fs.DurationVar(&c.Retry, "retry", router.Stream.Retry, "reconnect delay sent to clients in the retry: field")
 	fs.IntVar(&c.MaxStreams, "max-streams", 0, "most open streams; 0 means the open-file limit less 5% (at least 100 less)")
-	fs.IntVar(&c.MaxRooms, "max-rooms", hub.MaxRooms, "most rooms with open streams")
+	fs.IntVar(&c.MaxRooms, "max-rooms", hub.MaxRooms, "most rooms with open streams; as many more that only watchers follow may be held apart")
+	fs.IntVar(&c.MaxWatch, "max-watch", router.Stream.MaxWatch, "most rooms one stream may watch (GET /watch?rooms=, ?watch=); more get 400")
 	fs.IntVar(&c.RoomsLimit, "rooms-limit", router.RoomsLimit, "rooms listed by GET /api/rooms when no limit is given")
 	fs.DurationVar(&c.Drain, "drain", 10*time.Second, "on SIGINT or SIGTERM, the longest wait for streams and requests to end")
 	fs.DurationVar(&c.TCPUserTimeout, "tcp-user-timeout", 10*time.Second, "TCP_USER_TIMEOUT: a peer that acknowledges nothing this long is dropped (0: kernel default)")
@@ -190,6 +192,7 @@ func (c *config) routerOptions(tokens *auth.Verifier, ready func() error) handle
 		Stream: handlers.StreamOptions{
 			Retry:          c.Retry,
 			WriteTimeout:   c.WriteTimeout,
+			MaxWatch:       c.MaxWatch,
 			Identity:       handlers.IdentityOptions{Tokens: tokens, Private: splitList(c.PrivateRooms, nil)},
 			TrustedProxies: splitList(c.TrustedProxies, nil),
 		},
@@ -251,6 +254,8 @@ func optionFlag(option string) string {
 		return "private-rooms"
 	case "Stream.TrustedProxies":
 		return "trusted-proxies"
+	case "Stream.MaxWatch":
+		return "max-watch"
 	case "RoomsLimit":
 		return "rooms-limit"
 	case "CORS.AllowedOrigins":

@@ -49,7 +49,7 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 	}
 	router, wantRouter := c.routerOptions(nil, nil), handlers.DefaultOptions()
 	if router.Stream.Retry != wantRouter.Stream.Retry || router.Stream.WriteTimeout != wantRouter.Stream.WriteTimeout ||
-		router.RoomsLimit != wantRouter.RoomsLimit || router.MaxHeaderBytes != wantRouter.MaxHeaderBytes ||
+		router.RoomsLimit != wantRouter.RoomsLimit || router.Stream.MaxWatch != wantRouter.Stream.MaxWatch || router.MaxHeaderBytes != wantRouter.MaxHeaderBytes ||
 		!slices.Equal(router.CORS.AllowedOrigins, []string{"https://a.example", "*"}) || !slices.Equal(router.Stream.Identity.Private, []string{"staff-*", "ops"}) {
 		t.Errorf("router options: %+v, want the defaults %+v with the origins and private rooms given", router, wantRouter)
 	}
@@ -88,6 +88,7 @@ func TestBadSettingsStopTheStartAndNameTheSetting(t *testing.T) {
 		{nil, map[string]string{"PRESENCE_TRUSTED_PROXIES": "proxy.internal"}, `--trusted-proxies (PRESENCE_TRUSTED_PROXIES): "proxy.internal" is not a CIDR`},
 		// Checked by the router, named here.
 		{[]string{"--rooms-limit", "0"}, nil, "--rooms-limit (PRESENCE_ROOMS_LIMIT) must be from 1 to 1000, got 0"},
+		{nil, map[string]string{"PRESENCE_MAX_WATCH": "0"}, "--max-watch (PRESENCE_MAX_WATCH) must be at least 1, got 0"},
 		{[]string{"--max-header-bytes", "1023"}, nil, "--max-header-bytes (PRESENCE_MAX_HEADER_BYTES) must be at least 1024, got 1023"},
 		{[]string{"--retry", "0s"}, nil, "--retry (PRESENCE_RETRY) must be positive, got 0s"},
 		{nil, map[string]string{"PRESENCE_WRITE_TIMEOUT": "-1s"}, "--write-timeout (PRESENCE_WRITE_TIMEOUT) must be positive, got -1s"},

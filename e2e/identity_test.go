@@ -156,7 +156,7 @@ func TestSignedInMembers(t *testing.T) {
 	bob := dial(t, s, "/rooms/m/events?token="+token(t, testSecret, "bob", "Bob \"B\"", nil))
 	bobAt := time.Now() // bob joined before his answer came
 	w.waitFor(t, 5*time.Second, "bob's join", func() bool { return len(w.Events("join")) == 1 })
-	if j := w.Events("join")[0]; j != `{"id":"bob","name":"Bob \"B\""}` {
+	if j := w.Events("join")[0]; j != `{"room":"m","id":"bob","name":"Bob \"B\""}` {
 		t.Errorf("join event %s", j)
 	}
 	anon := dial(t, s, "/rooms/m/events")
@@ -171,7 +171,7 @@ func TestSignedInMembers(t *testing.T) {
 	if took := time.Since(start); took < 200*time.Millisecond {
 		t.Errorf("bob's leave came %v after he closed, before the grace (200ms) ended", took)
 	}
-	if l := w.Events("leave")[0]; l != `{"id":"bob","name":"Bob \"B\""}` {
+	if l := w.Events("leave")[0]; l != `{"room":"m","id":"bob","name":"Bob \"B\""}` {
 		t.Errorf("leave event %s", l)
 	}
 	if len(w.Events("join")) != 1 {

@@ -15,6 +15,7 @@ type streamStart struct {
 	members   bool             // the stream follows the room's members
 	memberSeq uint64           // the publish its first member list is as of
 	expiry    expiry           // when a signed-in stream is warned and ends; zero for others
+	watch     *presence.Watch  // the rooms the stream watches (?watch=); nil if none
 }
 
 // follow sends start.first, then the room's updates, to one stream whose
@@ -35,10 +36,20 @@ func (b *Broadcaster) follow(ctx context.Context, out *streamWriter, st *presenc
 	done := ctx.Done()
 	warn, stopWarn := start.expiry.warning() // nil unless signed in
 	defer stopWarn()
+	var wake <-chan struct{} // nil unless the stream watches rooms
+	if start.watch != nil {
+		wake = start.watch.Wake()
+	}
 	for {
 		select {
 		case <-done:
 			return nil
+		case <-wake:
+			b.writeWatched(out, start.watch)
+			if err := out.flush(); err != nil {
+				return err
+			}
+			continue
 		case <-cur.Replaced():
 		case <-warn:
 			warn = nil

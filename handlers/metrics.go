@@ -68,7 +68,10 @@ func NewMetrics(reg prometheus.Registerer, hub *presence.Hub) *Metrics {
 		}, func() float64 { return float64(hub.Stats().Streams) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "presence_rooms", Help: "Rooms with streams on this node.",
-		}, func() float64 { return float64(hub.Stats().Rooms) }),
+		}, func() float64 { s := hub.Stats(); return float64(s.Rooms - s.Watched) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "presence_watched_rooms", Help: "Rooms that only watchers follow on this node (GET /watch, ?watch=): bounded by --max-rooms apart from the rooms with streams.",
+		}, func() float64 { return float64(hub.Stats().Watched) }),
 	)
 	return m
 }

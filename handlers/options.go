@@ -35,12 +35,12 @@ type Options struct {
 const MinHeaderBytes = 1024
 
 // DefaultOptions are options that work with no configuration: retry after
-// 3s, cut a stream whose write stalls 4s, list 100 rooms, take headers of
+// 3s, cut a stream whose write stalls 4s, watch up to 100 rooms per stream, list 100 rooms, take headers of
 // up to 16 KiB, no other site's pages, no trusted proxies, no private
 // rooms and no tokens.
 func DefaultOptions() Options {
 	return Options{
-		Stream:         StreamOptions{Retry: 3 * time.Second, WriteTimeout: 4 * time.Second},
+		Stream:         StreamOptions{Retry: 3 * time.Second, WriteTimeout: 4 * time.Second, MaxWatch: 100},
 		RoomsLimit:     100,
 		MaxHeaderBytes: 16 << 10,
 	}
@@ -59,6 +59,9 @@ func (opts Options) validate() (Options, error) {
 	}
 	if opts.Stream.WriteTimeout <= 0 {
 		refuse("Stream.WriteTimeout", "must be positive, got %s", opts.Stream.WriteTimeout)
+	}
+	if opts.Stream.MaxWatch < 1 {
+		refuse("Stream.MaxWatch", "must be at least 1, got %d", opts.Stream.MaxWatch)
 	}
 	if opts.RoomsLimit < 1 || opts.RoomsLimit > MaxRoomsLimit {
 		refuse("RoomsLimit", "must be from 1 to %d, got %d", MaxRoomsLimit, opts.RoomsLimit)

@@ -40,8 +40,10 @@ func NewRouter(b *Broadcaster, opts Options, m *Metrics, gatherer prometheus.Gat
 		streams := r.With(crossSiteGuard(opts.CORS, m)) // no frames of other sites
 		getHead(streams, "/events", stream)
 		getHead(streams, "/rooms/{room}/events", stream)
+		getHead(streams, "/watch", handleWatch(b, opts.Stream, m, log)) // rooms followed, counted in none
 		r.Options("/events", handleOptions())
 		r.Options("/rooms/{room}/events", handleOptions())
+		r.Options("/watch", handleOptions())
 		getHead(r, "/api/rooms", handleRooms(b.hub, opts.RoomsLimit, opts.Stream.Identity))
 		getHead(r, "/api/rooms/{room}", handleRoom(b.hub, opts.Stream.Identity))
 		// Preflights of other sites' pages that send Authorization: Bearer.

@@ -23,6 +23,9 @@ type StreamOptions struct {
 	// WriteTimeout is how long one write may stall before the client is cut
 	// off; it replaces a server-wide WriteTimeout, which would cut streams.
 	WriteTimeout time.Duration
+	// MaxWatch is the most rooms one stream may watch (GET /watch,
+	// ?watch=).
+	MaxWatch int
 	// TrustedProxies are the CIDRs (10.0.0.0/8) or addresses of the peers
 	// whose X-Forwarded-For or Forwarded header names the client (see
 	// clientAddr); from others, the peer is the client.
@@ -32,15 +35,13 @@ type StreamOptions struct {
 }
 
 // handleStream serves GET /events and GET /rooms/{room}/events: the room's
-// count at once, then every change, coalesced, and heartbeats. A HEAD is
+// count at once, then every change, coalesced, and heartbeats; with
+// ?watch=a,b, also the presence events of rooms a and b (see handleWatch). A HEAD is
 // checked as a GET is (room name, token) and answered with the stream's
 // status and headers, without joining the room.
 func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logger) http.HandlerFunc {
 	retry := []byte(fmt.Sprintf("retry: %d\n\n", opts.Retry.Milliseconds()))
-	// Header values shared by every stream (net/http only reads them), so
-	// that a stream allocates none of its own.
-	eventStream, noCache, no := []string{"text/event-stream"}, []string{"no-cache"}, []string{"no"}
-	identity := []string{"identity"}
+	heads := newStreamHeaders()
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		source := ""
@@ -61,11 +62,14 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 			m.refused.WithLabelValues("unauthorized").Inc()
 			return
 		}
+		watched, members, ok := streamWatch(w, r, opts, room) // ?watch=
+		if !ok {
+			return
+		}
 		if r.Method == http.MethodHead {
 			// What a GET would get before its first event, but nobody
 			// joins: a HEAD opens no stream and counts no one.
-			h := w.Header()
-			h["Content-Type"], h["Cache-Control"], h["X-Accel-Buffering"] = eventStream, noCache, no
+			heads.set(w.Header(), false)
 			w.WriteHeader(http.StatusOK)
 			return
 		}
@@ -76,6 +80,18 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 			// room would see for nothing.
 			cancelledEarly(w, conn, m)
 			return
+		}
+		var wt *presence.Watch // watched before joining, so that a refused watch is never a join and a leave
+		var watchFirst [][]byte
+		if watched != nil {
+			var err error
+			if wt, watchFirst, err = b.hub.Watch(watched, presence.WatchOptions{Members: members}); err != nil {
+				if reason := writeJoinError(w, err); reason != "" {
+					m.refused.WithLabelValues(reason).Inc()
+				}
+				return
+			}
+			defer wt.Close()
 		}
 		st, joined, err := b.hub.JoinAs(room, member, presence.JoinOptions{Members: follow, Source: source})
 		if err != nil {
@@ -95,25 +111,22 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 			r = r.WithContext(ctx)
 		}
 
-		h := w.Header()
-		h["Content-Type"] = eventStream
-		h["Cache-Control"] = noCache
-		h["X-Accel-Buffering"] = no // or nginx buffers the stream
-		if r.ProtoMajor == 1 {
-			// A stream ends only when its connection does, so over
-			// HTTP/1.1 its body is delimited by the close rather than
-			// chunked, as the SSE specification suggests and net/http
-			// supports: each event is then one write of its own bytes,
-			// with no chunk framing to format and send.
-			h["Transfer-Encoding"] = identity
-		}
+		// X-Accel-Buffering: no, or nginx buffers the stream. A stream
+		// ends only when its connection does, so over HTTP/1.1 its body is
+		// delimited by the close rather than chunked, as the SSE
+		// specification suggests and net/http supports: each event is then
+		// one write of its own bytes, with no chunk framing to format and
+		// send.
+		heads.set(w.Header(), r.ProtoMajor == 1)
 		w.WriteHeader(http.StatusOK)
 
 		out := newStreamWriter(w, opts.WriteTimeout)
 		first := append(make([]byte, 0, len(retry)+len(joined.Events.Presence)+64), retry...)
 		first = appendEvent(first, eventCount, joined.Events.Count)
 		first = appendEvent(first, eventPresence, joined.Events.Presence) // with the members if follow
-		err = b.follow(r.Context(), out, st, streamStart{first: first, sent: joined.Events, from: joined.Update, members: follow, memberSeq: joined.Seq, expiry: exp})
+		first = appendWatched(first, watchFirst)
+		watchFirst = nil
+		err = b.follow(r.Context(), out, st, streamStart{first: first, sent: joined.Events, from: joined.Update, members: follow, memberSeq: joined.Seq, expiry: exp, watch: wt})
 
 		reason := endReason(b, out, r, err, room, log)
 		m.disconnect.WithLabelValues(reason).Inc()

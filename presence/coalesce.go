@@ -137,6 +137,7 @@ func (h *Hub) flush(r *room) {
 	r.clock.started(u.Seq, now)
 	u.Heartbeats = r.latest.Load().Heartbeats
 	r.store(u)
+	r.notify()
 	h.published.Add(1)
 	if h.observe != nil {
 		h.observe(r.name, u)
@@ -153,12 +154,17 @@ func (r *room) store(u *Update) {
 
 // Heartbeat replaces the latest Update of every room with one that differs
 // only by its Heartbeats, so that every stream wakes and sends its
-// keep-alive. The transport calls it on its own clock.
+// keep-alive, and wakes every Watch that is a stream of its own (a
+// heartbeat is no news for the watchers of a room). The transport calls it on its own clock.
 func (h *Hub) Heartbeat() {
 	h.mu.Lock()
 	rooms := make([]*room, 0, len(h.rooms))
 	for _, r := range h.rooms {
 		rooms = append(rooms, r)
+	}
+	for w := range h.alone {
+		w.hb.Add(1)
+		w.poke()
 	}
 	h.mu.Unlock()
 	for _, r := range rooms {

@@ -17,8 +17,8 @@ type Events struct {
 	Presence []byte
 	// While the room's members are tracked (Update.Tracked): Members is the
 	// presence data with "members" and "truncated", for a stream that must
-	// be told everyone again; Joined and Left hold one {"id":...,"name":...}
-	// per member who arrived or left.
+	// be told everyone again; Joined and Left hold one
+	// {"room":...,"id":...,"name":...} per member who arrived or left.
 	Members      []byte
 	Joined, Left [][]byte
 }
@@ -63,11 +63,19 @@ func presenceJSON(room string, c Counts, list bool, members []MemberInfo, trunca
 	return mustJSON(d)
 }
 
-// membersJSON is the data of one join or leave event per member.
-func membersJSON(ms []MemberInfo) [][]byte {
+// memberEvent is the data of a join or leave event: the member, and the
+// room, so that a stream that also watches other rooms (Watch) can tell
+// them apart; a room's own streams get the same data.
+type memberEvent struct {
+	Room string `json:"room"`
+	memberData
+}
+
+// membersJSON is the data of one join or leave event per member of room.
+func membersJSON(room string, ms []MemberInfo) [][]byte {
 	out := make([][]byte, len(ms))
 	for i, m := range ms {
-		out[i] = mustJSON(newMemberData(m))
+		out[i] = mustJSON(memberEvent{Room: room, memberData: newMemberData(m)})
 	}
 	return out
 }
@@ -77,7 +85,7 @@ func newEvents(room string, u *Update) Events {
 	e := Events{Count: mustJSON(u.Counts.People), Presence: presenceJSON(room, u.Counts, false, nil, false)}
 	if u.Tracked {
 		e.Members = presenceJSON(room, u.Counts, true, u.Members, u.Truncated)
-		e.Joined, e.Left = membersJSON(u.Joined), membersJSON(u.Left)
+		e.Joined, e.Left = membersJSON(room, u.Joined), membersJSON(room, u.Left)
 	}
 	return e
 }

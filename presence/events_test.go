@@ -103,7 +103,7 @@ func TestEventsAreJSON(t *testing.T) {
 			t.Errorf("%q spans lines", b)
 		}
 	}
-	if string(e.Joined[0]) != `{"id":"j"}` || string(e.Left[0]) != `{"id":"v:l","name":"L"}` {
+	if string(e.Joined[0]) != `{"room":"`+room+`","id":"j"}` || string(e.Left[0]) != `{"room":"`+room+`","id":"v:l","name":"L"}` {
 		t.Errorf("joined %s, left %s", e.Joined[0], e.Left[0])
 	}
 	// Listed members, even none, are a list.

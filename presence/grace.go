@@ -57,8 +57,9 @@ func addCount(m map[string]int, key string, d int) {
 
 // idleLocked keeps r in h.idle exactly while it is a room of this node
 // with no open stream and people in their grace, in the order rooms became
-// so.
+// so; and counted as watch-only while only watchers hold it.
 func (h *Hub) idleLocked(r *room) {
+	h.watchOnlyLocked(r)
 	idle := r.local == 0 && len(r.ghosts) > 0 && h.rooms[r.name] == r
 	switch {
 	case idle && r.idle == nil:
@@ -86,6 +87,12 @@ func (h *Hub) evictIdleLocked() bool {
 			h.ghostGoneLocked(g)
 			r.counts = h.backend.Leave(r.name, g.member)
 		}
+	}
+	if r.follows > 0 {
+		// Watchers still follow it: it stays, as a room only they hold.
+		h.idleLocked(r)
+		h.scheduleLocked(r)
+		return true
 	}
 	h.dropLocked(r) // no stream of this node is in it to tell
 	return true

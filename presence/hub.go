@@ -37,6 +37,12 @@ type Hub struct {
 	graceFrom map[string]int
 	closed    bool
 	drained   chan struct{} // closed once closed and no stream is left
+	// Rooms only watchers hold (watch.go), at most maxRooms of them made
+	// by watches: they never count toward maxRooms for people.
+	watchOnly int
+	// Watches that are streams of their own, for the heartbeats; at most
+	// streams of them.
+	alone map[*Watch]struct{}
 
 	published atomic.Uint64 // publishes so far, for Published
 	// observe, if set, is told every publish, after it was stored; for
@@ -53,6 +59,9 @@ type room struct {
 	watchers int                 // streams that follow the members
 	ghosts   map[string][]*ghost // closed streams in their grace, by member ID (grace.go)
 	idle     *list.Element       // in Hub.idle while local == 0 and ghosts remain
+	follows  int                 // Watches that follow the room (watch.go)
+	// Counted in Hub.watchOnly: only watchers hold the room.
+	watchOnly bool
 
 	// What was published, and what changed since (coalesce.go).
 	counts     Counts            // latest counts from the backend
@@ -67,7 +76,10 @@ type room struct {
 
 	pubMu  sync.Mutex             // serialises publishes and heartbeats: stores of latest
 	latest atomic.Pointer[Update] // never nil; replaced by store
-	clock  fanoutClock            // fed by the streams' deliveries (fanout.go)
+	// The Watches that follow the room, with the room's index in each;
+	// under pubMu. A publish marks the room dirty in each (notify).
+	followers map[*Watch]int32
+	clock     fanoutClock // fed by the streams' deliveries (fanout.go)
 }
 
 // newRoom is an empty room whose latest Update is the zero one.
@@ -99,6 +111,7 @@ func NewHub(backend Backend, opts HubOptions) (*Hub, error) {
 		rooms:        make(map[string]*room),
 		idle:         list.New(),
 		sources:      make(map[string]int),
+		alone:        make(map[*Watch]struct{}),
 	}, nil
 }
 
@@ -117,7 +130,6 @@ type Stream struct {
 // Latest returns the newest Update of the stream's room; wait on its
 // Replaced channel for the next.
 func (s *Stream) Latest() *Update { return s.room.latest.Load() }
-
 
 // setCounts records a change of r's counts.
 func (r *room) setCounts(c Counts) {
@@ -139,7 +151,7 @@ func (s *Stream) Leave() {
 // drops r if no one of this node is left in it.
 func (h *Hub) leftLocked(r *room, m Member) {
 	r.setCounts(h.backend.Leave(r.name, m))
-	if r.local == 0 && len(r.ghosts) == 0 {
+	if r.empty() {
 		if h.rooms[r.name] == r {
 			h.dropLocked(r)
 		}
@@ -161,6 +173,10 @@ func (h *Hub) dropLocked(r *room) {
 		}
 	}
 	r.ghosts = nil
+	if r.watchOnly {
+		h.watchOnly--
+		r.watchOnly = false
+	}
 	if r.idle != nil {
 		h.idle.Remove(r.idle)
 		r.idle = nil
@@ -200,7 +216,7 @@ func (h *Hub) Changed(roomName string) {
 	defer h.mu.Unlock()
 	r := h.rooms[roomName]
 	if r == nil {
-		return // no stream of this node is in it: no one to tell
+		return // no stream or watcher of this node is in it: no one to tell
 	}
 	n := h.backend.Count(roomName)
 	if n == r.counts && r.watchers == 0 {
@@ -219,7 +235,9 @@ func (h *Hub) Rooms(limit int, keep func(string) bool) ([]RoomCount, int) {
 // Stats is a snapshot of the hub for metrics.
 type Stats struct {
 	Streams int // open streams on this node
-	Rooms   int // rooms with streams on this node
+	Rooms   int // rooms with streams on this node, or watched here
+	// Watched counts the rooms that only watchers hold.
+	Watched int
 }
 
 // Published returns how many publishes the hub made so far, in all rooms.
@@ -240,7 +258,7 @@ func (h *Hub) PeakStreams() int {
 func (h *Hub) Stats() Stats {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return Stats{Streams: h.streams, Rooms: len(h.rooms)}
+	return Stats{Streams: h.streams, Rooms: len(h.rooms), Watched: h.watchOnly}
 }
 
 // Close makes Join fail with ErrClosed from now on, and ends the grace of

@@ -83,19 +83,22 @@ func (h *Hub) join(roomName string, m Member, o JoinOptions) (*Stream, Joined, m
 	if h.streams >= h.maxStr {
 		return nil, Joined{}, nil, ErrStreamLimit
 	}
-	if r == nil {
+	if r == nil || r.watchOnly {
 		// Rooms that hold only people in their grace never keep out a
-		// room of people who are here: the oldest gives way.
-		if len(h.rooms) >= h.maxRooms && !h.evictIdleLocked() {
+		// room of people who are here: the oldest gives way. Rooms that
+		// only watchers hold are bounded on their own (watch.go).
+		if len(h.rooms)-h.watchOnly >= h.maxRooms && !h.evictIdleLocked() {
 			return nil, Joined{}, nil, ErrRoomLimit
 		}
+	}
+	if r == nil {
 		r = newRoom(roomName)
 		h.rooms[roomName] = r
 	}
 	if g := h.takeGhostLocked(r, m.ID); g == nil {
 		counts, err := h.backend.Join(roomName, m)
 		if err != nil {
-			if r.local == 0 && len(r.ghosts) == 0 {
+			if r.empty() {
 				h.dropLocked(r)
 			}
 			return nil, Joined{}, nil, fmt.Errorf("join %s: %w", roomName, err)
