@@ -193,18 +193,19 @@ func (w *watcher) hook(now func() int64, delivered *atomic.Int64, total int) eve
 
 // watchRun is one run of the watch target against a fresh server.
 type watchRun struct {
-	cfg       watchConfig
-	mode      string
-	l         *load
-	hooks     streamHooks
-	roomOf    []int32        // per client slot: its room (cfg.Rooms: the reference room), -1 for a /watch stream
-	watchers  []*watcher     // per client slot: its /watch view, or nil
-	people    []atomic.Int64 // per room: open room streams, the count the service should show
-	delivered atomic.Int64   // room updates received by the watchers' streams
-	present   []int32        // slots of the present streams churn may replace
-	followers [][]int32      // per room, watch mode: the slots of its watchers
-	next      int            // next free client slot
-	rng       *rand.Rand
+	cfg          watchConfig
+	mode         string
+	l            *load
+	hooks        streamHooks
+	roomOf       []int32        // per client slot: its room (cfg.Rooms: the reference room), -1 for a /watch stream
+	watchers     []*watcher     // per client slot: its /watch view, or nil
+	people       []atomic.Int64 // per room: open room streams, the count the service should show
+	delivered    atomic.Int64   // room updates received by the watchers' streams
+	present      []int32        // slots of the present streams churn may replace
+	watcherSlots []int32        // slots of the watchers' streams
+	followers    [][]int32      // per room, watch mode: the slots of its watchers
+	next         int            // next free client slot
+	rng          *rand.Rand
 }
 
 // watchTarget is one place where a change of a room must show.

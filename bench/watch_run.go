@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"time"
@@ -30,13 +31,16 @@ type WatchResult struct {
 	OpenCPUS          float64 `json:"open_cpu_s"` // server CPU while the watchers opened
 
 	// Churn: the same churn before the watchers open (base) and after.
-	ChurnOpsBase   int     `json:"churn_ops_base"`
-	ChurnCPUBaseS  float64 `json:"churn_cpu_base_s"`
-	ChurnOps       int     `json:"churn_ops"`
-	ChurnCPUS      float64 `json:"churn_cpu_s"`
-	Delivered      int64   `json:"delivered_updates"`       // room updates the watchers' streams received during the churn
-	CPUPerUpdateUs float64 `json:"cpu_per_update_us"`       // (churn CPU - base CPU scaled to the same ops) / delivered
-	GrossPerUpdate float64 `json:"gross_cpu_per_update_us"` // churn CPU / delivered, the churn itself included
+	ChurnOpsBase      int     `json:"churn_ops_base"`
+	ChurnCPUBaseS     float64 `json:"churn_cpu_base_s"`
+	ChurnOpsBase2     int     `json:"churn_ops_base_after"` // the base again, once the watchers left
+	ChurnCPUBase2S    float64 `json:"churn_cpu_base_after_s"`
+	ChurnOps          int     `json:"churn_ops"`
+	ChurnCPUS         float64 `json:"churn_cpu_s"`
+	Delivered         int64   `json:"delivered_updates"`       // room updates the watchers' streams received during the churn
+	CPUPerUpdateUs    float64 `json:"cpu_per_update_us"`       // (churn CPU - the bases' CPU scaled to the same ops) / delivered
+	GrossPerUpdate    float64 `json:"gross_cpu_per_update_us"` // churn CPU / delivered, the churn itself included
+	CPUPerUpdateErrUs float64 `json:"cpu_per_update_err_us"`   // half the difference the two bases make
 
 	// Fan-out, watch mode: a probe joins and leaves a random room; latency to
 	// each of its RefStreams watchers. Reference: the same in room "ref",
@@ -68,7 +72,7 @@ func doWatchRun(ctx context.Context, cfg watchConfig, mode string, watchers int,
 	}
 	res.RefStreams = ref
 	churnOps := int(cfg.Churn*cfg.ChurnTime.Seconds()) + 1
-	slots := cfg.Present + ref + res.Streams + 2*churnOps
+	slots := cfg.Present + ref + res.Streams + 3*churnOps
 
 	srv, err := startServer(ctx, bin, args, logPath)
 	if err != nil {
@@ -121,6 +125,7 @@ func doWatchRun(ctx context.Context, cfg watchConfig, mode string, watchers int,
 			w := newWatcher(sets[i])
 			id := wr.start(watchPath(sets[i], cfg.Rooms), -1, w.hook(l.now, &wr.delivered, cfg.Rooms))
 			wr.watchers[id] = w
+			wr.watcherSlots = append(wr.watcherSlots, id)
 			for _, r := range w.rooms {
 				wr.followers[r] = append(wr.followers[r], id)
 			}
@@ -134,7 +139,7 @@ func doWatchRun(ctx context.Context, cfg watchConfig, mode string, watchers int,
 		}
 		err = wr.ramp(ctx, res.Streams, func(i int) {
 			r := sets[i/cfg.Follow][i%cfg.Follow]
-			wr.start(wr.roomPath(int(r)), r, count)
+			wr.watcherSlots = append(wr.watcherSlots, wr.start(wr.roomPath(int(r)), r, count))
 		})
 	}
 	if err != nil {
@@ -163,12 +168,6 @@ func doWatchRun(ctx context.Context, cfg watchConfig, mode string, watchers int,
 		return res, err
 	}
 	res.Delivered = wr.delivered.Load() - d0
-	if res.Delivered > 0 && res.ChurnOpsBase > 0 {
-		net := res.ChurnCPUS - res.ChurnCPUBaseS*float64(res.ChurnOps)/float64(res.ChurnOpsBase)
-		res.CPUPerUpdateUs = net * 1e6 / float64(res.Delivered)
-		res.GrossPerUpdate = res.ChurnCPUS * 1e6 / float64(res.Delivered)
-	}
-	progress("  %d room updates delivered: %.2f µs CPU each net of the base churn (%.2f gross)", res.Delivered, res.CPUPerUpdateUs, res.GrossPerUpdate)
 
 	// 5. Fan-out of a change to its watchers, against a room's own.
 	if mode == modeWatch && cfg.Probes > 0 {
@@ -176,7 +175,42 @@ func doWatchRun(ctx context.Context, cfg watchConfig, mode string, watchers int,
 			return res, err
 		}
 	}
+
+	// 6. The watchers leave, and the base churn again: the two bases
+	// bracket the churn with watchers, and their difference is the error.
+	for _, id := range wr.watcherSlots {
+		if c := &l.clients[id]; c.closeByUs() {
+			l.left(c)
+			if r := wr.roomOf[id]; r >= 0 {
+				wr.people[r].Add(-1)
+			}
+		}
+	}
+	if err := wr.settle(ctx, "the watchers left"); err != nil {
+		return res, err
+	}
+	if res.ChurnOpsBase2, res.ChurnCPUBase2S, err = wr.measureChurn(ctx, "base, again"); err != nil {
+		return res, err
+	}
+	res.netCPU()
+	progress("  %d room updates delivered: %.2f ± %.2f µs CPU each net of the base churn (%.2f gross)",
+		res.Delivered, res.CPUPerUpdateUs, res.CPUPerUpdateErrUs, res.GrossPerUpdate)
 	return res, nil
+}
+
+// netCPU sets the CPU per delivered update: the churn's CPU less what the
+// same replacements cost without watchers (the mean of the two bases), and
+// as its error half the difference the two bases make.
+func (res *WatchResult) netCPU() {
+	ops1, ops2 := float64(res.ChurnOpsBase), float64(res.ChurnOpsBase2)
+	if res.Delivered <= 0 || ops1 <= 0 || ops2 <= 0 {
+		return
+	}
+	perOp := (res.ChurnCPUBaseS + res.ChurnCPUBase2S) / (ops1 + ops2)
+	ops, n := float64(res.ChurnOps), float64(res.Delivered)
+	res.CPUPerUpdateUs = (res.ChurnCPUS - perOp*ops) * 1e6 / n
+	res.CPUPerUpdateErrUs = math.Abs(res.ChurnCPUBaseS/ops1-res.ChurnCPUBase2S/ops2) / 2 * ops * 1e6 / n
+	res.GrossPerUpdate = res.ChurnCPUS * 1e6 / n
 }
 
 // measureChurn runs one churn phase and returns its replacements and the
