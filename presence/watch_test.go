@@ -3,6 +3,8 @@ package presence
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"runtime"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -268,4 +270,52 @@ func TestAloneWatchIsAStream(t *testing.T) {
 	}
 	w.Close()
 	<-done
+}
+
+// A followed room costs a watcher a small, fixed amount: far below the
+// 1 KiB per followed room that the issue allows (a stream costs ~27 KiB).
+// A room only watchers hold is a room with no one in it (about 2 KiB), at
+// most MaxRooms of them.
+func TestWatchMemoryPerFollowedRoom(t *testing.T) {
+	const rooms, watchers, each = 1000, 200, 100
+	h, _ := newHub(t, HubOptions{MaxRooms: rooms})
+	all := make([]string, rooms)
+	for i := range all {
+		all[i] = fmt.Sprintf("room-%d", i)
+	}
+	var empty, before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&empty)
+	holder, _, err := h.Watch(all, WatchOptions{}) // the rooms exist before the watchers come
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	perRoom := float64(before.HeapAlloc-empty.HeapAlloc) / rooms
+	t.Logf("%.0f bytes per room that only a watcher holds", perRoom)
+	if perRoom > 4096 {
+		t.Errorf("%.0f bytes per room that only a watcher holds, want at most 4 KiB", perRoom)
+	}
+	ws := make([]*Watch, watchers)
+	for i := range ws {
+		start := i * 7 % (rooms - each)
+		if ws[i], _, err = h.Watch(all[start:start+each], WatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := float64(after.HeapAlloc-before.HeapAlloc) / (watchers * each)
+	t.Logf("%.0f bytes per followed room", per)
+	if per > 1024 {
+		t.Errorf("%.0f bytes per followed room, want at most 1024", per)
+	}
+	for _, w := range ws {
+		w.Close()
+	}
+	holder.Close()
+	if s := h.Stats(); s != (Stats{}) {
+		t.Fatalf("after: %+v", s)
+	}
 }
