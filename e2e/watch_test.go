@@ -308,3 +308,20 @@ func TestWatchedRoomsAreBounded(t *testing.T) {
 	w3 := dial(t, s, "/watch?rooms=e5,e6,e7,e8")
 	firstPresence(t, w3, "e5:0/0", "e6:0/0", "e7:0/0", "e8:0/0")
 }
+
+// Watching works the same over HTTP/2, where a browser's page and its
+// other streams share one connection.
+func TestWatchOverBothProtocols(t *testing.T) {
+	t.Parallel()
+	forEachProto(t, func(t *testing.T, proto string) {
+		p := startProto(t, proto, "--heartbeat", "300ms")
+		w := p.open(t, "/watch?rooms=a,b")
+		firstPresence(t, w, "a:0/0", "b:0/0")
+		p.open(t, "/rooms/a/events")
+		waitRoomPresence(t, w, "a", 1, 1)
+		c := p.open(t, "/rooms/b/events?watch=a")
+		firstPresence(t, c, "b:1/1", "a:1/1")
+		waitRoomPresence(t, w, "b", 1, 1)
+		w.waitFor(t, 5*time.Second, "a heartbeat", func() bool { return heartbeats(w) > 0 })
+	})
+}

@@ -83,7 +83,7 @@ func TestPageAndMetrics(t *testing.T) {
 		t.Fatalf("page: %d %q %s", w.Code, w.Header().Get("Content-Type"), w.Body)
 	}
 	w = serve(router, "GET", "/metrics", nil)
-	for _, name := range []string{"presence_streams_open", "presence_rooms", "presence_connects_total",
+	for _, name := range []string{"presence_streams_open", "presence_rooms", "presence_watched_rooms", "presence_connects_total",
 		"presence_disconnects_total", "presence_refused_total", "presence_events_published_total", "presence_deliveries_total"} {
 		if !strings.Contains(w.Body.String(), name) {
 			t.Errorf("metrics lack %s", name)

@@ -49,6 +49,7 @@ func TestNewRouterRefusesOptionsByName(t *testing.T) {
 		{func(o *Options) { o.RoomsLimit = 0 }, []string{"RoomsLimit must be from 1 to 1000, got 0"}},
 		{func(o *Options) { o.RoomsLimit = MaxRoomsLimit + 1 }, []string{"RoomsLimit must be from 1 to 1000, got 1001"}},
 		{func(o *Options) { o.MaxHeaderBytes = 0 }, []string{"MaxHeaderBytes must be at least 1024, got 0"}},
+		{func(o *Options) { o.Stream.MaxWatch = 0 }, []string{"Stream.MaxWatch must be at least 1, got 0"}},
 		{func(o *Options) {
 			o.CORS.AllowedOrigins = []string{"https://ok.example", "docs.example.com", "https://x.example/path"}
 		}, []string{

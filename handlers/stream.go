@@ -44,11 +44,7 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 	heads := newStreamHeaders()
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		source := ""
-		if client, _, ok := clientAddr(r, opts.proxies); ok {
-			source = sourceKey(client)
-		}
-		conn := guardedConn(r, opts.proxies) // a refused one never gets here (guardConns)
+		source, conn := streamClient(r, opts.proxies)
 		room := presence.DefaultRoom
 		if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePattern() != "/events" {
 			room = chi.URLParam(r, "room")
@@ -66,49 +62,32 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		if !ok {
 			return
 		}
-		if r.Method == http.MethodHead {
-			// What a GET would get before its first event, but nobody
-			// joins: a HEAD opens no stream and counts no one.
-			heads.set(w.Header(), false)
-			w.WriteHeader(http.StatusOK)
+		if b.answeredUnopened(w, r, heads, conn, m) {
 			return
 		}
 		follow := member.Signed // signed-in streams follow the members
-		if r.Context().Err() != nil && b.closing.Err() == nil {
-			// The client cancelled the request meanwhile (over HTTP/2,
-			// RST_STREAM right after HEADERS): no join and leave that the
-			// room would see for nothing.
-			cancelledEarly(w, conn, m)
-			return
-		}
-		var wt *presence.Watch // watched before joining, so that a refused watch is never a join and a leave
+		var wt *presence.Watch  // watched before joining, so that a refused watch is never a join and a leave
 		var watchFirst [][]byte
 		if watched != nil {
 			var err error
 			if wt, watchFirst, err = b.hub.Watch(watched, presence.WatchOptions{Members: members}); err != nil {
-				if reason := writeJoinError(w, err); reason != "" {
-					m.refused.WithLabelValues(reason).Inc()
-				}
+				refused(w, m, err)
 				return
 			}
 			defer wt.Close()
 		}
 		st, joined, err := b.hub.JoinAs(room, member, presence.JoinOptions{Members: follow, Source: source})
 		if err != nil {
-			if reason := writeJoinError(w, err); reason != "" {
-				m.refused.WithLabelValues(reason).Inc()
-			}
+			refused(w, m, err)
 			return
 		}
 		defer st.Leave()
 		m.connects.Inc()
 		var exp expiry
 		if member.Signed {
-			// The stream ends with its token (see expiry.go).
-			exp = newExpiry(time.Now(), expires, opts.Identity.leeway())
-			ctx, cancel := context.WithDeadline(r.Context(), exp.endsAt)
+			var cancel context.CancelFunc
+			r, exp, cancel = expiring(r, expires, opts.Identity.leeway())
 			defer cancel()
-			r = r.WithContext(ctx)
 		}
 
 		// X-Accel-Buffering: no, or nginx buffers the stream. A stream
@@ -128,11 +107,62 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		watchFirst = nil
 		err = b.follow(r.Context(), out, st, streamStart{first: first, sent: joined.Events, from: joined.Update, members: follow, memberSeq: joined.Seq, expiry: exp, watch: wt})
 
-		reason := endReason(b, out, r, err, room, log)
-		m.disconnect.WithLabelValues(reason).Inc()
-		if now := time.Now(); reason == reasonClient && now.Sub(start) < earlyEnd {
-			conn.endedEarly(now)
-		}
+		ended(b, out, r, err, room, log, m, conn, start)
+	}
+}
+
+// answeredUnopened answers a stream request that must open nothing, and
+// reports whether it did: a HEAD gets what a GET would before its first
+// event, but nobody joins (a HEAD opens no stream and counts no one); a
+// request the client cancelled meanwhile (over HTTP/2, RST_STREAM right
+// after HEADERS) makes no join and leave that a room would see for
+// nothing.
+func (b *Broadcaster) answeredUnopened(w http.ResponseWriter, r *http.Request, heads streamHeaders, conn *connState, m *Metrics) bool {
+	if r.Method == http.MethodHead {
+		heads.set(w.Header(), false)
+		w.WriteHeader(http.StatusOK)
+		return true
+	}
+	if r.Context().Err() != nil && b.closing.Err() == nil {
+		cancelledEarly(w, conn, m)
+		return true
+	}
+	return false
+}
+
+// streamClient returns a stream request's source, for the per-source
+// bounds, and its connection's state (a refused connection never gets
+// here: guardConns).
+func streamClient(r *http.Request, proxies []netip.Prefix) (string, *connState) {
+	source := ""
+	if client, _, ok := clientAddr(r, proxies); ok {
+		source = sourceKey(client)
+	}
+	return source, guardedConn(r, proxies)
+}
+
+// refused answers a stream that the hub refused, and counts the refusal.
+func refused(w http.ResponseWriter, m *Metrics, err error) {
+	if reason := writeJoinError(w, err); reason != "" {
+		m.refused.WithLabelValues(reason).Inc()
+	}
+}
+
+// expiring makes r's context end when a signed-in stream's token does
+// (see expiry.go), and returns the expiry.
+func expiring(r *http.Request, expires time.Time, leeway time.Duration) (*http.Request, expiry, context.CancelFunc) {
+	exp := newExpiry(time.Now(), expires, leeway)
+	ctx, cancel := context.WithDeadline(r.Context(), exp.endsAt)
+	return r.WithContext(ctx), exp, cancel
+}
+
+// ended counts a stream's end by its reason, and notes on its connection
+// a stream the client ended early (see conn.go).
+func ended(b *Broadcaster, out *streamWriter, r *http.Request, err error, room string, log *slog.Logger, m *Metrics, conn *connState, start time.Time) {
+	reason := endReason(b, out, r, err, room, log)
+	m.disconnect.WithLabelValues(reason).Inc()
+	if now := time.Now(); reason == reasonClient && now.Sub(start) < earlyEnd {
+		conn.endedEarly(now)
 	}
 }
 

@@ -23,11 +23,7 @@ func handleWatch(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logge
 	heads := newStreamHeaders()
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		source := ""
-		if client, _, ok := clientAddr(r, opts.proxies); ok {
-			source = sourceKey(client)
-		}
-		conn := guardedConn(r, opts.proxies)
+		source, conn := streamClient(r, opts.proxies)
 		claims, signed, ok := requestClaims(w, r, opts.Identity)
 		if !ok {
 			m.refused.WithLabelValues("unauthorized").Inc()
@@ -41,40 +37,27 @@ func handleWatch(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logge
 		if !ok {
 			return
 		}
-		if r.Method == http.MethodHead {
-			heads.set(w.Header(), false)
-			w.WriteHeader(http.StatusOK)
-			return
-		}
-		if r.Context().Err() != nil && b.closing.Err() == nil {
-			cancelledEarly(w, conn, m)
+		if b.answeredUnopened(w, r, heads, conn, m) {
 			return
 		}
 		wt, first, err := b.hub.Watch(rooms, presence.WatchOptions{Members: members, Alone: true, Source: source})
 		if err != nil {
-			if reason := writeJoinError(w, err); reason != "" {
-				m.refused.WithLabelValues(reason).Inc()
-			}
+			refused(w, m, err)
 			return
 		}
 		defer wt.Close()
 		m.connects.Inc()
 		var exp expiry
 		if signed {
-			exp = newExpiry(time.Now(), claims.Expires, opts.Identity.leeway())
-			ctx, cancel := context.WithDeadline(r.Context(), exp.endsAt)
+			var cancel context.CancelFunc
+			r, exp, cancel = expiring(r, claims.Expires, opts.Identity.leeway())
 			defer cancel()
-			r = r.WithContext(ctx)
 		}
 		heads.set(w.Header(), r.ProtoMajor == 1)
 		w.WriteHeader(http.StatusOK)
 		out := newStreamWriter(w, opts.WriteTimeout)
 		err = b.followWatch(r.Context(), out, wt, appendWatched(append([]byte(nil), retry...), first), exp)
-		reason := endReason(b, out, r, err, "", log)
-		m.disconnect.WithLabelValues(reason).Inc()
-		if now := time.Now(); reason == reasonClient && now.Sub(start) < earlyEnd {
-			conn.endedEarly(now)
-		}
+		ended(b, out, r, err, "", log, m, conn, start)
 	}
 }
 
