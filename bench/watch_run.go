@@ -216,7 +216,7 @@ func (res *WatchResult) netCPU() {
 // measureChurn runs one churn phase and returns its replacements and the
 // server CPU from its start until every count is right again.
 func (wr *watchRun) measureChurn(ctx context.Context, what string) (int, float64, error) {
-	if err := sleepCtx(ctx, time.Second); err != nil { // let the last opening's writes finish
+	if err := wr.quiet(ctx); err != nil {
 		return 0, 0, err
 	}
 	cpu0, err := wr.l.cpu()
@@ -282,4 +282,40 @@ func (wr *watchRun) fanout(ctx context.Context, res *WatchResult) error {
 	progress("  fan-out to %d watchers: p50 %.1f ms, p99 %.1f ms; a room's own %d streams: p50 %.1f ms, p99 %.1f ms; %d timeouts",
 		len(refTargets), res.FanoutP50Ms, res.FanoutP99Ms, len(refTargets), res.RefP50Ms, res.RefP99Ms, res.ProbeTimeouts)
 	return nil
+}
+
+// Quiet: the server is idle enough to start a measured phase once it used
+// less than quietCPU of a core over quietSpan; the wait is at most quietMax.
+const (
+	quietCPU  = 0.1
+	quietSpan = time.Second
+	quietMax  = 30 * time.Second
+)
+
+// quiet waits until the server has finished what came before (closing
+// 13,500 streams takes it several seconds, and its GC after), so that a
+// churn phase's CPU is the churn's alone.
+func (wr *watchRun) quiet(ctx context.Context) error {
+	deadline := time.Now().Add(quietMax)
+	prev, err := wr.l.cpu()
+	if err != nil {
+		return err
+	}
+	for {
+		if err := sleepCtx(ctx, quietSpan); err != nil {
+			return err
+		}
+		cur, err := wr.l.cpu()
+		if err != nil {
+			return err
+		}
+		if cur-prev < quietCPU*quietSpan.Seconds() {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			progress("  warning: the server still used %.2f s of CPU a second after %v", cur-prev, quietMax)
+			return nil
+		}
+		prev = cur
+	}
 }
