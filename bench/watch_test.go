@@ -175,19 +175,19 @@ func TestWatchConfigCheck(t *testing.T) {
 }
 
 func TestNetCPU(t *testing.T) {
-	// Bases of 1.0 s and 1.2 s for 1,000 replacements each: 1.1 ms each
-	// on average, 0.1 ms either side. With watchers, 1.5 s for 1,000 and
-	// 100,000 updates: (1.5 - 1.1) s / 100,000 = 4 µs, ± 0.1 s / 100,000.
+	// A base of 1.0 s for 1,000 replacements: 1 ms each. With watchers,
+	// 1.5 s for 1,000 and 100,000 updates: (1.5 - 1.0) s / 100,000 = 5 µs.
+	// The base after, 1.2 s, moved 0.2 s: 2 µs per update.
 	r := WatchResult{ChurnOpsBase: 1000, ChurnCPUBaseS: 1.0, ChurnOpsBase2: 1000, ChurnCPUBase2S: 1.2,
 		ChurnOps: 1000, ChurnCPUS: 1.5, Delivered: 100000}
 	r.netCPU()
 	near := func(a, b float64) bool { return a-b < 1e-9 && b-a < 1e-9 }
-	if !near(r.CPUPerUpdateUs, 4) || !near(r.CPUPerUpdateErrUs, 1) || !near(r.GrossPerUpdate, 15) {
-		t.Fatalf("net %v ± %v, gross %v; want 4 ± 1, 15", r.CPUPerUpdateUs, r.CPUPerUpdateErrUs, r.GrossPerUpdate)
+	if !near(r.CPUPerUpdateUs, 5) || !near(r.BaseDriftUs, 2) || !near(r.GrossPerUpdate, 15) {
+		t.Fatalf("net %v, drift %v, gross %v; want 5, 2, 15", r.CPUPerUpdateUs, r.BaseDriftUs, r.GrossPerUpdate)
 	}
-	empty := WatchResult{ChurnOpsBase: 1000, ChurnCPUBaseS: 1, ChurnCPUS: 1.5, ChurnOps: 1000, Delivered: 10}
+	empty := WatchResult{ChurnCPUS: 1.5, ChurnOps: 1000, Delivered: 10}
 	empty.netCPU()
 	if empty.CPUPerUpdateUs != 0 {
-		t.Fatal("a figure without the second base")
+		t.Fatal("a figure without a base")
 	}
 }
