@@ -199,11 +199,11 @@ func doWatchRun(ctx context.Context, cfg watchConfig, mode string, watchers int,
 
 // netCPU sets the CPU per delivered update: the churn's CPU less what the
 // same replacements cost before any watcher opened. The base taken again
-// once the watchers left is not used for it: a Go process keeps some of
-// what its peak made (GC metadata sized to the peak heap, goroutine
-// descriptors), so after 13,500 room streams every replacement costs it
-// more than before. The difference of the two bases, scaled like the net
-// figure, is kept as the base's drift.
+// once the watchers left is not used for it: once 13,500 room streams have
+// opened and closed, each replacement costs the process more than before
+// (1.7 times in the first runs; most likely what a Go process keeps of its
+// peak). The difference of the two bases, scaled like the net figure, is
+// kept as the base's drift.
 func (res *WatchResult) netCPU() {
 	ops1, ops2 := float64(res.ChurnOpsBase), float64(res.ChurnOpsBase2)
 	if res.Delivered <= 0 || ops1 <= 0 {
