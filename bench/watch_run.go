@@ -201,8 +201,8 @@ func doWatchRun(ctx context.Context, cfg watchConfig, mode string, watchers int,
 // same replacements cost before any watcher opened. The base taken again
 // once the watchers left is not used for it: once 13,500 room streams have
 // opened and closed, each replacement costs the process more than before
-// (1.7 times in the first runs; most likely what a Go process keeps of its
-// peak). The difference of the two bases, scaled like the net figure, is
+// (1.7 to 2.1 times in the runs of 2026-12-01; the cause is not known,
+// maybe what a Go process keeps of its peak). The difference of the two bases, scaled like the net figure, is
 // kept as the base's drift.
 func (res *WatchResult) netCPU() {
 	ops1, ops2 := float64(res.ChurnOpsBase), float64(res.ChurnOpsBase2)
