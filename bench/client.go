@@ -46,7 +46,15 @@ type client struct {
 	polled    atomic.Pointer[polled] // set once a poller reads the stream
 	id        int32                  // index in the run, unique per poller
 	person    int32                  // visitor index of the "visitors" target; -1: anonymous
+	path      string                 // request path and query; empty: /events
+	hook      eventHook              // sees every event first; nil: only "user count" matters
 }
+
+// eventHook sees each dispatched event with data (the watch target's
+// streams). Returning true makes the event count as the stream's news: the
+// parser then reports a new value (one more than the last), which opens the
+// stream and stamps changedAt, and skips its own "user count" handling.
+type eventHook func(event, data []byte) (bool, error)
 
 // closeByUs marks the client closed on purpose and closes its socket. It
 // reports whether the client was open.
@@ -160,7 +168,11 @@ func runClient(c *client, d *net.Dialer, addr string, h streamHooks) {
 		return
 	}
 	conn.SetDeadline(time.Now().Add(openTimeout))
-	req := "GET /events HTTP/1.1\r\nHost: " + addr + "\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n"
+	path := c.path
+	if path == "" {
+		path = "/events"
+	}
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n"
 	if c.person >= 0 { // a browser tab: its visitor cookie
 		req += fmt.Sprintf("Cookie: presence_visitor=%032x\r\n", c.person)
 	}
@@ -179,7 +191,7 @@ func runClient(c *client, d *net.Dialer, addr string, h streamHooks) {
 		c.end(h, kind, err, false)
 		return
 	}
-	p := &eventParser{chunked: chunked}
+	p := &eventParser{chunked: chunked, hook: c.hook}
 	buf, _ := br.Peek(br.Buffered()) // body bytes read with the head
 	var rbuf []byte                  // seldom needed: the first event nearly always comes with the head
 	for {
@@ -304,6 +316,8 @@ type eventParser struct {
 
 	last int64 // value of the newest "user count" event of this feed
 	got  bool  // whether this feed had one
+
+	hook eventHook // nil: none
 }
 
 // feed parses b. It reports the value of the newest "user count" event
@@ -427,7 +441,18 @@ func (p *eventParser) endLine() error {
 		isCount := string(p.event) == "user count"
 		has := p.dataLines > 0
 		data := p.data
+		event := p.event
 		p.event, p.data, p.dataLines = p.event[:0], p.data[:0], 0
+		if has && p.hook != nil {
+			news, err := p.hook(event, data)
+			if err != nil {
+				return fmt.Errorf("%w: %w", errSSE, err)
+			}
+			if news {
+				p.last, p.got = p.last+1, true
+				return nil
+			}
+		}
 		if !has || !isCount {
 			return nil
 		}

@@ -48,6 +48,7 @@ type options struct {
 	nodeEnv      []string
 	tabs         int
 	soak         soakConfig
+	watch        watchConfig
 }
 
 func parseFlags() (options, error) {
@@ -55,7 +56,7 @@ func parseFlags() (options, error) {
 	nList := flag.String("n", "5000,15000", "comma-separated numbers of clients, one run per value and target")
 	flag.Float64Var(&o.rate, "rate", 3000, "ramp rate, connects per second")
 	flag.IntVar(&o.probes, "probes", 20, "fan-out probes: this many joins and as many leaves")
-	targets := flag.String("targets", "presence,floor", "comma-separated targets: presence, floor, visitors (presence with clients as browser tabs, --tabs per visitor cookie), cluster (--nodes presence nodes sharing one redis-server), soak (alone: a long run of HTTP/1.1 and HTTP/2 readers over TLS, churn and never-reading clients, see --soak-*)")
+	targets := flag.String("targets", "presence,floor", "comma-separated targets: presence, floor, visitors (presence with clients as browser tabs, --tabs per visitor cookie), cluster (--nodes presence nodes sharing one redis-server), watch (alone: following many rooms over one stream against a stream per room, see --watch*), soak (alone: a long run of HTTP/1.1 and HTTP/2 readers over TLS, churn and never-reading clients, see --soak-*)")
 	flag.IntVar(&o.tabs, "tabs", 3, "tabs per visitor cookie of the visitors target")
 	flag.IntVar(&o.nodes, "nodes", 3, "nodes of the cluster target")
 	nodeEnv := flag.String("node-env", "GOMAXPROCS=1", "extra environment of each cluster node (split on spaces): by default one core each, as three nodes share this machine's two")
@@ -81,7 +82,23 @@ func parseFlags() (options, error) {
 	flag.Float64Var(&sk.RampRate, "soak-ramp", 1000, "soak: long-lived streams opened per second at the start")
 	flag.StringVar(&sk.JSONPath, "soak-json", "docs/bench-soak.json", "soak: results and time series as JSON (relative to the repository root; empty: none)")
 	flag.StringVar(&sk.SVGPath, "soak-svg", "docs/bench-soak.svg", "soak: chart over time (relative to the repository root; empty: none)")
+	wc := &o.watch
+	watchers := flag.String("watchers", "500,1000,2000", "watch: watchers of the /watch way, one run per value (the one-stream-per-room way runs once, with what --watch-budget holds)")
+	flag.IntVar(&wc.Rooms, "watch-rooms", 1000, "watch: rooms")
+	flag.IntVar(&wc.Follow, "watch-follow", 50, "watch: rooms each watcher follows")
+	flag.IntVar(&wc.Present, "watch-present", 5000, "watch: streams present in the rooms, spread evenly")
+	flag.IntVar(&wc.Budget, "watch-budget", 18500, "watch: streams of the one-stream-per-room run, present ones included (the server's default cap is 19,000)")
+	flag.Float64Var(&wc.Churn, "watch-churn", 100, "watch: present streams replaced per second (a leave and a join in random rooms)")
+	flag.DurationVar(&wc.ChurnTime, "watch-churn-time", 10*time.Second, "watch: length of each churn phase")
+	flag.StringVar(&wc.SVGPath, "watch-svg", "docs/bench-watch.svg", "watch: chart of the per-unit costs (relative to the repository root; empty: none)")
 	flag.Parse()
+	for _, f := range strings.Split(*watchers, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return o, fmt.Errorf("--watchers: bad value %q", f)
+		}
+		wc.Watchers = append(wc.Watchers, n)
+	}
 	if flag.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments: %q", flag.Args())
 	}
@@ -94,17 +111,20 @@ func parseFlags() (options, error) {
 	}
 	for _, t := range strings.Split(*targets, ",") {
 		t = strings.TrimSpace(t)
-		if t != "presence" && t != "floor" && t != "cluster" && t != "visitors" && t != "soak" {
+		if t != "presence" && t != "floor" && t != "cluster" && t != "visitors" && t != "soak" && t != "watch" {
 			return o, fmt.Errorf("--targets: unknown target %q", t)
 		}
 		if !slices.Contains(o.targets, t) {
 			o.targets = append(o.targets, t)
 		}
 	}
-	if slices.Contains(o.targets, "soak") && len(o.targets) > 1 {
-		return o, errors.New("--targets: soak runs alone")
+	for _, alone := range []string{"soak", "watch"} {
+		if slices.Contains(o.targets, alone) && len(o.targets) > 1 {
+			return o, fmt.Errorf("--targets: %s runs alone", alone)
+		}
 	}
 	o.soak.Sources = o.sources
+	wc.Sources, wc.Rate, wc.Probes = o.sources, o.rate, o.probes
 	switch {
 	case o.rate <= 0 || o.rate > 100000:
 		return o, errors.New("--rate must be in (0, 100000]")
@@ -171,6 +191,9 @@ func run() error {
 			return err
 		}
 		return runSoakTarget(ctx, o)
+	}
+	if o.targets[0] == "watch" {
+		return runWatchTarget(ctx, o, nofile)
 	}
 	// Clients, one probe, the health check and a margin for the runtime.
 	if maxN := slices.Max(o.ns); uint64(maxN)+100 > nofile {
@@ -262,36 +285,23 @@ func run() error {
 
 	writeReport(os.Stdout, env, o, results)
 	if o.jsonPath != "" {
-		b, err := json.MarshalIndent(struct {
+		if err := writeJSON(o.jsonPath, struct {
 			Env     Env      `json:"env"`
 			Results []Result `json:"results"`
-		}{env, results}, "", "  ")
-		if err != nil {
+		}{env, results}); err != nil {
 			return err
 		}
-		if err := os.WriteFile(o.jsonPath, append(b, '\n'), 0o644); err != nil {
-			return err
-		}
-		progress("wrote %s", o.jsonPath)
 	}
 	if o.svgPath != "" {
-		p := o.svgPath
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(root, p)
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
 		var single []string // the chart compares single nodes
 		for _, t := range o.targets {
 			if t != "cluster" && t != "visitors" {
 				single = append(single, t)
 			}
 		}
-		if err := os.WriteFile(p, []byte(renderSVG(env, single, results)), 0o644); err != nil {
+		if err := writeOutput(root, o.svgPath, []byte(renderSVG(env, single, results))); err != nil {
 			return err
 		}
-		progress("wrote %s", p)
 	}
 	if failed {
 		return errors.New("one or more runs failed or were interrupted (see above)")
@@ -299,27 +309,75 @@ func run() error {
 	return nil
 }
 
-// runSoakTarget builds presence and runs the soak against it.
-func runSoakTarget(ctx context.Context, o options) error {
+// loneSetup is what a target that runs alone needs: presence built in a
+// scratch directory (the caller removes tmp), its arguments and the
+// environment of the measurement.
+type loneSetup struct {
+	root, tmp, bin string
+	args           []string
+	env            Env
+}
+
+// setupLone builds presence for a target that runs alone.
+func setupLone(ctx context.Context, o options, name string) (loneSetup, error) {
+	var s loneSetup
 	root, err := moduleRoot(ctx)
 	if err != nil {
-		return err
+		return s, err
 	}
-	tmp, err := os.MkdirTemp("", "presence-soak-")
+	tmp, err := os.MkdirTemp("", "presence-"+name+"-")
 	if err != nil {
-		return err
+		return s, err
 	}
-	defer os.RemoveAll(tmp)
 	progress("building presence (.)")
 	bin := filepath.Join(tmp, "presence")
 	if err := build(ctx, root, bin, "."); err != nil {
+		os.RemoveAll(tmp)
+		return s, err
+	}
+	s = loneSetup{root: root, tmp: tmp, bin: bin, args: append([]string{"--log-level", "error"}, o.presenceArgs...), env: collectEnv(o)}
+	s.env.Presence = s.args
+	s.env.Source = sourceID(ctx, root)
+	return s, nil
+}
+
+// runSoakTarget builds presence and runs the soak against it.
+func runSoakTarget(ctx context.Context, o options) error {
+	s, err := setupLone(ctx, o, "soak")
+	if err != nil {
 		return err
 	}
-	extra := append([]string{"--log-level", "error"}, o.presenceArgs...)
-	env := collectEnv(o)
-	env.Presence = extra
-	env.Source = sourceID(ctx, root)
-	return runSoak(ctx, o.soak, bin, extra, root, tmp, env)
+	defer os.RemoveAll(s.tmp)
+	return runSoak(ctx, o.soak, s.bin, s.args, s.root, s.tmp, s.env)
+}
+
+// writeJSON writes v, indented, to path.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	progress("wrote %s", path)
+	return nil
+}
+
+// writeOutput writes data to p, relative to root unless absolute, making
+// its folder if need be.
+func writeOutput(root, p string, data []byte) error {
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(root, p)
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		return err
+	}
+	progress("wrote %s", p)
+	return nil
 }
 
 // Env describes the machine and toolchain of a measurement.

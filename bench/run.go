@@ -325,11 +325,7 @@ func doRun(ctx context.Context, cfg runConfig) (res Result, err error) {
 	for s := 0; s < cfg.sources; s++ {
 		l.dialers = append(l.dialers, newDialer(net.IPv4(127, 0, 0, byte(2+s))))
 	}
-	cpu0, err := l.cpu()
-	if err != nil {
-		return res, err
-	}
-	rss0, err := l.rss()
+	cpu0, rss0, err := l.usage()
 	if err != nil {
 		return res, err
 	}
@@ -393,11 +389,7 @@ func doRun(ctx context.Context, cfg runConfig) (res Result, err error) {
 	}
 
 	// 3. Server CPU and memory for the ramp.
-	cpu1, err := l.cpu()
-	if err != nil {
-		return res, err
-	}
-	rss1, err := l.rss()
+	cpu1, rss1, err := l.usage()
 	if err != nil {
 		return res, err
 	}
@@ -492,6 +484,16 @@ func (l *load) cpu() (float64, error) { return sumLive(l, procCPU) }
 
 // rss is the servers' resident memory in KiB.
 func (l *load) rss() (int64, error) { return sumLive(l, procRSS) }
+
+// usage is the servers' CPU seconds and resident KiB.
+func (l *load) usage() (float64, int64, error) {
+	cpu, err := l.cpu()
+	if err != nil {
+		return 0, 0, err
+	}
+	rss, err := l.rss()
+	return cpu, rss, err
+}
 
 // sumLive adds up f of every server process but a killed one.
 func sumLive[T int64 | float64](l *load, f func(pid int) (T, error)) (T, error) {

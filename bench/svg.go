@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-var seriesColor = map[string]string{"presence": "#1f77b4", "floor": "#d62728"}
+var seriesColor = map[string]string{"presence": "#1f77b4", "floor": "#d62728", "watch": "#2ca02c", "streams": "#9467bd"}
 
 type point struct{ x, y float64 }
 
@@ -36,7 +36,7 @@ func fmtTick(v float64) string {
 }
 
 // panel draws one line chart with its top-left corner at (ox, oy).
-func panel(b *strings.Builder, ox, oy, w, h float64, title, ylabel string, targets []string, series map[string][]point) {
+func panel(b *strings.Builder, ox, oy, w, h float64, title, xlabel, ylabel string, targets []string, series map[string][]point) {
 	const ml, mr, mt, mb = 64.0, 30.0, 36.0, 48.0
 	pw, ph := w-ml-mr, h-mt-mb
 	var xmax, ymax float64
@@ -69,7 +69,7 @@ func panel(b *strings.Builder, ox, oy, w, h float64, title, ylabel string, targe
 	// Axes and labels.
 	fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#000"/>`+"\n", X(0), Y(0), X(xtop), Y(0))
 	fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#000"/>`+"\n", X(0), Y(0), X(0), Y(ytop))
-	fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="13">clients (N)</text>`+"\n", ox+ml+pw/2, oy+h-8)
+	fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" font-size="13">%s</text>`+"\n", ox+ml+pw/2, oy+h-8, html.EscapeString(xlabel))
 	fmt.Fprintf(b, `<text transform="translate(%.1f %.1f) rotate(-90)" text-anchor="middle" font-size="13">%s</text>`+"\n", ox+16, oy+mt+ph/2, html.EscapeString(ylabel))
 	// Series.
 	for _, t := range targets {
@@ -121,12 +121,17 @@ func renderSVG(env Env, targets []string, results []Result) string {
 	}
 	const w, h, pw = 960.0, 400.0, 480.0
 	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" font-family="sans-serif">`+"\n", w, h, w, h)
-	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="#fff"/>`+"\n")
-	panel(&b, 0, 0, pw, h-24, "Fan-out latency, p99", "ms", targets, lat)
-	panel(&b, pw, 0, pw, h-24, "Server CPU per client during the ramp", "ms CPU / client", targets, cpu)
+	svgOpen(&b, w, h)
+	panel(&b, 0, 0, pw, h-24, "Fan-out latency, p99", "clients (N)", "ms", targets, lat)
+	panel(&b, pw, 0, pw, h-24, "Server CPU per client during the ramp", "clients (N)", "ms CPU / client", targets, cpu)
 	fmt.Fprintf(&b, `<text x="8" y="%.0f" font-size="11" fill="#555">%s</text>`+"\n", h-8,
 		html.EscapeString(fmt.Sprintf("go run ./bench — %s, Linux %s, %d CPUs, %s, ramp %.0f/s, %d probes", env.Date, env.Kernel, env.NProc, env.GoVersion, env.Rate, env.Probes)))
 	b.WriteString("</svg>\n")
 	return b.String()
+}
+
+// svgOpen starts a w × h chart on a white ground.
+func svgOpen(b *strings.Builder, w, h float64) {
+	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" viewBox="0 0 %.0f %.0f" font-family="sans-serif">`+"\n", w, h, w, h)
+	fmt.Fprintf(b, `<rect width="100%%" height="100%%" fill="#fff"/>`+"\n")
 }
