@@ -31,23 +31,40 @@ const (
 var dlArgs = []string{"--write-timeout", dlWriteTimeout.String(), "--heartbeat", dlHeartbeat.String()}
 
 // A stream in a quiet room idles for much longer than the write timeout
-// plus the heartbeat and stays open, receiving heartbeats, on both
-// protocols; no stream is evicted.
+// plus the heartbeat (and the leave grace) and stays open, receiving
+// heartbeats, on both protocols; so do a stream that only watches the room
+// and a room stream that also watches it; no stream is evicted.
 func TestQuietStreamStaysOpen(t *testing.T) {
 	t.Parallel()
 	forEachProto(t, func(t *testing.T, proto string) {
-		s := startProto(t, proto, dlArgs...)
+		s := startProto(t, proto, append([]string{"--grace", "1s"}, dlArgs...)...)
 		c := s.open(t, "/rooms/quiet/events")
 		c.waitCount(t, 1)
+		w := s.open(t, "/watch?rooms=quiet,empty")
+		firstPresence(t, w, "quiet:1/1", "empty:0/0")
+		r := s.open(t, "/rooms/other/events?watch=quiet")
+		firstPresence(t, r, "other:1/1", "quiet:1/1")
 		idle := 3 * (dlWriteTimeout + dlHeartbeat)
 		stayOpen(t, c, idle, "quiet room")
 		// Heartbeats came all along (a few may be late on a busy machine).
-		if n, want := heartbeats(c), int(idle/dlHeartbeat)-2; n < want {
-			t.Errorf("%d heartbeats in %s, want at least %d", n, idle, want)
+		for _, x := range []struct {
+			c    *sseClient
+			what string
+		}{{c, "room stream"}, {w, "watch stream"}, {r, "room stream watching"}} {
+			select {
+			case <-x.c.done:
+				t.Fatalf("%s ended while quiet (%v)", x.what, x.c.err)
+			default:
+			}
+			if n, want := heartbeats(x.c), int(idle/dlHeartbeat)-2; n < want {
+				t.Errorf("%s: %d heartbeats in %s, want at least %d", x.what, n, idle, want)
+			}
 		}
-		// And the stream still carries changes.
+		// And the streams still carry changes.
 		s.open(t, "/rooms/quiet/events")
 		c.waitCount(t, 2)
+		waitRoomPresence(t, w, "quiet", 2, 2)
+		waitRoomPresence(t, r, "quiet", 2, 2)
 		if n := s.disconnects(t, "evicted"); n != 0 {
 			t.Errorf("%v streams evicted, want 0", n)
 		}
