@@ -21,10 +21,11 @@ func handleDemo(static fs.FS) http.HandlerFunc {
 
 // handlePage serves one file of the embedded static files as HTML. It gives
 // the browser a visitor cookie first, so that its streams, from the first
-// one on, count its tabs as one person.
+// one on, count its tabs as one person. The files are built into the
+// binary, so the page is read once, here.
 func handlePage(static fs.FS, name string) http.HandlerFunc {
+	page, err := fs.ReadFile(static, name)
 	return func(w http.ResponseWriter, r *http.Request) {
-		page, err := fs.ReadFile(static, name)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "page missing from build")
 			return
@@ -40,28 +41,38 @@ func handlePage(static fs.FS, name string) http.HandlerFunc {
 // JavaScript file, for any site to load with a script tag (no CORS needed
 // for that), cached for a while. The files, in name order, share one
 // function scope, so that the script is split into files of a readable
-// size without leaking names into the host page.
+// size without leaking names into the host page. Every page of a site
+// that shows a badge loads it, so it is put together once, here.
 func handleScript(static fs.FS, dir string) http.HandlerFunc {
+	js, ok := joinScripts(static, dir)
 	return func(w http.ResponseWriter, r *http.Request) {
-		names, err := fs.Glob(static, dir+"/*.js")
-		if err != nil || len(names) == 0 {
+		if !ok {
 			writeError(w, http.StatusInternalServerError, "script missing from build")
 			return
 		}
-		var js bytes.Buffer
-		js.WriteString("(function () {\n'use strict';\n")
-		for _, name := range names {
-			part, err := fs.ReadFile(static, name)
-			if err != nil {
-				writeError(w, http.StatusInternalServerError, "script missing from build")
-				return
-			}
-			js.Write(part)
-			js.WriteString("\n")
-		}
-		js.WriteString("})();\n")
 		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 		w.Header().Set("Cache-Control", "public, max-age=300")
-		_, _ = w.Write(js.Bytes())
+		_, _ = w.Write(js)
 	}
+}
+
+// joinScripts wraps the *.js files of dir, in name order, in one function
+// scope; ok is false if there are none or one cannot be read.
+func joinScripts(static fs.FS, dir string) (js []byte, ok bool) {
+	names, err := fs.Glob(static, dir+"/*.js")
+	if err != nil || len(names) == 0 {
+		return nil, false
+	}
+	var b bytes.Buffer
+	b.WriteString("(function () {\n'use strict';\n")
+	for _, name := range names {
+		part, err := fs.ReadFile(static, name)
+		if err != nil {
+			return nil, false
+		}
+		b.Write(part)
+		b.WriteString("\n")
+	}
+	b.WriteString("})();\n")
+	return b.Bytes(), true
 }
