@@ -131,7 +131,13 @@ func (h *Hub) Watch(rooms []string, o WatchOptions) (*Watch, [][]byte, error) {
 	first := make([][]byte, len(rooms))
 	for i := range w.rooms {
 		f := &w.rooms[i]
-		f.sent = presenceJSON(rooms[i], counts[i], false, nil, false)
+		// The room's latest publish says the same when its counts have not
+		// moved since: its data is shared rather than built per watcher.
+		if u := f.r.latest.Load(); u.Seq > 0 && u.Seq == f.seq && u.Counts == counts[i] {
+			f.sent = u.Events.Presence
+		} else {
+			f.sent = presenceJSON(rooms[i], counts[i], false, nil, false)
+		}
 		first[i] = f.sent
 		if f.members {
 			// signed is never written to once stored: sorting needs no lock.
