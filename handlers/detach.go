@@ -1,0 +1,360 @@
+package handlers
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/presence/presence/presence"
+)
+
+// A stream over plain HTTP/1.1 does not keep its request's goroutine and
+// net/http's buffers for its whole life: once the handler has validated
+// the request, joined the room and framed the first events, it takes the
+// connection over (Hijack) and lets go of everything net/http held for it.
+// What is left per stream is:
+//
+//   - a detached (below) and the connection;
+//   - one goroutine blocked in a 1-byte Read, so that a close, a reset or
+//     a peer the kernel gave up on (TCP_USER_TIMEOUT) ends the stream at
+//     once; it is the only goroutine that ends a stream, so that the leave
+//     and the metrics happen in one place;
+//   - for a signed-in stream, the two timers of its token's expiry.
+//
+// The room's feed (feed.go) writes every update to its streams itself,
+// with a write that never waits: a stream whose socket does not take the
+// whole write is handed to a goroutine of its own (drain) that finishes it
+// under the write timeout and catches up with the newest update, while the
+// feed goes on with the others. So the fan-out never waits for the slowest
+// stream, and a stalled stream costs a goroutine and one frame only while
+// it is stalled, and is cut at the write timeout as any other.
+//
+// Streams over TLS, over HTTP/2 and streams that watch rooms stay on
+// net/http's path (follow.go).
+
+// detached is one stream whose connection the service took over.
+type detached struct {
+	b     *Broadcaster
+	conn  net.Conn
+	raw   syscall.RawConn
+	st    *presence.Stream
+	feed  *feed // guarded by b.feedsMu
+	index int   // in feed.streams, guarded by b.feedsMu
+
+	mu      sync.Mutex
+	fs      followState // guarded by mu
+	busy    bool        // a drain goroutine owns the writes
+	closed  bool        // no more writes
+	pending []byte      // what drain writes next, while busy
+	pendSeq uint64      // the publish pending delivers, 0 if none
+	warnOwe bool        // the token-expiring event is owed
+	reason  string      // why the service cut the stream, if it did
+
+	// The non-blocking write's argument and results (tryWrite), kept here
+	// so that the function given to RawConn.Write is made once per stream.
+	try    func(fd uintptr) bool
+	tryBuf []byte
+	tryN   int
+	tryErr error
+
+	timeout time.Duration
+	start   time.Time
+	connSt  *connState
+	expiry  expiry
+	timers  [2]*time.Timer // the expiry's warning and end; nil unless signed in
+	log     *slog.Logger
+	room    string
+}
+
+// detachable reports whether r's stream may leave net/http's path: plain
+// HTTP/1.1 without a body, on a connection the service accepted itself (a
+// socket the kernel can be asked to write to without waiting).
+func detachable(r *http.Request) bool {
+	if r.ProtoMajor != 1 || r.TLS != nil || r.ContentLength > 0 || len(r.TransferEncoding) > 0 {
+		return false
+	}
+	c := connOf(r)
+	if c == nil {
+		return false
+	}
+	_, ok := c.conn.(syscall.Conn)
+	return ok
+}
+
+// detachment is what a stream's handler hands over with its connection.
+type detachment struct {
+	room    string
+	head    []byte      // the response head (responseHead)
+	first   []byte      // the retry field and the first events
+	fs      followState // what first told the stream
+	expiry  expiry      // zero unless signed in
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+// detach takes r's connection over for the stream st, which joined the
+// room: it writes the response head and first events, and from then on the
+// room's feed writes to it. It reports false if the connection could not
+// be taken; the caller then serves the stream on net/http's path. Once it
+// reports true the stream is the detached's: it leaves the room when its
+// connection ends.
+func (b *Broadcaster) detach(w http.ResponseWriter, r *http.Request, st *presence.Stream, x detachment) bool {
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return false
+	}
+	d := &detached{
+		b: b, conn: conn, st: st, fs: x.fs,
+		timeout: x.timeout, start: time.Now(), connSt: connOf(r), expiry: x.expiry,
+		log: x.log, room: x.room,
+	}
+	d.try = d.tryFD
+	b.streams.Add(1)
+	var raw syscall.RawConn
+	if sc, ok := conn.(syscall.Conn); ok {
+		raw, err = sc.SyscallConn()
+	}
+	if raw == nil || err != nil || rw.Reader.Buffered() > 0 {
+		// Bytes after the request are a client that pipelines
+		// requests on a stream it was told would close: nothing to
+		// serve. (A connection without a descriptor cannot happen:
+		// detachable checked.)
+		d.cut(reasonClient)
+		go d.run()
+		return true
+	}
+	d.raw = raw
+	_ = conn.SetDeadline(time.Time{}) // net/http's, if any, were for the request
+	d.mu.Lock()
+	d.send(append(append(make([]byte, 0, len(x.head)+len(x.first)), x.head...), x.first...), 0)
+	d.mu.Unlock()
+	b.metrics.deliveries.Inc() // the first count times no fan-out
+	if !x.expiry.none() {
+		now := time.Now()
+		d.timers[0] = time.AfterFunc(x.expiry.warnAt.Sub(now), d.warn)
+		d.timers[1] = time.AfterFunc(x.expiry.endsAt.Sub(now), func() { d.cut(reasonExpired) })
+	}
+	attached := b.attach(d, st)
+	go d.run() // after attach: finish, which detaches, comes after it
+	if !attached {
+		d.cut(reasonShutdown)
+		return true
+	}
+	// A publish between the join and the attach reached no feed with
+	// this stream in it: catch up once; every later one finds it there.
+	d.offer(st.Latest(), nil)
+	return true
+}
+
+// run is the stream's goroutine: it waits for the connection to end, then
+// ends the stream. Its stack holds one byte.
+func (d *detached) run() {
+	var one [1]byte
+	_, err := d.conn.Read(one[:]) // a byte: a client that sends after its request; cut
+	d.conn.Close()
+	d.finish(err)
+}
+
+// finish ends the stream once its connection did: no more writes, out of
+// its feed, out of the room, counted by why it ended.
+func (d *detached) finish(readErr error) {
+	d.mu.Lock()
+	d.closed = true
+	d.pending = nil
+	reason := d.reason
+	d.mu.Unlock()
+	for _, t := range d.timers {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	b := d.b
+	b.detachFeed(d)
+	d.st.Leave()
+	if reason == "" {
+		switch {
+		case d.connSt.peerTimedOut() || errors.Is(readErr, syscall.ETIMEDOUT):
+			d.log.Debug("stream evicted: peer took nothing for the TCP user timeout", "room", d.room)
+			reason = reasonEvicted
+		case b.closing.Err() != nil:
+			reason = reasonShutdown
+		default:
+			reason = reasonClient
+		}
+	}
+	b.metrics.disconnect.WithLabelValues(reason).Inc()
+	if now := time.Now(); reason == reasonClient && now.Sub(d.start) < earlyEnd {
+		d.connSt.endedEarly(now)
+	}
+	b.streams.Done()
+}
+
+// cut ends the stream for reason: it closes the connection, which ends
+// run's Read. The first reason given is the one counted.
+func (d *detached) cut(reason string) {
+	d.mu.Lock()
+	if d.reason == "" {
+		d.reason = reason
+	}
+	d.closed = true
+	d.mu.Unlock()
+	d.conn.Close()
+}
+
+// offer brings the stream up to next, unless a drain goroutine owns its
+// writes (it catches up itself when it is done) or it is closed. scratch
+// is a buffer the caller lends for the frame; the write either takes
+// all of it or copies the rest. It reports whether it wrote a count event.
+func (d *detached) offer(next *presence.Update, scratch []byte) (delivered bool, _ []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.busy || d.closed || next == d.fs.cur {
+		return false, scratch
+	}
+	p, seq, wrote := d.b.catchUp(scratch[:0], &d.fs, next)
+	if len(p) > 0 {
+		d.send(p, seq)
+	}
+	return wrote && !d.closed, p
+}
+
+// send writes p without waiting, under d.mu; what the socket does not take
+// goes to a drain goroutine. seq is the publish p delivers, 0 if none.
+func (d *detached) send(p []byte, seq uint64) {
+	d.tryBuf = p
+	err := d.raw.Write(d.try)
+	n := d.tryN
+	if err == nil {
+		err = d.tryErr
+	}
+	d.tryBuf, d.tryErr = nil, nil
+	switch {
+	case n == len(p):
+		if seq != 0 {
+			d.st.Delivered(seq)
+		}
+	case err == nil || errors.Is(err, syscall.EAGAIN):
+		d.busy = true
+		d.pending = append(make([]byte, 0, len(p)-n), p[n:]...)
+		d.pendSeq = seq
+		go d.drain()
+	default:
+		// The connection is gone; run sees it too and ends the stream.
+		d.closed = true
+		if errors.Is(err, syscall.ETIMEDOUT) && d.reason == "" {
+			d.reason = reasonEvicted
+		}
+		d.conn.Close()
+	}
+}
+
+// tryFD is the one write system call of send: it never waits (the socket
+// is non-blocking), and reports done so that RawConn.Write does not wait
+// either.
+func (d *detached) tryFD(fd uintptr) bool {
+	d.tryN = 0
+	for d.tryN < len(d.tryBuf) {
+		n, err := syscall.Write(int(fd), d.tryBuf[d.tryN:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			if err != syscall.EAGAIN {
+				d.tryErr = err
+			}
+			return true
+		}
+		d.tryN += n
+	}
+	return true
+}
+
+// drain writes what the socket did not take, under the write timeout, and
+// then whatever the stream fell behind by, until it is caught up; then the
+// feed writes to it again. A write that stalls for the whole timeout cuts
+// the stream as evicted.
+func (d *detached) drain() {
+	for {
+		d.mu.Lock()
+		p, seq := d.pending, d.pendSeq
+		d.mu.Unlock()
+		deadline := time.Now().Add(d.timeout)
+		_ = d.conn.SetWriteDeadline(deadline)
+		_, err := d.conn.Write(p)
+		if err != nil {
+			if !time.Now().Before(deadline) {
+				d.log.Debug("stream evicted: write stalled", "room", d.room, "err", err)
+				d.cut(reasonEvicted)
+			} else {
+				d.cut(reasonClient)
+			}
+			return
+		}
+		_ = d.conn.SetWriteDeadline(time.Time{})
+		if seq != 0 {
+			d.st.Delivered(seq)
+		}
+		d.mu.Lock()
+		if d.closed {
+			d.mu.Unlock()
+			return
+		}
+		p, seq, wrote := d.b.catchUp(p[:0], &d.fs, d.st.Latest())
+		if d.warnOwe {
+			p, d.warnOwe = append(p, d.expiry.event...), false
+		}
+		if wrote {
+			d.b.metrics.deliveries.Inc()
+		}
+		if len(p) == 0 {
+			d.busy, d.pending, d.pendSeq = false, nil, 0
+			d.mu.Unlock()
+			return
+		}
+		d.pending, d.pendSeq = p, seq
+		d.mu.Unlock()
+	}
+}
+
+// warn sends the token-expiring event, on the expiry's timer.
+func (d *detached) warn() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.closed:
+	case d.busy:
+		d.warnOwe = true
+	default:
+		d.send(d.expiry.event, 0)
+	}
+}
+
+// responseHead is the HTTP/1.1 response head of a detached stream: what
+// net/http would have written for it (status, the handler's headers, Date,
+// and Connection: close, since the body ends with the connection).
+func responseHead(h http.Header) []byte {
+	var buf headBuffer
+	buf.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = h.WriteSubset(&buf, map[string]bool{"Transfer-Encoding": true, "Date": true, "Connection": true})
+	buf.WriteString("Date: ")
+	buf.b = time.Now().UTC().AppendFormat(buf.b, http.TimeFormat)
+	buf.WriteString("\r\nConnection: close\r\n\r\n")
+	return buf.b
+}
+
+// headBuffer is a bytes.Buffer of the few methods Header.WriteSubset needs.
+type headBuffer struct{ b []byte }
+
+func (h *headBuffer) Write(p []byte) (int, error) {
+	h.b = append(h.b, p...)
+	return len(p), nil
+}
+
+func (h *headBuffer) WriteString(s string) (int, error) {
+	h.b = append(h.b, s...)
+	return len(s), nil
+}
