@@ -79,13 +79,13 @@ func (b *Broadcaster) runFeed(f *feed, cur *presence.Update) {
 		}
 		next := f.latest()
 		b.feedsMu.Lock()
+		if cap(f.snap) > 2*len(f.streams)+fanOutChunk {
+			f.snap = nil // the room shrank: let the big slice go
+		}
 		f.snap = append(f.snap[:0], f.streams...)
 		b.feedsMu.Unlock()
 		b.fanOut(f.snap, next)
 		clear(f.snap) // no stream is kept by the snapshot
-		if cap(f.snap) > 2*len(f.streams)+fanOutChunk {
-			f.snap = nil // the room shrank: let the big slice go
-		}
 		cur = next
 	}
 }
