@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bufio"
 	"errors"
 	"log/slog"
 	"net"
@@ -53,6 +54,7 @@ type detached struct {
 	pendSeq uint64      // the publish pending delivers, 0 if none
 	warnOwe bool        // the token-expiring event is owed
 	reason  string      // why the service cut the stream, if it did
+	strays  int         // line ends the client sent after its request (run's)
 
 	// The non-blocking write's argument and results (tryWrite), kept here
 	// so that the function given to RawConn.Write is made once per stream.
@@ -118,7 +120,7 @@ func (b *Broadcaster) detach(w http.ResponseWriter, r *http.Request, st *presenc
 	if sc, ok := conn.(syscall.Conn); ok {
 		raw, err = sc.SyscallConn()
 	}
-	if raw == nil || err != nil || rw.Reader.Buffered() > 0 {
+	if raw == nil || err != nil || !d.strayOnly(rw.Reader) {
 		// Bytes after the request are a client that pipelines
 		// requests on a stream it was told would close: nothing to
 		// serve. (A connection without a descriptor cannot happen:
@@ -154,9 +156,44 @@ func (b *Broadcaster) detach(w http.ResponseWriter, r *http.Request, st *presenc
 // ends the stream. Its stack holds one byte.
 func (d *detached) run() {
 	var one [1]byte
-	_, err := d.conn.Read(one[:]) // a byte: a client that sends after its request; cut
+	var err error
+	for {
+		// A byte: a client that sends after its request. A few line
+		// ends are let pass (RFC 9112 2.2); anything else is cut.
+		var n int
+		n, err = d.conn.Read(one[:])
+		if err != nil || n == 0 || !d.stray(one[0]) {
+			break
+		}
+	}
 	d.conn.Close()
 	d.finish(err)
+}
+
+// maxStray is how many line ends a client may send after its request:
+// some clients end a request with an extra CRLF, which servers ignore.
+const maxStray = 4
+
+// stray counts c against the line ends a client may send after its
+// request, and reports whether it may.
+func (d *detached) stray(c byte) bool {
+	if (c != '\r' && c != '\n') || d.strays >= maxStray {
+		return false
+	}
+	d.strays++
+	return true
+}
+
+// strayOnly reports whether what net/http read past the request is only
+// line ends the stream lets pass, counting them.
+func (d *detached) strayOnly(br *bufio.Reader) bool {
+	p, _ := br.Peek(br.Buffered())
+	for _, c := range p {
+		if !d.stray(c) {
+			return false
+		}
+	}
+	return true
 }
 
 // finish ends the stream once its connection did: no more writes, out of
@@ -194,7 +231,8 @@ func (d *detached) finish(readErr error) {
 }
 
 // cut ends the stream for reason: it closes the connection, which ends
-// run's Read. The first reason given is the one counted.
+// run's Read. The first reason given is the one counted; with none,
+// finish tells why from the connection.
 func (d *detached) cut(reason string) {
 	d.mu.Lock()
 	if d.reason == "" {
@@ -290,7 +328,7 @@ func (d *detached) drain() {
 				d.log.Debug("stream evicted: write stalled", "room", d.room, "err", err)
 				d.cut(reasonEvicted)
 			} else {
-				d.cut(reasonClient)
+				d.cut("") // the client went, or the kernel gave up on it: finish tells
 			}
 			return
 		}

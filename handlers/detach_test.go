@@ -210,3 +210,33 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// Line ends after a request are let pass, as servers do; a request
+// pipelined behind a stream, or anything else, ends the stream.
+func TestDetachedBytesAfterTheRequest(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	router, b := newTestRouter(t)
+	srv := serveDetaching(t, router, 0)
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+
+	kept := openRaw(t, addr, "/events", 0)
+	kept.waitLine(t, "data: 1")
+	if _, err := kept.conn.Write([]byte("\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	piped := openRaw(t, addr, "/events", 0)
+	piped.waitLine(t, "data: 2")
+	if _, err := piped.conn.Write([]byte("GET /events HTTP/1.1\r\nHost: test\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	piped.waitEOF(t)
+	kept.waitLine(t, "data: 1") // the pipelining one left; the other stays
+	kept.conn.Close()
+	for deadline := time.Now().Add(5 * time.Second); b.hub.Stats().Streams != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the stream did not leave")
+		}
+	}
+	b.streams.Wait()
+}
