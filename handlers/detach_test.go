@@ -227,6 +227,7 @@ func TestDetachedBytesAfterTheRequest(t *testing.T) {
 	}
 	piped := openRaw(t, addr, "/events", 0)
 	piped.waitLine(t, "data: 2")
+	kept.waitLine(t, "data: 2")
 	if _, err := piped.conn.Write([]byte("GET /events HTTP/1.1\r\nHost: test\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
