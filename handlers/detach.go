@@ -37,7 +37,9 @@ import (
 // Streams over TLS, over HTTP/2 and streams that watch rooms stay on
 // net/http's path (follow.go).
 
-// detached is one stream whose connection the service took over.
+// detached is one stream whose connection the service took over. It is
+// kept small (256 bytes): it is most of what the service itself holds per
+// stream.
 type detached struct {
 	b     *Broadcaster
 	conn  net.Conn
@@ -50,26 +52,59 @@ type detached struct {
 	fs      followState // guarded by mu
 	busy    bool        // a drain goroutine owns the writes
 	closed  bool        // no more writes
+	warnOwe bool        // the token-expiring event is owed
+	strays  uint8       // line ends the client sent after its request (run's)
 	pending []byte      // what drain writes next, while busy
 	pendSeq uint64      // the publish pending delivers, 0 if none
-	warnOwe bool        // the token-expiring event is owed
 	reason  string      // why the service cut the stream, if it did
-	strays  int         // line ends the client sent after its request (run's)
-
-	// The non-blocking write's argument and results (tryWrite), kept here
-	// so that the function given to RawConn.Write is made once per stream.
-	try    func(fd uintptr) bool
-	tryBuf []byte
-	tryN   int
-	tryErr error
 
 	timeout time.Duration
-	start   time.Time
-	connSt  *connState
-	expiry  expiry
-	timers  [2]*time.Timer // the expiry's warning and end; nil unless signed in
-	log     *slog.Logger
 	room    string
+	log     *slog.Logger
+	signed  *tokenEnd // nil unless signed in
+}
+
+// tokenEnd is when a signed-in detached stream is warned and cut.
+type tokenEnd struct {
+	expiry expiry
+	timers [2]*time.Timer // the warning's and the end's
+}
+
+// writeTry is one write that never waits (detached.send): its bytes and
+// results, with the function given to RawConn.Write made once for many
+// writes (a fan-out's), not once per write.
+type writeTry struct {
+	p   []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool
+}
+
+func newWriteTry() *writeTry {
+	w := &writeTry{}
+	w.fn = w.write
+	return w
+}
+
+// write is the write system call of send: it never waits (the socket is
+// non-blocking), and reports done so that RawConn.Write does not wait
+// either.
+func (w *writeTry) write(fd uintptr) bool {
+	w.n = 0
+	for w.n < len(w.p) {
+		n, err := syscall.Write(int(fd), w.p[w.n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			if err != syscall.EAGAIN {
+				w.err = err
+			}
+			return true
+		}
+		w.n += n
+	}
+	return true
 }
 
 // detachable reports whether r's stream may leave net/http's path: plain
@@ -109,12 +144,7 @@ func (b *Broadcaster) detach(w http.ResponseWriter, r *http.Request, st *presenc
 	if err != nil {
 		return false
 	}
-	d := &detached{
-		b: b, conn: conn, st: st, fs: x.fs,
-		timeout: x.timeout, start: time.Now(), connSt: connOf(r), expiry: x.expiry,
-		log: x.log, room: x.room,
-	}
-	d.try = d.tryFD
+	d := &detached{b: b, conn: conn, st: st, fs: x.fs, timeout: x.timeout, log: x.log, room: x.room}
 	b.streams.Add(1)
 	var raw syscall.RawConn
 	if sc, ok := conn.(syscall.Conn); ok {
@@ -132,13 +162,14 @@ func (b *Broadcaster) detach(w http.ResponseWriter, r *http.Request, st *presenc
 	d.raw = raw
 	_ = conn.SetDeadline(time.Time{}) // net/http's, if any, were for the request
 	d.mu.Lock()
-	d.send(append(append(make([]byte, 0, len(x.head)+len(x.first)), x.head...), x.first...), 0)
+	d.send(append(append(make([]byte, 0, len(x.head)+len(x.first)), x.head...), x.first...), 0, newWriteTry())
 	d.mu.Unlock()
 	b.metrics.deliveries.Inc() // the first count times no fan-out
 	if !x.expiry.none() {
 		now := time.Now()
-		d.timers[0] = time.AfterFunc(x.expiry.warnAt.Sub(now), d.warn)
-		d.timers[1] = time.AfterFunc(x.expiry.endsAt.Sub(now), func() { d.cut(reasonExpired) })
+		d.signed = &tokenEnd{expiry: x.expiry}
+		d.signed.timers[0] = time.AfterFunc(x.expiry.warnAt.Sub(now), d.warn)
+		d.signed.timers[1] = time.AfterFunc(x.expiry.endsAt.Sub(now), func() { d.cut(reasonExpired) })
 	}
 	attached := b.attach(d, st)
 	go d.run() // after attach: finish, which detaches, comes after it
@@ -148,7 +179,7 @@ func (b *Broadcaster) detach(w http.ResponseWriter, r *http.Request, st *presenc
 	}
 	// A publish between the join and the attach reached no feed with
 	// this stream in it: catch up once; every later one finds it there.
-	d.offer(st.Latest(), nil)
+	d.offer(st.Latest(), nil, newWriteTry())
 	return true
 }
 
@@ -204,8 +235,8 @@ func (d *detached) finish(readErr error) {
 	d.pending = nil
 	reason := d.reason
 	d.mu.Unlock()
-	for _, t := range d.timers {
-		if t != nil {
+	if d.signed != nil {
+		for _, t := range d.signed.timers {
 			t.Stop()
 		}
 	}
@@ -214,7 +245,7 @@ func (d *detached) finish(readErr error) {
 	d.st.Leave()
 	if reason == "" {
 		switch {
-		case d.connSt.peerTimedOut() || errors.Is(readErr, syscall.ETIMEDOUT):
+		case peerTimedOut(d.conn) || errors.Is(readErr, syscall.ETIMEDOUT):
 			d.log.Debug("stream evicted: peer took nothing for the TCP user timeout", "room", d.room)
 			reason = reasonEvicted
 		case b.closing.Err() != nil:
@@ -223,10 +254,9 @@ func (d *detached) finish(readErr error) {
 			reason = reasonClient
 		}
 	}
+	// Not counted as an early end of its connection (conn.go): an
+	// HTTP/1.1 connection carries one stream, which ends with it.
 	b.metrics.disconnect.WithLabelValues(reason).Inc()
-	if now := time.Now(); reason == reasonClient && now.Sub(d.start) < earlyEnd {
-		d.connSt.endedEarly(now)
-	}
 	b.streams.Done()
 }
 
@@ -247,7 +277,7 @@ func (d *detached) cut(reason string) {
 // writes (it catches up itself when it is done) or it is closed. scratch
 // is a buffer the caller lends for the frame; the write either takes
 // all of it or copies the rest. It reports whether it wrote a count event.
-func (d *detached) offer(next *presence.Update, scratch []byte) (delivered bool, _ []byte) {
+func (d *detached) offer(next *presence.Update, scratch []byte, w *writeTry) (delivered bool, _ []byte) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.busy || d.closed || next == d.fs.cur {
@@ -255,21 +285,22 @@ func (d *detached) offer(next *presence.Update, scratch []byte) (delivered bool,
 	}
 	p, seq, wrote := d.b.catchUp(scratch[:0], &d.fs, next)
 	if len(p) > 0 {
-		d.send(p, seq)
+		d.send(p, seq, w)
 	}
 	return wrote && !d.closed, p
 }
 
-// send writes p without waiting, under d.mu; what the socket does not take
-// goes to a drain goroutine. seq is the publish p delivers, 0 if none.
-func (d *detached) send(p []byte, seq uint64) {
-	d.tryBuf = p
-	err := d.raw.Write(d.try)
-	n := d.tryN
+// send writes p without waiting, under d.mu, with w; what the socket does
+// not take goes to a drain goroutine. seq is the publish p delivers, 0 if
+// none.
+func (d *detached) send(p []byte, seq uint64, w *writeTry) {
+	w.p, w.err = p, nil
+	err := d.raw.Write(w.fn)
+	n := w.n
 	if err == nil {
-		err = d.tryErr
+		err = w.err
 	}
-	d.tryBuf, d.tryErr = nil, nil
+	w.p, w.err = nil, nil
 	switch {
 	case n == len(p):
 		if seq != 0 {
@@ -288,27 +319,6 @@ func (d *detached) send(p []byte, seq uint64) {
 		}
 		d.conn.Close()
 	}
-}
-
-// tryFD is the one write system call of send: it never waits (the socket
-// is non-blocking), and reports done so that RawConn.Write does not wait
-// either.
-func (d *detached) tryFD(fd uintptr) bool {
-	d.tryN = 0
-	for d.tryN < len(d.tryBuf) {
-		n, err := syscall.Write(int(fd), d.tryBuf[d.tryN:])
-		if err == syscall.EINTR {
-			continue
-		}
-		if err != nil {
-			if err != syscall.EAGAIN {
-				d.tryErr = err
-			}
-			return true
-		}
-		d.tryN += n
-	}
-	return true
 }
 
 // drain writes what the socket did not take, under the write timeout, and
@@ -343,7 +353,7 @@ func (d *detached) drain() {
 		}
 		p, seq, wrote := d.b.catchUp(p[:0], &d.fs, d.st.Latest())
 		if d.warnOwe {
-			p, d.warnOwe = append(p, d.expiry.event...), false
+			p, d.warnOwe = append(p, d.signed.expiry.event...), false
 		}
 		if wrote {
 			d.b.metrics.deliveries.Inc()
@@ -367,7 +377,7 @@ func (d *detached) warn() {
 	case d.busy:
 		d.warnOwe = true
 	default:
-		d.send(d.expiry.event, 0)
+		d.send(d.signed.expiry.event, 0, newWriteTry())
 	}
 }
 

@@ -106,9 +106,10 @@ func (b *Broadcaster) fanOut(streams []*detached, next *presence.Update) {
 // offerAll offers next to each of streams, framing in one buffer.
 func (b *Broadcaster) offerAll(streams []*detached, next *presence.Update) {
 	buf := b.frames.Get().(*[]byte)
+	w := newWriteTry()
 	delivered := 0
 	for _, d := range streams {
-		ok, p := d.offer(next, *buf)
+		ok, p := d.offer(next, *buf, w)
 		*buf = p[:0]
 		if ok {
 			delivered++

@@ -78,7 +78,8 @@ func (b *Broadcaster) follow(ctx context.Context, out *streamWriter, st *presenc
 // count events it got, and where its member data stands.
 type followState struct {
 	cur       *presence.Update
-	sent      presence.Events
+	sentCount []byte // the data of the last count events the stream got
+	sentPres  []byte
 	members   bool   // the stream follows the room's members
 	memberSeq uint64 // the last publish before the stream's member list, or the last it got members of
 	whole     bool   // the next member data must be the whole list
@@ -100,9 +101,9 @@ func (b *Broadcaster) catchUp(p []byte, s *followState, next *presence.Update) (
 		// A publish that says what the stream was last told (the
 		// publish of its own join, which its first events already
 		// counted) is not sent again.
-		if members || !bytes.Equal(next.Events.Count, s.sent.Count) || !bytes.Equal(next.Events.Presence, s.sent.Presence) {
+		if members || !bytes.Equal(next.Events.Count, s.sentCount) || !bytes.Equal(next.Events.Presence, s.sentPres) {
 			p = b.frame(p, next, members, next.Seq == s.memberSeq+1 && !s.whole)
-			s.sent, wrote = next.Events, true
+			s.sentCount, s.sentPres, wrote = next.Events.Count, next.Events.Presence, true
 		}
 		if members {
 			s.memberSeq, s.whole = next.Seq, false

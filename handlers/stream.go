@@ -87,7 +87,7 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		first = appendEvent(first, eventPresence, joined.Events.Presence) // with the members if follow
 		first = appendWatched(first, watchFirst)
 		watchFirst = nil
-		fs := followState{cur: joined.Update, sent: joined.Events, members: follow, memberSeq: joined.Seq, whole: true}
+		fs := followState{cur: joined.Update, sentCount: joined.Events.Count, sentPres: joined.Events.Presence, members: follow, memberSeq: joined.Seq, whole: true}
 		if wt == nil && detachable(r) {
 			heads.set(w.Header(), true)
 			x := detachment{room: room, head: responseHead(w.Header()), first: first, fs: fs, timeout: opts.WriteTimeout, log: log}
