@@ -81,8 +81,24 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 			refused(w, m, err)
 			return
 		}
-		defer st.Leave()
 		m.connects.Inc()
+		first := append(make([]byte, 0, len(retry)+len(joined.Events.Presence)+64), retry...)
+		first = appendEvent(first, eventCount, joined.Events.Count)
+		first = appendEvent(first, eventPresence, joined.Events.Presence) // with the members if follow
+		first = appendWatched(first, watchFirst)
+		watchFirst = nil
+		fs := followState{cur: joined.Update, sentCount: joined.Events.Count, sentPres: joined.Events.Presence, members: follow, memberSeq: joined.Seq, whole: true}
+		if wt == nil && detachable(r) {
+			heads.set(w.Header(), true)
+			x := detachment{room: room, head: responseHead(w.Header()), first: first, fs: fs, timeout: opts.WriteTimeout, log: log}
+			if member.Signed {
+				x.expiry = newExpiry(time.Now(), expires, opts.Identity.leeway())
+			}
+			if b.detach(w, r, st, x) {
+				return // the stream is the detached's now
+			}
+		}
+		defer st.Leave()
 		var exp expiry
 		if member.Signed {
 			var cancel context.CancelFunc
@@ -100,12 +116,7 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		w.WriteHeader(http.StatusOK)
 
 		out := newStreamWriter(w, opts.WriteTimeout)
-		first := append(make([]byte, 0, len(retry)+len(joined.Events.Presence)+64), retry...)
-		first = appendEvent(first, eventCount, joined.Events.Count)
-		first = appendEvent(first, eventPresence, joined.Events.Presence) // with the members if follow
-		first = appendWatched(first, watchFirst)
-		watchFirst = nil
-		err = b.follow(r.Context(), out, st, streamStart{first: first, sent: joined.Events, from: joined.Update, members: follow, memberSeq: joined.Seq, expiry: exp, watch: wt})
+		err = b.follow(r.Context(), out, st, streamStart{first: first, fs: fs, expiry: exp, watch: wt})
 
 		ended(b, out, r, err, room, log, m, conn, start)
 	}
