@@ -122,6 +122,7 @@ func (h *Hub) leave(s *Stream) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	r := s.room
+	h.untrackLocked(&s.endh, signedID(s.member), r)
 	r.local--
 	h.streams--
 	if s.watches {
@@ -129,7 +130,7 @@ func (h *Hub) leave(s *Stream) {
 			r.members = nil
 		}
 	}
-	if s.member.ID != "" && h.grace > 0 && !h.closed && h.ghosts < h.maxStr && time.Since(s.since) >= h.grace &&
+	if s.member.ID != "" && h.grace > 0 && !h.closed && !s.endh.ended && h.ghosts < h.maxStr && time.Since(s.since) >= h.grace &&
 		(h.maxGraceFrom == 0 || s.from == "" || h.graceFrom[s.from] < h.maxGraceFrom) {
 		// A person's stream that was there a grace at least: it counts
 		// on for the grace, in case they come back (a refresh, a
