@@ -1,0 +1,132 @@
+package e2e
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+const testAPIKey = "e2e-api-key-0123456789abcdef"
+
+// serverCall sends method url with the API key key as Bearer ("" for no
+// Authorization) and body, and returns the status and body.
+func serverCall(t *testing.T, method, url, key, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// disconnectAnswer is the answer of a disconnect.
+type disconnectAnswer struct {
+	ClosedHere int    `json:"closed_here"`
+	OthersTold bool   `json:"others_told"`
+	BlockedS   int    `json:"blocked_s"`
+	Error      string `json:"error"`
+}
+
+// postDisconnect POSTs body to a disconnect url with the key, and returns
+// the answer, which must be a 200.
+func postDisconnect(t *testing.T, url, body string) disconnectAnswer {
+	t.Helper()
+	code, body := serverCall(t, "POST", url, testAPIKey, body)
+	var a disconnectAnswer
+	if err := json.Unmarshal([]byte(body), &a); err != nil || code != 200 {
+		t.Fatalf("disconnect: %d %s", code, body)
+	}
+	return a
+}
+
+// The server API over real TCP: every endpoint answers 401 with a JSON
+// error saying why without the key, with a wrong one, and on a server with
+// no key configured; with the key, it answers. A user's token is not the
+// key.
+func TestServerAPIKeys(t *testing.T) {
+	t.Parallel()
+	on := startServer(t, "--api-key", testAPIKey, "--token-secret", testSecret)
+	off := startServer(t, "--token-secret", testSecret)
+	userToken := token(t, testSecret, "alice", "", nil)
+	for _, e := range []struct{ method, path, body string }{
+		{"GET", "/api/rooms/r/members", ""},
+		{"POST", "/api/users/alice/disconnect", `{"block_s": 0}`},
+		{"POST", "/api/rooms/r/disconnect", ""},
+		{"GET", "/api/openapi.json", ""},
+	} {
+		for _, tc := range []struct {
+			s          *testServer
+			key, wants string
+		}{
+			{on, "", "needs the API key"},
+			{on, testAPIKey + "0", "wrong API key"},
+			{on, strings.ToUpper(testAPIKey), "wrong API key"},
+			{on, userToken, "wrong API key"},
+			{off, testAPIKey, "no API key is configured"},
+			{off, "", "no API key is configured"},
+		} {
+			code, body := serverCall(t, e.method, tc.s.URL+e.path, tc.key, e.body)
+			msg, ok := jsonError(body)
+			if code != 401 || !ok || !strings.Contains(msg, tc.wants) {
+				t.Errorf("%s %s with %.12q...: %d %s; want 401 saying %q", e.method, e.path, tc.key, code, body, tc.wants)
+			}
+		}
+		if code, body := serverCall(t, e.method, on.URL+e.path, testAPIKey, e.body); code != 200 {
+			t.Errorf("%s %s with the key: %d %s", e.method, e.path, code, body)
+		}
+	}
+	code, body := serverCall(t, "GET", on.URL+"/api/openapi.json", testAPIKey, "")
+	if code != 200 || !strings.Contains(body, `"openapi"`) || !strings.Contains(body, `"/api/users/{id}/disconnect"`) {
+		t.Errorf("GET /api/openapi.json: %d %.200s", code, body)
+	}
+}
+
+// On one node: a room's disconnect closes its streams, and no other
+// room's; the streams end with the reason disconnected, and their people
+// leave at once, though they had earned a grace.
+func TestServerAPIRoomDisconnect(t *testing.T) {
+	t.Parallel()
+	const grace = 2 * time.Second
+	s := startServer(t, "--api-key", testAPIKey, "--token-secret", testSecret, "--grace", grace.String())
+	var inR []*sseClient
+	for _, h := range []string{visitorCookie(), visitorCookie(), "Authorization: Bearer " + token(t, testSecret, "bob", "Bob", nil)} {
+		inR = append(inR, dial(t, s, "/rooms/r/events", h))
+	}
+	other := dial(t, s, "/rooms/q/events")
+	for _, c := range inR {
+		c.waitCount(t, 3)
+	}
+	time.Sleep(grace + 100*time.Millisecond) // the streams earn their grace: nothing to await but time
+	start := time.Now()
+	a := postDisconnect(t, s.URL+"/api/rooms/r/disconnect", "")
+	if a.ClosedHere != 3 || a.OthersTold {
+		t.Errorf("answer %+v; want 3 closed here, no others (one node)", a)
+	}
+	for _, c := range inR {
+		c.waitEnd(t, time.Second)
+	}
+	t.Logf("the room's 3 streams ended %v after the call", time.Since(start).Round(time.Millisecond))
+	select {
+	case <-other.done:
+		t.Error("a stream of another room was closed too")
+	default:
+	}
+	if n := metric(t, s, `presence_disconnects_total{reason="disconnected"}`); n != 3 {
+		t.Errorf("disconnects with reason disconnected: %v, want 3", n)
+	}
+	waitUntil(t, grace/2, "room r empty, with no grace", func() bool { return apiCount(t, s, "r") == 0 })
+}
