@@ -209,16 +209,42 @@ func (h *Hub) disconnect(d Disconnect) (int, error) {
 		for e := h.users[d.User]; e != nil; e = e.userNext {
 			ends = e.take(ends)
 		}
+		for _, r := range h.rooms { // bounded by the rooms, for an API call
+			h.endGraceLocked(r, d.User)
+		}
 	} else if r := h.rooms[d.Room]; r != nil {
 		for e := r.ends; e != nil; e = e.roomNext {
 			ends = e.take(ends)
 		}
+		h.endGraceLocked(r, "")
 	}
 	h.mu.Unlock()
 	for _, end := range ends {
 		end()
 	}
 	return len(ends), blockErr
+}
+
+// endGraceLocked ends the grace of r's closed streams of the person id
+// ("" for everyone's): a person disconnected is gone now, not after the
+// grace of a stream that closed before.
+func (h *Hub) endGraceLocked(r *room, id string) {
+	ended := false
+	for person, gs := range r.ghosts {
+		if id != "" && person != id {
+			continue
+		}
+		ended = true
+		delete(r.ghosts, person)
+		for _, g := range gs {
+			g.timer.Stop() // if it fired already, expire finds it gone
+			h.ghostGoneLocked(g)
+			h.leftLocked(r, g.member)
+		}
+	}
+	if ended {
+		h.idleLocked(r)
+	}
 }
 
 // take appends e's end func to ends unless it was taken already. Under

@@ -110,6 +110,43 @@ func TestDisconnectedLeaveWithoutGrace(t *testing.T) {
 	})
 }
 
+// A disconnect also ends the grace of the streams that closed before it:
+// of the user, in every room, or of everyone in the room.
+func TestDisconnectEndsTheGraceOfClosedStreams(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h, _ := newHub(t, HubOptions{Grace: time.Second})
+		var closed []*Stream
+		for _, j := range []struct {
+			room string
+			m    Member
+		}{{"r", alice()}, {"q", alice()}, {"q", Member{ID: "v:x"}}, {"q", Member{ID: "v:y"}}, {"p", Member{ID: "v:z"}}} {
+			st, _, _ := h.JoinAs(j.room, j.m, JoinOptions{})
+			closed = append(closed, st)
+		}
+		time.Sleep(2 * time.Second) // all earned a grace
+		for _, st := range closed {
+			st.Leave()
+		}
+		people := func(room string) int { return h.backend.Count(room).People }
+		if people("r") != 1 || people("q") != 3 || people("p") != 1 {
+			t.Fatalf("people in their grace: r %d, q %d, p %d; want 1 3 1", people("r"), people("q"), people("p"))
+		}
+		h.Disconnected(Disconnect{User: "u:alice"})
+		if people("r") != 0 || people("q") != 2 || people("p") != 1 {
+			t.Fatalf("after alice's disconnect: r %d, q %d, p %d; want 0 2 1", people("r"), people("q"), people("p"))
+		}
+		h.Disconnected(Disconnect{Room: "q"})
+		if people("q") != 0 || people("p") != 1 {
+			t.Fatalf("after q's disconnect: q %d, p %d; want 0 1", people("q"), people("p"))
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.ghosts != 1 || len(h.rooms) != 1 || h.idle.Len() != 1 {
+			t.Fatalf("ghosts %d, rooms %d, idle %d; want p's alone", h.ghosts, len(h.rooms), h.idle.Len())
+		}
+	})
+}
+
 // A block refuses the user's streams and watches for its length, on this
 // node, and nobody else's; then they are taken again.
 func TestBlock(t *testing.T) {
