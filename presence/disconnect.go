@@ -229,12 +229,13 @@ func (h *Hub) disconnect(d Disconnect) (int, error) {
 // ("" for everyone's): a person disconnected is gone now, not after the
 // grace of a stream that closed before.
 func (h *Hub) endGraceLocked(r *room, id string) {
-	ended := false
+	if id != "" && len(r.ghosts[id]) == 0 {
+		return // the common case of a user's disconnect: O(1) a room
+	}
 	for person, gs := range r.ghosts {
 		if id != "" && person != id {
 			continue
 		}
-		ended = true
 		delete(r.ghosts, person)
 		for _, g := range gs {
 			g.timer.Stop() // if it fired already, expire finds it gone
@@ -242,9 +243,7 @@ func (h *Hub) endGraceLocked(r *room, id string) {
 			h.leftLocked(r, g.member)
 		}
 	}
-	if ended {
-		h.idleLocked(r)
-	}
+	h.idleLocked(r)
 }
 
 // take appends e's end func to ends unless it was taken already. Under
