@@ -163,3 +163,25 @@ func TestServerDisconnectAnswers(t *testing.T) {
 		t.Errorf("the room's disconnect after: %d %s; want 200 and none closed (they were ended already)", w.Code, w.Body)
 	}
 }
+
+// A method the server API's paths do not take gets 405 and Allow, key or
+// not, as every other path.
+func TestServerAPIMethods(t *testing.T) {
+	router, _ := apiRouter(t, testAPIKey)
+	for path, allow := range map[string]string{
+		"/api/rooms/r/members":        "GET, HEAD",
+		"/api/users/alice/disconnect": "POST",
+		"/api/rooms/r/disconnect":     "POST",
+		"/api/openapi.json":           "GET, HEAD",
+	} {
+		for _, method := range []string{"PUT", "DELETE", "GET", "POST"} {
+			if strings.Contains(allow, method) {
+				continue
+			}
+			w := call(router, method, path, "", "")
+			if w.Code != 405 || w.Header().Get("Allow") != allow || !isJSONError(w.Body.String()) {
+				t.Errorf("%s %s: %d Allow %q %s; want 405 Allow %q", method, path, w.Code, w.Header().Get("Allow"), w.Body, allow)
+			}
+		}
+	}
+}
