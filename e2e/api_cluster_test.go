@@ -102,21 +102,8 @@ func TestServerAPIAcrossNodes(t *testing.T) {
 	if a.ClosedHere != 1 || !a.OthersTold || a.BlockedS != blockS {
 		t.Errorf("answer %+v; want 1 closed on n1, the others told, blocked %d s", a, blockS)
 	}
-	for _, c := range append(alice, aliceWatch) {
-		c.waitEnd(t, time.Second)
-	}
-	took := time.Since(start)
-	t.Logf("alice's 4 streams on 3 nodes ended %v after the call was sent", took.Round(time.Millisecond))
-	if took > time.Second {
-		t.Errorf("alice's streams took %v to end on every node; want within 1 s", took)
-	}
-	for _, c := range append(others, inQ) {
-		select {
-		case <-c.done:
-			t.Fatal("a stream of someone else was closed too")
-		default:
-		}
-	}
+	waitEnded(t, time.Second-time.Since(start), append(alice, aliceWatch), append(others, inQ)...)
+	t.Logf("alice's 4 streams on 3 nodes ended %v after the call was sent", time.Since(start).Round(time.Millisecond))
 	// The block, on every node; then it ends.
 	for _, n := range nodes {
 		c, err := dialErr(n.Addr, "/rooms/r/events", bearer(t, "alice"))
@@ -154,15 +141,8 @@ func TestServerAPIAcrossNodes(t *testing.T) {
 	if !a.OthersTold {
 		t.Errorf("answer %+v; want the others told", a)
 	}
-	for _, c := range others {
-		c.waitEnd(t, time.Second)
-	}
+	waitEnded(t, time.Second-time.Since(start), others, inQ)
 	t.Logf("room r's 8 streams on 3 nodes ended %v after the call was sent", time.Since(start).Round(time.Millisecond))
-	select {
-	case <-inQ.done:
-		t.Error("a stream of room q was closed by r's disconnect")
-	default:
-	}
 	for _, n := range nodes {
 		if v := metric(t, n, `presence_disconnects_total{reason="disconnected"}`); v < 3 {
 			t.Errorf("%s counted %v streams disconnected, want at least 3", n.URL, v)

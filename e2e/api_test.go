@@ -15,12 +15,25 @@ const testAPIKey = "e2e-api-key-0123456789abcdef"
 // Authorization) and body, and returns the status and body.
 func serverCall(t *testing.T, method, url, key, body string) (int, string) {
 	t.Helper()
+	var headers []string
+	if key != "" {
+		headers = append(headers, "Authorization: Bearer "+key)
+	}
+	resp, b := send(t, method, url, body, headers...)
+	return resp.StatusCode, string(b)
+}
+
+// send sends method url with body and header lines ("Name: value") on a
+// connection of its own, and returns the answer and its body.
+func send(t *testing.T, method, url, body string, headers ...string) (*http.Response, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ": ")
+		req.Header.Set(k, v)
 	}
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()
@@ -30,7 +43,27 @@ func serverCall(t *testing.T, method, url, key, body string) (int, string) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp, b
+}
+
+// waitEnded waits until the server has ended every stream of ended,
+// within timeout, and checks that it has ended none of open; it returns
+// how long the wait took.
+func waitEnded(t *testing.T, timeout time.Duration, ended []*sseClient, open ...*sseClient) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for _, c := range ended {
+		c.waitEnd(t, timeout-time.Since(start))
+	}
+	took := time.Since(start)
+	for _, c := range open {
+		select {
+		case <-c.done:
+			t.Error("a stream that should stay open was closed too")
+		default:
+		}
+	}
+	return took
 }
 
 // disconnectAnswer is the answer of a disconnect.
@@ -116,15 +149,8 @@ func TestServerAPIRoomDisconnect(t *testing.T) {
 	if a.ClosedHere != 3 || a.OthersTold {
 		t.Errorf("answer %+v; want 3 closed here, no others (one node)", a)
 	}
-	for _, c := range inR {
-		c.waitEnd(t, time.Second)
-	}
+	waitEnded(t, time.Second, inR, other)
 	t.Logf("the room's 3 streams ended %v after the call", time.Since(start).Round(time.Millisecond))
-	select {
-	case <-other.done:
-		t.Error("a stream of another room was closed too")
-	default:
-	}
 	if n := metric(t, s, `presence_disconnects_total{reason="disconnected"}`); n != 3 {
 		t.Errorf("disconnects with reason disconnected: %v, want 3", n)
 	}

@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/presence/presence/presence"
 )
 
@@ -22,9 +20,8 @@ const MaxRoomsLimit = 1000
 // sees every room.
 func handleRoom(hub *presence.Hub, ident IdentityOptions, key apiKey) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		room := chi.URLParam(r, "room")
-		if err := presence.ValidateRoom(room); err != nil {
-			writeError(w, http.StatusBadRequest, presence.RoomRule)
+		room, ok := roomParam(w, r)
+		if !ok {
 			return
 		}
 		if !key.server(r) && !mayRead(w, r, ident, room) {

@@ -57,9 +57,8 @@ type apiMember struct {
 // room's signed-in members on every node, sorted by id, a page at a time.
 func handleMembers(hub *presence.Hub) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		room := chi.URLParam(r, "room")
-		if err := presence.ValidateRoom(room); err != nil {
-			writeError(w, http.StatusBadRequest, presence.RoomRule)
+		room, ok := roomParam(w, r)
+		if !ok {
 			return
 		}
 		q := r.URL.Query()
@@ -90,6 +89,17 @@ func handleMembers(hub *presence.Hub) http.HandlerFunc {
 		}
 		writeJSON(w, http.StatusOK, list)
 	}
+}
+
+// roomParam returns the path's room, or answers 400 saying which names
+// are allowed.
+func roomParam(w http.ResponseWriter, r *http.Request) (string, bool) {
+	room := chi.URLParam(r, "room")
+	if err := presence.ValidateRoom(room); err != nil {
+		writeError(w, http.StatusBadRequest, presence.RoomRule)
+		return "", false
+	}
+	return room, true
 }
 
 // checkUserID says what is wrong with a user id ("" if nothing): as a
@@ -140,9 +150,8 @@ func handleUserDisconnect(hub *presence.Hub) http.HandlerFunc {
 // stream of the room is closed on every node.
 func handleRoomDisconnect(hub *presence.Hub) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		room := chi.URLParam(r, "room")
-		if err := presence.ValidateRoom(room); err != nil {
-			writeError(w, http.StatusBadRequest, presence.RoomRule)
+		room, ok := roomParam(w, r)
+		if !ok {
 			return
 		}
 		disconnect(w, r, hub, presence.Disconnect{Room: room}, 0)
