@@ -63,3 +63,39 @@ func TestSignedAfterIsGlobal(t *testing.T) {
 		t.Errorf("after alice: %+v, want bob", got)
 	}
 }
+
+// A node that starts during a block hears of it from Redis, for what is
+// left of it; a disconnect without a block and a block over are not kept.
+func TestLaterNodesReadTheBlocks(t *testing.T) {
+	srv := redistest.Start(t)
+	a := startNode(t, srv, "a")
+	ctx := context.Background()
+	for _, d := range []presence.Disconnect{
+		{User: "u:alice", Block: time.Minute},
+		{User: "u:alice", Block: time.Second}, // shorter: the minute stays
+		{User: "u:bob"},
+		{Room: "r"},
+		{User: "u:carol", Block: 100 * time.Millisecond},
+	} {
+		if err := a.Announce(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(150 * time.Millisecond) // carol's block ends: nothing to await but Redis's clock
+	b := startNode(t, srv, "b")
+	waitFor(t, 5*time.Second, "b told of the blocks", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.told) > 0
+	})
+	// Once more, synchronously, to see all that one read tells.
+	b.mu.Lock()
+	b.told = nil
+	b.mu.Unlock()
+	b.readBlocks(ctx)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.told) != 1 || b.told[0].User != "u:alice" || b.told[0].Block <= 50*time.Second || b.told[0].Block > time.Minute {
+		t.Errorf("b was told %+v; want alice's block alone, with most of its minute left", b.told)
+	}
+}
