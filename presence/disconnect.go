@@ -209,8 +209,10 @@ func (h *Hub) disconnect(d Disconnect) (int, error) {
 		for e := h.users[d.User]; e != nil; e = e.userNext {
 			ends = e.take(ends)
 		}
-		for _, r := range h.rooms { // bounded by the rooms, for an API call
-			h.endGraceLocked(r, d.User)
+		if h.graceOf[d.User] > 0 { // rarely: then bounded by the rooms
+			for _, r := range h.rooms {
+				h.endGraceLocked(r, d.User)
+			}
 		}
 	} else if r := h.rooms[d.Room]; r != nil {
 		for e := r.ends; e != nil; e = e.roomNext {

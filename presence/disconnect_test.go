@@ -104,8 +104,15 @@ func TestDisconnectedLeaveWithoutGrace(t *testing.T) {
 		h.Disconnected(Disconnect{User: "u:alice"})
 		st.Leave()
 		bob.Leave()
-		if c := h.backend.Count("r"); c.People != 1 {
-			t.Fatalf("people right after both left: %d; want 1 (bob in his grace, alice gone)", c.People)
+		if c := h.backend.Count("r"); c.People != 1 || h.graceOf["u:bob"] != 1 {
+			t.Fatalf("people right after both left: %d, in their grace %v; want 1 (bob in his grace, alice gone)", c.People, h.graceOf)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if len(h.graceOf) != 0 || len(h.rooms) != 0 {
+			t.Fatalf("after the grace: in their grace %v, rooms %d; want none", h.graceOf, len(h.rooms))
 		}
 	})
 }
@@ -141,8 +148,8 @@ func TestDisconnectEndsTheGraceOfClosedStreams(t *testing.T) {
 		}
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		if h.ghosts != 1 || len(h.rooms) != 1 || h.idle.Len() != 1 {
-			t.Fatalf("ghosts %d, rooms %d, idle %d; want p's alone", h.ghosts, len(h.rooms), h.idle.Len())
+		if h.ghosts != 1 || len(h.rooms) != 1 || h.idle.Len() != 1 || len(h.graceOf) != 0 {
+			t.Fatalf("ghosts %d, rooms %d, idle %d, signed-in people in their grace %v; want p's visitor alone", h.ghosts, len(h.rooms), h.idle.Len(), h.graceOf)
 		}
 	})
 }

@@ -116,6 +116,7 @@ func (h *Hub) ghostGoneLocked(g *ghost) {
 	if h.maxGraceFrom > 0 {
 		addCount(h.graceFrom, g.from, -1)
 	}
+	addCount(h.graceOf, signedID(g.member), -1)
 }
 
 func (h *Hub) leave(s *Stream) {
@@ -145,6 +146,7 @@ func (h *Hub) leave(s *Stream) {
 		}
 		r.ghosts[s.member.ID] = append(r.ghosts[s.member.ID], g)
 		h.ghosts++
+		addCount(h.graceOf, signedID(s.member), 1)
 		h.idleLocked(r)
 	} else {
 		h.addSourceLocked(s.source, -1)

@@ -54,6 +54,10 @@ type Hub struct {
 	users map[string]*endHandle
 	// Users whose new streams are refused, until when; at most MaxBlocked.
 	blocked map[string]time.Time
+	// Closed streams in their grace by signed-in member ID, so that a
+	// user's disconnect looks for them only if there are some; no zero
+	// entries.
+	graceOf map[string]int
 
 	published atomic.Uint64 // publishes so far, for Published
 	// observe, if set, is told every publish, after it was stored; for
@@ -126,6 +130,7 @@ func NewHub(backend Backend, opts HubOptions) (*Hub, error) {
 		maxWatchFrom: opts.MaxWatchRoomsPerSource,
 		watchFrom:    make(map[string]int),
 		graceFrom:    make(map[string]int),
+		graceOf:      make(map[string]int),
 		rooms:        make(map[string]*room),
 		idle:         list.New(),
 		sources:      make(map[string]int),
