@@ -104,8 +104,11 @@ func TestDisconnectedLeaveWithoutGrace(t *testing.T) {
 		h.Disconnected(Disconnect{User: "u:alice"})
 		st.Leave()
 		bob.Leave()
-		if c := h.backend.Count("r"); c.People != 1 || h.graceOf["u:bob"] != 1 {
-			t.Fatalf("people right after both left: %d, in their grace %v; want 1 (bob in his grace, alice gone)", c.People, h.graceOf)
+		h.mu.Lock()
+		inGrace := h.graceOf["u:bob"]
+		h.mu.Unlock()
+		if c := h.backend.Count("r"); c.People != 1 || inGrace != 1 {
+			t.Fatalf("people right after both left: %d, bob's streams in their grace %d; want 1 (bob in his grace, alice gone)", c.People, inGrace)
 		}
 		time.Sleep(time.Second)
 		synctest.Wait()
