@@ -60,7 +60,7 @@ func (k apiKey) require(next http.Handler) http.Handler {
 		case !k.set:
 			writeError(w, http.StatusUnauthorized, "the server API is off: no API key is configured on this server")
 		case bearer(r) == "":
-			writeError(w, http.StatusUnauthorized, "the server API needs the API key: Authorization: Bearer <key>")
+			writeError(w, http.StatusUnauthorized, "the server API needs the API key, sent as Authorization: Bearer")
 		default:
 			writeError(w, http.StatusUnauthorized, "wrong API key")
 		}
