@@ -156,3 +156,39 @@ func TestServerAPIRoomDisconnect(t *testing.T) {
 	}
 	waitUntil(t, grace/2, "room r empty, with no grace", func() bool { return apiCount(t, s, "r") == 0 })
 }
+
+// Over HTTP/1.1 and HTTP/2 alike, a user's disconnect ends their room
+// stream and their watch, and over HTTP/2 only those streams, not the
+// connection that carries someone else's too.
+func TestServerAPIDisconnectOverEachProtocol(t *testing.T) {
+	forEachProto(t, func(t *testing.T, proto string) {
+		p := startProto(t, proto, "--api-key", testAPIKey, "--token-secret", testSecret)
+		tok := func(u string) string { return token(t, testSecret, u, "", nil) }
+		alice := []*sseClient{p.open(t, "/rooms/r/events?token="+tok("alice")), p.open(t, "/watch?rooms=q&token="+tok("alice"))}
+		bob := p.open(t, "/rooms/r/events?token="+tok("bob"))
+		bob.waitCount(t, 2)
+		req, err := http.NewRequest("POST", p.URL+"/api/users/alice/disconnect", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+testAPIKey)
+		tr := p.h1
+		if tr == nil {
+			tr = &http.Transport{}
+			defer tr.CloseIdleConnections()
+		}
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("disconnect: %d", resp.StatusCode)
+		}
+		waitEnded(t, time.Second, alice, bob)
+		bob.waitCount(t, 1)
+		if n := p.disconnects(t, "disconnected"); n != 2 {
+			t.Errorf("disconnects with reason disconnected: %v, want 2", n)
+		}
+	})
+}
