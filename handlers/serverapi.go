@@ -102,6 +102,17 @@ func roomParam(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return room, true
 }
 
+// pathParam returns the path parameter name, decoded: chi routes on the
+// escaped path when the request's differs from the default escaping (an
+// escaped '/', say), and then gives it escaped.
+func pathParam(r *http.Request, name string) (string, error) {
+	v := chi.URLParam(r, name)
+	if r.URL.RawPath == "" {
+		return v, nil
+	}
+	return url.PathUnescape(v)
+}
+
 // checkUserID says what is wrong with a user id ("" if nothing): as a
 // token's sub, 1 to 256 bytes and no control characters.
 func checkUserID(id string) string {
@@ -116,7 +127,7 @@ func checkUserID(id string) string {
 	return ""
 }
 
-// disconnected is the answer of a disconnect.
+// disconnectAnswer is the answer of a disconnect.
 type disconnectAnswer struct {
 	Error string `json:"error,omitempty"`
 	// ClosedHere is how many streams this node closed; the other nodes
@@ -132,7 +143,7 @@ type disconnectAnswer struct {
 // ones are refused with 403 for that many seconds.
 func handleUserDisconnect(hub *presence.Hub) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		id, err := url.PathUnescape(chi.URLParam(r, "id"))
+		id, err := pathParam(r, "id")
 		if problem := checkUserID(id); err != nil || problem != "" {
 			writeError(w, http.StatusBadRequest, "the path must name a user id, as in their token's sub: "+problem)
 			return

@@ -98,7 +98,7 @@ func TestServerSeesPrivateRooms(t *testing.T) {
 
 // Bad limits, cursors, user ids and bodies get 400 saying which.
 func TestServerAPIBadInput(t *testing.T) {
-	router, _ := apiRouter(t, testAPIKey)
+	router, b := apiRouter(t, testAPIKey)
 	for _, tc := range []struct{ method, target, body, want string }{
 		{"GET", "/api/rooms/r/members?limit=0", "", "limit"},
 		{"GET", "/api/rooms/r/members?limit=1001", "", "limit"},
@@ -124,6 +124,23 @@ func TestServerAPIBadInput(t *testing.T) {
 		if w.Code != 400 || json.Unmarshal(w.Body.Bytes(), &e) != nil || !strings.Contains(e.Error, tc.want) {
 			t.Errorf("%s %s %.40s: %d %s; want 400 saying %q", tc.method, tc.target, tc.body, w.Code, w.Body, tc.want)
 		}
+	}
+	// Ids as tokens have them, escaped in the path as they must be: the
+	// disconnect finds their stream.
+	for target, id := range map[string]string{
+		"/api/users/a%25b/disconnect":  "a%b",
+		"/api/users/a%2Fb/disconnect":  "a/b",
+		"/api/users/%C3%A9/disconnect": "é",
+		"/api/users/a%20b/disconnect":  "a b",
+	} {
+		st, _, err := b.hub.JoinAs("r", presence.Member{ID: "u:" + id, Signed: true}, presence.JoinOptions{End: func() {}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := call(router, "POST", target, testAPIKey, ""); w.Code != 200 || !strings.Contains(w.Body.String(), `"closed_here":1`) {
+			t.Errorf("POST %s: %d %s; want 200, and %q's stream closed", target, w.Code, w.Body, id)
+		}
+		st.Leave()
 	}
 	for _, body := range []string{"", " \n", "{}", `{"block_s":0}`, `{"block_s":60}`, "null"} {
 		if w := call(router, "POST", "/api/users/alice/disconnect", testAPIKey, body); w.Code != 200 {
