@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 const testAPIKey = "e2e-api-key-0123456789abcdef"
@@ -125,6 +127,33 @@ func TestServerAPIKeys(t *testing.T) {
 	code, body := serverCall(t, "GET", on.URL+"/api/openapi.json", testAPIKey, "")
 	if code != 200 || !strings.Contains(body, `"openapi"`) || !strings.Contains(body, `"/api/users/{id}/disconnect"`) {
 		t.Errorf("GET /api/openapi.json: %d %.200s", code, body)
+	}
+}
+
+// With the key, GET /api/rooms and /api/rooms/{room} show private rooms,
+// and their members; without it they stay hidden, as before.
+func TestServerAPISeesPrivateRooms(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, "--api-key", testAPIKey, "--token-secret", testSecret, "--private-rooms", "staff-*")
+	staff := token(t, testSecret, "ann", "Ann", jwt.MapClaims{"rooms": []string{"staff-*"}})
+	c := dial(t, s, "/rooms/staff-1/events", "Authorization: Bearer "+staff)
+	c.waitCount(t, 1)
+	if code, body := serverCall(t, "GET", s.URL+"/api/rooms", testAPIKey, ""); code != 200 || !strings.Contains(body, `"room":"staff-1"`) || !strings.Contains(body, `"total":1`) {
+		t.Errorf("GET /api/rooms with the key: %d %s; want staff-1 listed", code, body)
+	}
+	if code, body := serverCall(t, "GET", s.URL+"/api/rooms", "", ""); code != 200 || strings.Contains(body, "staff-1") || !strings.Contains(body, `"total":0`) {
+		t.Errorf("GET /api/rooms without the key: %d %s; want staff-1 hidden", code, body)
+	}
+	if code, body := serverCall(t, "GET", s.URL+"/api/rooms/staff-1", testAPIKey, ""); code != 200 || !strings.Contains(body, `"count":1`) {
+		t.Errorf("GET /api/rooms/staff-1 with the key: %d %s", code, body)
+	}
+	for _, key := range []string{"", testAPIKey + "x"} {
+		if code, body := serverCall(t, "GET", s.URL+"/api/rooms/staff-1", key, ""); code != 401 {
+			t.Errorf("GET /api/rooms/staff-1 with %.8q: %d %s; want 401", key, code, body)
+		}
+	}
+	if p := members(t, s, "staff-1", ""); len(p.Members) != 1 || p.Members[0].ID != "ann" || p.Members[0].Name != "Ann" || p.Next != nil {
+		t.Errorf("staff-1's members: %+v; want ann alone", p)
 	}
 }
 
