@@ -65,6 +65,8 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		if b.answeredUnopened(w, r, heads, conn, m) {
 			return
 		}
+		r, end, release := disconnectable(r) // the hub's way to end the stream
+		defer release()
 		follow := member.Signed // signed-in streams follow the members
 		var wt *presence.Watch  // watched before joining, so that a refused watch is never a join and a leave
 		var watchFirst [][]byte
@@ -76,7 +78,7 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 			}
 			defer wt.Close()
 		}
-		st, joined, err := b.hub.JoinAs(room, member, presence.JoinOptions{Members: follow, Source: source})
+		st, joined, err := b.hub.JoinAs(room, member, presence.JoinOptions{Members: follow, Source: source, End: end})
 		if err != nil {
 			refused(w, m, err)
 			return
@@ -192,6 +194,8 @@ func endReason(b *Broadcaster, out *streamWriter, r *http.Request, err error, ro
 		// stalled reader too.
 		log.Debug("stream evicted: peer took nothing for the TCP user timeout", "room", room, "remote", r.RemoteAddr)
 		return reasonEvicted
+	case disconnected(r):
+		return reasonDisconnected
 	case b.closing.Err() != nil:
 		return reasonShutdown
 	case errors.Is(r.Context().Err(), context.DeadlineExceeded):
