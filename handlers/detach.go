@@ -124,40 +124,51 @@ func detachable(r *http.Request) bool {
 
 // detachment is what a stream's handler hands over with its connection.
 type detachment struct {
-	room    string
-	head    []byte      // the response head (responseHead)
-	first   []byte      // the retry field and the first events
-	fs      followState // what first told the stream
-	expiry  expiry      // zero unless signed in
-	timeout time.Duration
-	log     *slog.Logger
+	head   []byte      // the response head (responseHead)
+	first  []byte      // the retry field and the first events
+	fs     followState // what first told the stream
+	expiry expiry      // zero unless signed in
 }
 
-// detach takes r's connection over for the stream st, which joined the
-// room: it writes the response head and first events, and from then on the
-// room's feed writes to it. It reports false if the connection could not
-// be taken; the caller then serves the stream on net/http's path. Once it
-// reports true the stream is the detached's: it leaves the room when its
-// connection ends.
-func (b *Broadcaster) detach(w http.ResponseWriter, r *http.Request, st *presence.Stream, x detachment) bool {
+// newDetached is a stream of room that will be detached once joined: made
+// before the join, so that the hub can end it (kick) from the join on.
+func (b *Broadcaster) newDetached(room string, timeout time.Duration, log *slog.Logger) *detached {
+	return &detached{b: b, room: room, timeout: timeout, log: log}
+}
+
+// kick ends the stream at the hub's word (presence.JoinOptions.End): a
+// disconnect through the server API. It never blocks.
+func (d *detached) kick() { d.cut(reasonDisconnected) }
+
+// detach takes r's connection over for d, whose stream st joined the room:
+// it writes the response head and first events, and from then on the
+// room's feed writes to it, and the stream is d's: it leaves the room when
+// its connection ends. Taking the connection cannot fail for a request
+// detachable passed; if it did, the stream leaves and r gets a 500.
+func (b *Broadcaster) detach(w http.ResponseWriter, r *http.Request, d *detached, st *presence.Stream, x detachment) {
 	conn, rw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		return false
+		st.Leave()
+		writeError(w, http.StatusInternalServerError, "the stream's connection could not be taken over")
+		return
 	}
-	d := &detached{b: b, conn: conn, st: st, fs: x.fs, timeout: x.timeout, log: x.log, room: x.room}
+	d.mu.Lock()
+	d.conn, d.st, d.fs = conn, st, x.fs
+	kicked := d.closed // by the hub, since the join
+	d.mu.Unlock()
 	b.streams.Add(1)
 	var raw syscall.RawConn
 	if sc, ok := conn.(syscall.Conn); ok {
 		raw, err = sc.SyscallConn()
 	}
-	if raw == nil || err != nil || !d.strayOnly(rw.Reader) {
+	if kicked || raw == nil || err != nil || !d.strayOnly(rw.Reader) {
 		// Bytes after the request are a client that pipelines
 		// requests on a stream it was told would close: nothing to
 		// serve. (A connection without a descriptor cannot happen:
 		// detachable checked.)
 		d.cut(reasonClient)
 		go d.run()
-		return true
+		return
 	}
 	d.raw = raw
 	_ = conn.SetDeadline(time.Time{}) // net/http's, if any, were for the request
@@ -175,12 +186,11 @@ func (b *Broadcaster) detach(w http.ResponseWriter, r *http.Request, st *presenc
 	go d.run() // after attach: finish, which detaches, comes after it
 	if !attached {
 		d.cut(reasonShutdown)
-		return true
+		return
 	}
 	// A publish between the join and the attach reached no feed with
 	// this stream in it: catch up once; every later one finds it there.
 	d.offer(st.Latest(), nil, newWriteTry())
-	return true
 }
 
 // run is the stream's goroutine: it waits for the connection to end, then
@@ -269,8 +279,11 @@ func (d *detached) cut(reason string) {
 		d.reason = reason
 	}
 	d.closed = true
+	conn := d.conn // nil if the hub ends the stream before detach took it
 	d.mu.Unlock()
-	d.conn.Close()
+	if conn != nil {
+		conn.Close()
+	}
 }
 
 // offer brings the stream up to next, unless a drain goroutine owns its

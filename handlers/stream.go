@@ -65,8 +65,19 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		if b.answeredUnopened(w, r, heads, conn, m) {
 			return
 		}
-		r, end, release := disconnectable(r) // the hub's way to end the stream
-		defer release()
+		// The hub's way to end the stream (a disconnect through the
+		// server API): a stream that will be detached is ended through
+		// its connection, the others through their request's context.
+		var d *detached
+		var end func()
+		if watched == nil && detachable(r) {
+			d = b.newDetached(room, opts.WriteTimeout, log)
+			end = d.kick
+		} else {
+			var release func()
+			r, end, release = disconnectable(r)
+			defer release()
+		}
 		follow := member.Signed // signed-in streams follow the members
 		var wt *presence.Watch  // watched before joining, so that a refused watch is never a join and a leave
 		var watchFirst [][]byte
@@ -90,15 +101,14 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		first = appendWatched(first, watchFirst)
 		watchFirst = nil
 		fs := followState{cur: joined.Update, sentCount: joined.Events.Count, sentPres: joined.Events.Presence, members: follow, memberSeq: joined.Seq, whole: true}
-		if wt == nil && detachable(r) {
+		if d != nil {
 			heads.set(w.Header(), true)
-			x := detachment{room: room, head: responseHead(w.Header()), first: first, fs: fs, timeout: opts.WriteTimeout, log: log}
+			x := detachment{head: responseHead(w.Header()), first: first, fs: fs}
 			if member.Signed {
 				x.expiry = newExpiry(time.Now(), expires, opts.Identity.leeway())
 			}
-			if b.detach(w, r, st, x) {
-				return // the stream is the detached's now
-			}
+			b.detach(w, r, d, st, x)
+			return // the stream is d's now
 		}
 		defer st.Leave()
 		var exp expiry
