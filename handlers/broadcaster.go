@@ -30,8 +30,10 @@ type Broadcaster struct {
 	// whether the broadcaster takes no more of them (shutting down).
 	feedsMu   sync.Mutex
 	feeds     map[string]*feed
+	alone     map[*detached]struct{} // detached streams of GET /watch, in no feed
 	feedsShut bool
 	streams   sync.WaitGroup // detached streams not yet finished
+	wakes     wakeQueue      // detached streams whose watch has news
 }
 
 // NewBroadcaster serves hub's rooms to streams, with a heartbeat on every
@@ -46,6 +48,7 @@ func NewBroadcaster(hub *presence.Hub, heartbeat time.Duration, m *Metrics) (*Br
 	b := &Broadcaster{hub: hub, metrics: m, heartbeat: heartbeat}
 	b.frames.New = func() any { return new([]byte) }
 	b.feeds = make(map[string]*feed)
+	b.alone = make(map[*detached]struct{})
 	b.closing, b.close = context.WithCancel(context.Background())
 	return b, nil
 }

@@ -241,3 +241,48 @@ func TestDetachedBytesAfterTheRequest(t *testing.T) {
 	}
 	b.streams.Wait()
 }
+
+// A detached GET /watch stream holds one goroutine, gets the first counts
+// of its rooms, every change, the heartbeats, and ends at shutdown.
+func TestDetachedWatchers(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	router, b := newTestRouter(t)
+	srv := serveDetaching(t, router, 0)
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+
+	base := runtime.NumGoroutine()
+	const n = 50
+	watchers := make([]*rawStream, n)
+	for i := range watchers {
+		watchers[i] = openRaw(t, addr, "/watch?rooms=a,b", 0)
+		watchers[i].waitLine(t, `data: {"room":"b","people":0,"connections":0}`)
+	}
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine()-base > n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d watchers hold %d goroutines, want one each", n, runtime.NumGoroutine()-base)
+		}
+	}
+	member := openRaw(t, addr, "/rooms/b/events", 0)
+	member.waitLine(t, "data: 1")
+	for _, w := range watchers {
+		w.waitLine(t, `data: {"room":"b","people":1,"connections":1}`)
+	}
+	b.hub.Heartbeat()
+	for _, w := range watchers {
+		w.waitLine(t, ": hb")
+	}
+	if s := b.hub.Stats().Streams; s != n+1 {
+		t.Errorf("%d streams counted, want %d: a watcher counts as a stream, in no room", s, n+1)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range watchers {
+		w.waitEOF(t)
+	}
+	member.waitEOF(t)
+}

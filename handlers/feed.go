@@ -121,6 +121,25 @@ func (b *Broadcaster) offerAll(streams []*detached, next *presence.Update) {
 	}
 }
 
+// attachAlone notes d, a detached stream of GET /watch, which is in no
+// feed, for the shutdown; it reports false once shutting down.
+func (b *Broadcaster) attachAlone(d *detached) bool {
+	b.feedsMu.Lock()
+	defer b.feedsMu.Unlock()
+	if b.feedsShut {
+		return false
+	}
+	b.alone[d] = struct{}{}
+	return true
+}
+
+// detachAlone forgets d (attachAlone).
+func (b *Broadcaster) detachAlone(d *detached) {
+	b.feedsMu.Lock()
+	delete(b.alone, d)
+	b.feedsMu.Unlock()
+}
+
 // cutDetached ends every detached stream, for a shutdown, and refuses new
 // ones.
 func (b *Broadcaster) cutDetached() {
@@ -129,6 +148,9 @@ func (b *Broadcaster) cutDetached() {
 	var all []*detached
 	for _, f := range b.feeds {
 		all = append(all, f.streams...)
+	}
+	for d := range b.alone {
+		all = append(all, d)
 	}
 	b.feedsMu.Unlock()
 	for _, d := range all {

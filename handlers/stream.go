@@ -70,7 +70,7 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		// its connection, the others through their request's context.
 		var d *detached
 		var end func()
-		if watched == nil && detachable(r) {
+		if detachable(r) {
 			d = b.newDetached(room, opts.WriteTimeout, log)
 			end = d.kick
 		} else {
@@ -82,15 +82,26 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		var wt *presence.Watch  // watched before joining, so that a refused watch is never a join and a leave
 		var watchFirst [][]byte
 		if watched != nil {
+			wo := presence.WatchOptions{Members: members, Source: source}
+			if d != nil {
+				wo.Woken = d.woken
+			}
 			var err error
-			if wt, watchFirst, err = b.hub.Watch(watched, presence.WatchOptions{Members: members, Source: source}); err != nil {
+			if wt, watchFirst, err = b.hub.Watch(watched, wo); err != nil {
 				refused(w, m, err)
 				return
 			}
-			defer wt.Close()
+			if d != nil {
+				d.watch = &watchState{wt: wt} // d closes it
+			} else {
+				defer wt.Close()
+			}
 		}
 		st, joined, err := b.hub.JoinAs(room, member, presence.JoinOptions{Members: follow, Source: source, End: end})
 		if err != nil {
+			if d != nil && wt != nil {
+				wt.Close()
+			}
 			refused(w, m, err)
 			return
 		}

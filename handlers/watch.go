@@ -40,12 +40,33 @@ func handleWatch(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logge
 		if b.answeredUnopened(w, r, heads, conn, m) {
 			return
 		}
-		r, end, release := disconnectable(r) // the hub's way to end the stream
-		defer release()
-		wt, first, err := b.hub.Watch(rooms, presence.WatchOptions{Members: members, Alone: true, Source: source, User: memberID(claims, signed), End: end})
+		// The hub's way to end the stream, and with a detached stream its
+		// way to wake it (see handleStream).
+		wo := presence.WatchOptions{Members: members, Alone: true, Source: source, User: memberID(claims, signed)}
+		var d *detached
+		if detachable(r) {
+			d = b.newDetached("", opts.WriteTimeout, log)
+			wo.End, wo.Woken = d.kick, d.woken
+		} else {
+			var release func()
+			r, wo.End, release = disconnectable(r)
+			defer release()
+		}
+		wt, first, err := b.hub.Watch(rooms, wo)
 		if err != nil {
 			refused(w, m, err)
 			return
+		}
+		if d != nil {
+			m.connects.Inc()
+			d.watch = &watchState{wt: wt, alone: true, hb: wt.Heartbeats()}
+			heads.set(w.Header(), true)
+			x := detachment{head: responseHead(w.Header()), first: appendWatched(append([]byte(nil), retry...), first)}
+			if signed {
+				x.expiry = newExpiry(time.Now(), claims.Expires, opts.Identity.leeway())
+			}
+			b.detach(w, r, d, nil, x)
+			return // the stream is d's now
 		}
 		defer wt.Close()
 		m.connects.Inc()
@@ -185,13 +206,7 @@ func (b *Broadcaster) writeWatched(out *streamWriter, wt *presence.Watch) {
 	buf := b.frames.Get().(*[]byte)
 	p, n := (*buf)[:0], 0
 	wt.Drain(func(ev presence.WatchEvent) {
-		p = appendEvent(p, eventPresence, ev.Presence)
-		for _, d := range ev.Joined {
-			p = appendEvent(p, eventJoin, d)
-		}
-		for _, d := range ev.Left {
-			p = appendEvent(p, eventLeave, d)
-		}
+		p = appendWatchEvent(p, ev)
 		n++
 	})
 	if len(p) > 0 {
@@ -200,6 +215,19 @@ func (b *Broadcaster) writeWatched(out *streamWriter, wt *presence.Watch) {
 	}
 	*buf = p
 	b.frames.Put(buf)
+}
+
+// appendWatchEvent appends a watched room's presence event and, with its
+// members, their join and leave events.
+func appendWatchEvent(p []byte, ev presence.WatchEvent) []byte {
+	p = appendEvent(p, eventPresence, ev.Presence)
+	for _, d := range ev.Joined {
+		p = appendEvent(p, eventJoin, d)
+	}
+	for _, d := range ev.Left {
+		p = appendEvent(p, eventLeave, d)
+	}
+	return p
 }
 
 // streamHeaders are the header values of every stream, shared by all of

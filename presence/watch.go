@@ -19,6 +19,7 @@ type Watch struct {
 	hub    *Hub
 	rooms  []followed
 	wake   chan struct{} // cap 1: a pending wake-up
+	woken  func()        // WatchOptions.Woken, called instead of a send on wake
 	alone  bool          // a stream of its own, counted as one (WatchOptions.Alone)
 	source string        // counted against, if alone and sources are bounded
 	once   sync.Once
@@ -62,6 +63,12 @@ type WatchOptions struct {
 	User string
 	// End, if set, ends the watch, as JoinOptions.End does a stream.
 	End func()
+	// Woken, if set, is called instead of a send on Wake's channel each
+	// time the watch has news (or, alone, a heartbeat): for a watcher
+	// with no goroutine of its own waiting. It is called from the hub's
+	// publishing goroutines, possibly at once from several, and must not
+	// block.
+	Woken func()
 }
 
 // WatchEvent is what a watcher is told of one room: Presence is the
@@ -100,7 +107,7 @@ func (h *Hub) Watch(rooms []string, o WatchOptions) (*Watch, [][]byte, error) {
 	if h.maxWatchFrom == 0 {
 		from = ""
 	}
-	w := &Watch{hub: h, rooms: make([]followed, len(rooms)), wake: make(chan struct{}, 1), alone: o.Alone, source: src, user: o.User, endh: endHandle{end: o.End}}
+	w := &Watch{hub: h, rooms: make([]followed, len(rooms)), wake: make(chan struct{}, 1), woken: o.Woken, alone: o.Alone, source: src, user: o.User, endh: endHandle{end: o.End}}
 	counts := make([]Counts, len(rooms))
 	signed := make([]map[string]string, len(rooms))
 
@@ -230,6 +237,10 @@ func (w *Watch) mark(i int32) {
 
 // poke wakes the watcher unless a wake-up is pending.
 func (w *Watch) poke() {
+	if w.woken != nil {
+		w.woken()
+		return
+	}
 	select {
 	case w.wake <- struct{}{}:
 	default:
@@ -238,7 +249,8 @@ func (w *Watch) poke() {
 
 // Drain calls emit with what each room marked since the last Drain has
 // for the watcher: the newest Update of the room, unless it says what the
-// watcher was last told. Call it from the watcher's goroutine only.
+// watcher was last told. Never call it from two goroutines at once: the
+// watcher's own, or under a lock of the watcher's.
 func (w *Watch) Drain(emit func(WatchEvent)) {
 	w.mu.Lock()
 	dirty := w.dirty

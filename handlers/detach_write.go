@@ -1,0 +1,192 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"syscall"
+	"time"
+
+	"github.com/presence/presence/presence"
+)
+
+// How a detached stream is written to: a write that never waits (send),
+// and for what it does not take, a goroutine that waits under the write
+// timeout (drain). See detach.go.
+
+// writeTry is one write that never waits (detached.send): its bytes and
+// results, with the function given to RawConn.Write made once for many
+// writes (a fan-out's), not once per write.
+type writeTry struct {
+	p   []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool
+}
+
+func newWriteTry() *writeTry {
+	w := &writeTry{}
+	w.fn = w.write
+	return w
+}
+
+// write is the write system call of send: it never waits (the socket is
+// non-blocking), and reports done so that RawConn.Write does not wait
+// either.
+func (w *writeTry) write(fd uintptr) bool {
+	w.n = 0
+	for w.n < len(w.p) {
+		n, err := syscall.Write(int(fd), w.p[w.n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			if err != syscall.EAGAIN {
+				w.err = err
+			}
+			return true
+		}
+		w.n += n
+	}
+	return true
+}
+
+// offer brings the stream up to next, unless a drain goroutine owns its
+// writes (it catches up itself when it is done) or it is closed. scratch
+// is a buffer the caller lends for the frame; the write either takes
+// all of it or copies the rest. It reports whether it wrote a count event.
+func (d *detached) offer(next *presence.Update, scratch []byte, w *writeTry) (delivered bool, _ []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.busy || d.closed || next == d.fs.cur {
+		return false, scratch
+	}
+	p, seq, wrote := d.b.catchUp(scratch[:0], &d.fs, next)
+	if len(p) > 0 {
+		d.send(p, seq, w)
+	}
+	return wrote && !d.closed, p
+}
+
+// send writes p without waiting, under d.mu, with w; what the socket does
+// not take goes to a drain goroutine. seq is the publish p delivers, 0 if
+// none.
+func (d *detached) send(p []byte, seq uint64, w *writeTry) {
+	w.p, w.err = p, nil
+	err := d.raw.Write(w.fn)
+	n := w.n
+	if err == nil {
+		err = w.err
+	}
+	w.p, w.err = nil, nil
+	switch {
+	case n == len(p):
+		if seq != 0 {
+			d.st.Delivered(seq)
+		}
+	case err == nil || errors.Is(err, syscall.EAGAIN):
+		d.busy = true
+		d.pending = append(make([]byte, 0, len(p)-n), p[n:]...)
+		d.pendSeq = seq
+		go d.drain()
+	default:
+		// The connection is gone; run sees it too and ends the stream.
+		d.closed = true
+		if errors.Is(err, syscall.ETIMEDOUT) && d.reason == "" {
+			d.reason = reasonEvicted
+		}
+		d.conn.Close()
+	}
+}
+
+// drain writes what the socket did not take, under the write timeout, and
+// then whatever the stream fell behind by, until it is caught up; then the
+// feed writes to it again. A write that stalls for the whole timeout cuts
+// the stream as evicted.
+func (d *detached) drain() {
+	for {
+		d.mu.Lock()
+		p, seq := d.pending, d.pendSeq
+		d.mu.Unlock()
+		deadline := time.Now().Add(d.timeout)
+		_ = d.conn.SetWriteDeadline(deadline)
+		_, err := d.conn.Write(p)
+		if err != nil {
+			if !time.Now().Before(deadline) {
+				d.log.Debug("stream evicted: write stalled", "room", d.room, "err", err)
+				d.cut(reasonEvicted)
+			} else {
+				d.cut("") // the client went, or the kernel gave up on it: finish tells
+			}
+			return
+		}
+		_ = d.conn.SetWriteDeadline(time.Time{})
+		if seq != 0 {
+			d.st.Delivered(seq)
+		}
+		d.mu.Lock()
+		if d.closed {
+			d.mu.Unlock()
+			return
+		}
+		p, seq = p[:0], 0
+		if d.st != nil {
+			var wrote bool
+			p, seq, wrote = d.b.catchUp(p, &d.fs, d.st.Latest())
+			if wrote {
+				d.b.metrics.deliveries.Inc()
+			}
+		}
+		if d.watch != nil {
+			p = d.appendWatch(p)
+		}
+		if d.warnOwe {
+			p, d.warnOwe = append(p, d.signed.expiry.event...), false
+		}
+		if len(p) == 0 {
+			d.busy, d.pending, d.pendSeq = false, nil, 0
+			d.mu.Unlock()
+			return
+		}
+		d.pending, d.pendSeq = p, seq
+		d.mu.Unlock()
+	}
+}
+
+// warn sends the token-expiring event, on the expiry's timer.
+func (d *detached) warn() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.closed:
+	case d.busy:
+		d.warnOwe = true
+	default:
+		d.send(d.signed.expiry.event, 0, newWriteTry())
+	}
+}
+
+// responseHead is the HTTP/1.1 response head of a detached stream: what
+// net/http would have written for it (status, the handler's headers, Date,
+// and Connection: close, since the body ends with the connection).
+func responseHead(h http.Header) []byte {
+	var buf headBuffer
+	buf.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = h.WriteSubset(&buf, map[string]bool{"Transfer-Encoding": true, "Date": true, "Connection": true})
+	buf.WriteString("Date: ")
+	buf.b = time.Now().UTC().AppendFormat(buf.b, http.TimeFormat)
+	buf.WriteString("\r\nConnection: close\r\n\r\n")
+	return buf.b
+}
+
+// headBuffer is a bytes.Buffer of the few methods Header.WriteSubset needs.
+type headBuffer struct{ b []byte }
+
+func (h *headBuffer) Write(p []byte) (int, error) {
+	h.b = append(h.b, p...)
+	return len(p), nil
+}
+
+func (h *headBuffer) WriteString(s string) (int, error) {
+	h.b = append(h.b, s...)
+	return len(s), nil
+}
