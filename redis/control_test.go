@@ -25,20 +25,20 @@ func TestAnnounceReachesTheOtherNodes(t *testing.T) {
 		defer n.mu.Unlock()
 		return slices.Clone(n.told)
 	}
-	took := waitFor(t, time.Second, "b and c told", func() bool { return len(heard(b)) == 1 && len(heard(c)) == 1 })
+	// A node may be told of a block again by a resync, which reads the
+	// blocks in force: what counts is who is told, not how often.
+	room := presence.Disconnect{Room: "r"}
+	took := waitFor(t, time.Second, "b and c told", func() bool { return slices.Contains(heard(b), d) && slices.Contains(heard(c), d) })
 	t.Logf("told %v after the announce", took.Round(time.Millisecond))
-	if got := heard(b)[0]; got != d {
-		t.Errorf("b heard %+v, want %+v", got, d)
-	}
-	if err := c.Announce(context.Background(), presence.Disconnect{Room: "r"}); err != nil {
+	if err := c.Announce(context.Background(), room); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Second, "a and b told of the room", func() bool { return len(heard(a)) == 1 && len(heard(b)) == 2 })
-	if got := heard(a)[0]; got != (presence.Disconnect{Room: "r"}) {
-		t.Errorf("a heard %+v, want the room's disconnect", got)
+	waitFor(t, time.Second, "a and b told of the room", func() bool { return slices.Contains(heard(a), room) && slices.Contains(heard(b), room) })
+	if slices.Contains(heard(a), d) {
+		t.Errorf("a heard its own disconnect back: %+v", heard(a))
 	}
-	if n := len(heard(c)); n != 1 {
-		t.Errorf("c heard %d disconnects, want a's alone, not its own back", n)
+	if slices.Contains(heard(c), room) {
+		t.Errorf("c heard its own disconnect back: %+v", heard(c))
 	}
 }
 
