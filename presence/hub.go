@@ -21,6 +21,7 @@ type Hub struct {
 	maxSource    int
 	maxGraceFrom int
 	maxWatchFrom int
+	onPresence   func(room string, m Member, arrived bool) // HubOptions.OnPresence, never nil
 
 	mu      sync.Mutex
 	rooms   map[string]*room
@@ -105,6 +106,9 @@ func NewHub(backend Backend, opts HubOptions) (*Hub, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	if opts.OnPresence == nil {
+		opts.OnPresence = func(string, Member, bool) {}
+	}
 	return &Hub{
 		backend:      backend,
 		window:       opts.Window,
@@ -115,6 +119,7 @@ func NewHub(backend Backend, opts HubOptions) (*Hub, error) {
 		maxSource:    opts.MaxPerSource,
 		maxGraceFrom: opts.MaxGracePerSource,
 		maxWatchFrom: opts.MaxWatchRoomsPerSource,
+		onPresence:   opts.OnPresence,
 		watchFrom:    make(map[string]int),
 		graceFrom:    make(map[string]int),
 		rooms:        make(map[string]*room),
@@ -160,6 +165,7 @@ func (s *Stream) Leave() {
 // drops r if no one of this node is left in it.
 func (h *Hub) leftLocked(r *room, m Member) {
 	r.setCounts(h.backend.Leave(r.name, m))
+	h.onPresence(r.name, m, false)
 	if r.empty() {
 		if h.rooms[r.name] == r {
 			h.dropLocked(r)
