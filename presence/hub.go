@@ -21,7 +21,7 @@ type Hub struct {
 	maxSource    int
 	maxGraceFrom int
 	maxWatchFrom int
-	onPresence   func(room string, m Member, arrived bool) // HubOptions.OnPresence, never nil
+	observer     Observer // HubOptions.Observer, never nil
 
 	mu      sync.Mutex
 	rooms   map[string]*room
@@ -106,8 +106,8 @@ func NewHub(backend Backend, opts HubOptions) (*Hub, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	if opts.OnPresence == nil {
-		opts.OnPresence = func(string, Member, bool) {}
+	if opts.Observer == nil {
+		opts.Observer = noObserver{}
 	}
 	return &Hub{
 		backend:      backend,
@@ -119,7 +119,7 @@ func NewHub(backend Backend, opts HubOptions) (*Hub, error) {
 		maxSource:    opts.MaxPerSource,
 		maxGraceFrom: opts.MaxGracePerSource,
 		maxWatchFrom: opts.MaxWatchRoomsPerSource,
-		onPresence:   opts.OnPresence,
+		observer:     opts.Observer,
 		watchFrom:    make(map[string]int),
 		graceFrom:    make(map[string]int),
 		rooms:        make(map[string]*room),
@@ -165,7 +165,7 @@ func (s *Stream) Leave() {
 // drops r if no one of this node is left in it.
 func (h *Hub) leftLocked(r *room, m Member) {
 	r.setCounts(h.backend.Leave(r.name, m))
-	h.onPresence(r.name, m, false)
+	h.observer.Observe(r.name, m, false)
 	if r.empty() {
 		if h.rooms[r.name] == r {
 			h.dropLocked(r)
@@ -304,3 +304,8 @@ func (h *Hub) Close() <-chan struct{} {
 	}
 	return h.drained
 }
+
+// noObserver is the Observer of a hub that has none.
+type noObserver struct{}
+
+func (noObserver) Observe(string, Member, bool) {}

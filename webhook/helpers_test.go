@@ -146,7 +146,7 @@ func start(t *testing.T, o Options, hubOpts presence.HubOptions) (*Notifier, *pr
 	if err != nil {
 		t.Fatal(err)
 	}
-	hubOpts.OnPresence = n.Observe
+	hubOpts.Observer = n
 	hub, err := presence.NewHub(presence.NewMemory(), hubOpts)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,7 @@
 // POSTs of room_occupied, room_vacated, member_joined and member_left, in
 // batches, delivered at least once and in order per room. It is an HTTP
 // client and knows nothing of the service's handlers: the hub tells it of
-// every arrival and leave (Observe, presence.HubOptions.OnPresence), and
+// every arrival and leave (Observe, as the presence.Observer of the hub), and
 // one goroutine (Run) owns the rest.
 //
 // A change is told once it has held for Options.Settle, so that someone who
@@ -77,7 +77,7 @@ func New(opts Options) (*Notifier, error) {
 }
 
 // Observe is told every stream arriving in or leaving a room of this node
-// (presence.HubOptions.OnPresence). It is quick and never blocks: the hub
+// (presence.Observer). It is quick and never blocks: the hub
 // calls it under its lock.
 func (n *Notifier) Observe(room string, m presence.Member, arrived bool) {
 	if !n.set.wanted(room) {

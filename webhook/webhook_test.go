@@ -74,6 +74,8 @@ func TestFailedDeliveriesRetried(t *testing.T) {
 	if got[0].Name != "room_occupied" || got[1].Name != "member_joined" {
 		t.Fatalf("events %v", got)
 	}
+	// The receiver has the events before the notifier hears its answer.
+	waitMetric(t, reg, "events_sent_total", 2)
 	if f := metric(t, reg, "requests_failed_total"); f < 2 {
 		t.Errorf("failed %v, want 2 or more", f)
 	}
@@ -100,13 +102,7 @@ func TestQueueBoundDropsOldest(t *testing.T) {
 		rooms = append(rooms, fmt.Sprintf("r%02d", i))
 		join(t, hub, rooms[i], presence.Member{})
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for metric(t, reg, "events_dropped_total") < 2*bound && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if d := metric(t, reg, "events_dropped_total"); d != 2*bound {
-		t.Fatalf("dropped %v, want %d", d, 2*bound)
-	}
+	waitMetric(t, reg, "events_dropped_total", 2*bound)
 	rcv.setStatus(0)
 	got := rcv.waitEvents(bound, 5*time.Second)
 	for i, e := range got {
@@ -127,17 +123,21 @@ func TestReceiverDownThenBack(t *testing.T) {
 	rcv.setStatus(http.StatusBadGateway)
 	_, hub := start(t, Options{URL: rcv.srv.URL}, hubOptions(0))
 	var want []Event
+	for i := range 3 { // someone stays in each room
+		room := fmt.Sprintf("room-%d", i)
+		join(t, hub, room, presence.Member{})
+		want = append(want, Event{Name: "room_occupied", Room: room})
+	}
+	var last *presence.Stream
 	for i := range 20 {
 		room := fmt.Sprintf("room-%d", i%3)
-		st := join(t, hub, room, user(fmt.Sprint("u", i), ""))
-		if i < 3 {
-			want = append(want, Event{Name: "room_occupied", Room: room})
+		if i%4 == 3 { // the one who came a second ago goes
+			last.Leave()
+			prev := fmt.Sprintf("room-%d", (i-1)%3)
+			want = append(want, Event{Name: "member_left", Room: prev, UserID: fmt.Sprint("u", i-1)})
 		}
+		last = join(t, hub, room, user(fmt.Sprint("u", i), ""))
 		want = append(want, Event{Name: "member_joined", Room: room, UserID: fmt.Sprint("u", i)})
-		if i%4 == 3 {
-			st.Leave()
-			want = append(want, Event{Name: "member_left", Room: room, UserID: fmt.Sprint("u", i)})
-		}
 		time.Sleep(time.Second) // events spread over the outage
 	}
 	rcv.setStatus(0)
@@ -191,4 +191,16 @@ func metric(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no metric presence_webhook_%s", name)
 	return 0
+}
+
+// waitMetric waits until presence_webhook_<name> is want.
+func waitMetric(t *testing.T, reg *prometheus.Registry, name string, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for metric(t, reg, name) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is %v, want %v", name, metric(t, reg, name), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

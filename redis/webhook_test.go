@@ -1,0 +1,96 @@
+package redis
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/presence/presence/internal/redistest"
+	"github.com/presence/presence/presence"
+)
+
+func occupied(room string, arrived bool) presence.Transition {
+	return presence.Transition{Room: room, Arrived: arrived}
+}
+
+func person(room, id string, arrived bool) presence.Transition {
+	return presence.Transition{Room: room, Member: presence.MemberInfo{ID: id, Name: "N" + id}, Arrived: arrived}
+}
+
+func claim(t *testing.T, n *testNode, ts ...presence.Transition) []bool {
+	t.Helper()
+	got, err := n.Claim(context.Background(), ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// A room and a person held by two nodes: the first to arrive and the last
+// to leave tell, once each.
+func TestClaimOncePerCluster(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := startNode(t, srv, "a"), startNode(t, srv, "b")
+	ctx := context.Background()
+	if got := claim(t, a, occupied("r", true), person("r", "u:x", true)); !slices.Equal(got, []bool{true, true}) {
+		t.Fatalf("a's arrival: %v, want both told", got)
+	}
+	if got := claim(t, b, occupied("r", true), person("r", "u:x", true)); !slices.Equal(got, []bool{false, false}) {
+		t.Fatalf("b's arrival: %v, want neither (a told them)", got)
+	}
+	if got := claim(t, b, occupied("r", true)); !slices.Equal(got, []bool{false}) {
+		t.Fatalf("b's arrival again: %v, want nothing (it holds it)", got)
+	}
+	if got := claim(t, a, person("r", "u:x", false), occupied("r", false)); !slices.Equal(got, []bool{false, false}) {
+		t.Fatalf("a leaves: %v, want neither (b still holds both)", got)
+	}
+	if got := claim(t, b, person("r", "u:x", false), occupied("r", false)); !slices.Equal(got, []bool{true, true}) {
+		t.Fatalf("b leaves last: %v, want both told", got)
+	}
+	if orphans, err := a.Orphans(ctx); err != nil || len(orphans) != 0 {
+		t.Fatalf("orphans of live nodes: %v, %v", orphans, err)
+	}
+	if keys, _ := srv.Do("KEYS", "presence:wh:room:*"); keys != "" {
+		t.Errorf("room keys left: %q", keys)
+	}
+}
+
+// A node that dies holding a room alone: another node ends what it held,
+// once, members first.
+func TestOrphansOfDeadNode(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b, c := startNode(t, srv, "a"), startNode(t, srv, "b"), startNode(t, srv, "c")
+	claim(t, a, occupied("r", true), person("r", "u:x", true), person("r", "u:y", true), occupied("s", true))
+	claim(t, b, occupied("s", true))
+	a.crash()
+	var got []presence.Transition
+	waitFor(t, 3*testTimeout, "a's claims to end", func() bool {
+		for _, n := range []*testNode{b, c} {
+			ts, err := n.Orphans(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, ts...)
+		}
+		return len(got) > 0
+	})
+	time.Sleep(testTimeout / 2) // the other node's sweep, if it were to tell again
+	for _, n := range []*testNode{b, c} {
+		ts, _ := n.Orphans(context.Background())
+		got = append(got, ts...)
+	}
+	slices.SortStableFunc(got[:2], func(x, y presence.Transition) int { return cmp.Compare(x.Member.ID, y.Member.ID) })
+	want := []presence.Transition{
+		{Room: "r", Member: presence.MemberInfo{ID: "u:x", Name: "Nu:x"}},
+		{Room: "r", Member: presence.MemberInfo{ID: "u:y", Name: "Nu:y"}},
+		{Room: "r"},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("orphans %v, want %v (s stays: b holds it)", got, want)
+	}
+	if got := claim(t, b, occupied("s", false)); !slices.Equal(got, []bool{true}) {
+		t.Fatalf("b leaving s after a died: %v, want told", got)
+	}
+}
