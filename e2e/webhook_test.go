@@ -1,0 +1,178 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/presence/presence/internal/redistest"
+	"github.com/presence/presence/webhook"
+)
+
+const hookSecret = "the-receiver-s-own-secret"
+
+// hookReceiver is a backend's webhook endpoint: it checks every request as
+// a receiver should (signature, timestamp, batch id), answers the first
+// fail requests 500, and keeps the events of the batches it accepted, once
+// per batch id.
+type hookReceiver struct {
+	t   *testing.T
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	fail     int
+	requests int
+	ids      map[string]bool
+	events   []webhook.Event
+}
+
+func newHookReceiver(t *testing.T, fail int) *hookReceiver {
+	r := &hookReceiver{t: t, fail: fail, ids: make(map[string]bool)}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			return
+		}
+		var b webhook.Body
+		if !webhook.Verify(body, req.Header.Get(webhook.SignatureHeader), hookSecret) {
+			t.Errorf("a request with a wrong signature: %q", req.Header.Get(webhook.SignatureHeader))
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		if err := json.Unmarshal(body, &b); err != nil || req.Header.Get(webhook.TimestampHeader) != fmt.Sprint(b.TimeMS) ||
+			time.Since(time.UnixMilli(b.TimeMS)).Abs() > 5*time.Second || req.Header.Get(webhook.BatchHeader) != b.ID {
+			t.Errorf("a request with a bad body or headers: %v %v %s", err, req.Header, body)
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.requests++
+		if r.requests <= r.fail {
+			http.Error(w, "not now", http.StatusInternalServerError)
+			return
+		}
+		if !r.ids[b.ID] {
+			r.ids[b.ID] = true
+			r.events = append(r.events, b.Events...)
+		}
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *hookReceiver) got() []webhook.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.events)
+}
+
+// waitEvents waits for n events and returns them.
+func (r *hookReceiver) waitEvents(t *testing.T, timeout time.Duration, n int) []webhook.Event {
+	t.Helper()
+	waitUntil(t, timeout, fmt.Sprintf("%d webhook events", n), func() bool { return len(r.got()) >= n })
+	return r.got()
+}
+
+func (r *hookReceiver) args() []string {
+	return []string{"--webhook-url", r.srv.URL, "--webhook-secret", hookSecret}
+}
+
+func ev(name, room, user, userName string) webhook.Event {
+	return webhook.Event{Name: name, Room: room, UserID: user, UserName: userName}
+}
+
+// One node: signed requests, the first answered 500 and retried; someone
+// who comes and goes within the grace is never mentioned; someone who
+// stays is, and their leave after the grace.
+func TestWebhooksSignedRetriedAndSettled(t *testing.T) {
+	t.Parallel()
+	rcv := newHookReceiver(t, 2)
+	const grace = 500 * time.Millisecond
+	s := startServer(t, append(rcv.args(), "--token-secret", testSecret, "--grace", grace.String())...)
+	alice := dial(t, s, "/rooms/support/events?token="+token(t, testSecret, "alice", "Alice", nil))
+	aliceAt := time.Now()
+	alice.waitCount(t, 1)
+	for range 3 { // passers-by, signed in and not, within the grace
+		bob := dial(t, s, "/rooms/support/events?token="+token(t, testSecret, "bob", "Bob", nil))
+		anon := dial(t, s, "/rooms/quick/events")
+		bob.waitCount(t, 2)
+		anon.waitCount(t, 1)
+		bob.Close()
+		anon.Close()
+	}
+	// Two failures: tries at 1 s and 3 s, then delivered.
+	want := []webhook.Event{ev("room_occupied", "support", "", ""), ev("member_joined", "support", "alice", "Alice")}
+	if got := rcv.waitEvents(t, 10*time.Second, 2); !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+	time.Sleep(time.Until(aliceAt.Add(grace))) // alice earns her grace
+	alice.Close()
+	want = append(want, ev("member_left", "support", "alice", "Alice"), ev("room_vacated", "support", "", ""))
+	got := rcv.waitEvents(t, 10*time.Second, 4)
+	time.Sleep(2 * grace) // a wait for an absence: nothing else comes
+	if got = rcv.got(); !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+}
+
+// Three nodes on one Redis: a room spread over them is occupied and
+// vacated once; kill -9 of the node with the last person of a room gives
+// one member_left and one room_vacated, from another node.
+func TestWebhooksThreeNodesOncePerCluster(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rcv := newHookReceiver(t, 0)
+	var nodes []*testServer
+	for _, id := range []string{"n1", "n2", "n3"} {
+		nodes = append(nodes, startServer(t, append(rcv.args(), "--redis-url", srv.URL(), "--node-id", id,
+			"--token-secret", testSecret, "--grace", "200ms")...))
+	}
+	tok := func(sub, name string) string { return "?token=" + token(t, testSecret, sub, name, nil) }
+	a := dial(t, nodes[0], "/rooms/spread/events"+tok("ann", "Ann"))
+	a2 := dial(t, nodes[1], "/rooms/spread/events"+tok("ann", "Ann")) // Ann on two nodes
+	b := dial(t, nodes[1], "/rooms/spread/events"+tok("ben", "Ben"))
+	c := dial(t, nodes[2], "/rooms/spread/events")
+	waitAllCount(t, 5*time.Second, 3, []*sseClient{a, a2, b, c})
+	got := rcv.waitEvents(t, 10*time.Second, 3)
+	time.Sleep(time.Second) // a wait for an absence: no node tells it again
+	for _, c := range []*sseClient{a, a2, b, c} {
+		c.Close()
+	}
+	got = rcv.waitEvents(t, 10*time.Second, 6)
+	time.Sleep(time.Second)
+	got = rcv.got()
+	count := func(e webhook.Event) int {
+		return len(slices.DeleteFunc(slices.Clone(got), func(x webhook.Event) bool { return x != e }))
+	}
+	for _, e := range []webhook.Event{
+		ev("room_occupied", "spread", "", ""), ev("member_joined", "spread", "ann", "Ann"), ev("member_joined", "spread", "ben", "Ben"),
+		ev("member_left", "spread", "ann", "Ann"), ev("member_left", "spread", "ben", "Ben"), ev("room_vacated", "spread", "", ""),
+	} {
+		if n := count(e); n != 1 {
+			t.Errorf("%v told %d times, want once: %v", e, n, got)
+		}
+	}
+	if len(got) != 6 {
+		t.Fatalf("events %v, want 6", got)
+	}
+
+	// Cleo on n3 is the last person of "doomed": n3 is killed.
+	dial(t, nodes[2], "/rooms/doomed/events"+tok("cleo", "Cleo")).waitCount(t, 1)
+	got = rcv.waitEvents(t, 10*time.Second, 8)
+	nodes[2].kill()
+	killed := time.Now()
+	got = rcv.waitEvents(t, 15*time.Second, 10)
+	took := time.Since(killed)
+	time.Sleep(2 * time.Second) // n1 and n2 both look for dead nodes: one tells
+	got = rcv.got()
+	want := []webhook.Event{ev("member_left", "doomed", "cleo", "Cleo"), ev("room_vacated", "doomed", "", "")}
+	if len(got) != 10 || !slices.Equal(got[8:], want) {
+		t.Fatalf("after kill -9: %v, want %v once", got[6:], want)
+	}
+	t.Logf("told %v after kill -9 (node timeout 3s)", took.Round(time.Millisecond))
+}
