@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,11 +30,12 @@ type hookReceiver struct {
 	fail     int
 	requests int
 	ids      map[string]bool
+	seqs     map[uint64]bool
 	events   []webhook.Event
 }
 
 func newHookReceiver(t *testing.T, fail int) *hookReceiver {
-	r := &hookReceiver{t: t, fail: fail, ids: make(map[string]bool)}
+	r := &hookReceiver{t: t, fail: fail, ids: make(map[string]bool), seqs: make(map[uint64]bool)}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, err := io.ReadAll(req.Body)
 		if err != nil {
@@ -58,6 +60,12 @@ func newHookReceiver(t *testing.T, fail int) *hookReceiver {
 		}
 		if !r.ids[b.ID] {
 			r.ids[b.ID] = true
+			for _, e := range b.Events {
+				if r.seqs[e.Seq] || e.Seq == 0 {
+					t.Errorf("event %v: its number is 0 or told before", e)
+				}
+				r.seqs[e.Seq] = true
+			}
 			r.events = append(r.events, b.Events...)
 		}
 	}))
@@ -65,10 +73,33 @@ func newHookReceiver(t *testing.T, fail int) *hookReceiver {
 	return r
 }
 
+// got returns the events accepted so far, in order, without their numbers.
 func (r *hookReceiver) got() []webhook.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return slices.Clone(r.events)
+	out := slices.Clone(r.events)
+	for i := range out {
+		out[i].Seq = 0
+	}
+	return out
+}
+
+// inOrder returns room's events sorted by their numbers, as a receiver of
+// a cluster orders them, without the numbers.
+func (r *hookReceiver) inOrder(room string) []webhook.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []webhook.Event
+	for _, e := range r.events {
+		if e.Room == room {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b webhook.Event) int { return cmp.Compare(a.Seq, b.Seq) })
+	for i := range out {
+		out[i].Seq = 0
+	}
+	return out
 }
 
 // waitEvents waits for n events and returns them.
@@ -159,6 +190,10 @@ func TestWebhooksThreeNodesOncePerCluster(t *testing.T) {
 	}
 	if len(got) != 6 {
 		t.Fatalf("events %v, want 6", got)
+	}
+	// Told by different nodes, in order by their numbers.
+	if o := rcv.inOrder("spread"); o[0].Name != "room_occupied" || o[5].Name != "room_vacated" {
+		t.Errorf("spread's events by their numbers: %v, want occupied first and vacated last", o)
 	}
 
 	// Cleo on n3 is the last person of "doomed": n3 is killed.

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -24,13 +25,16 @@ const (
 	whHolders    = "presence:wh:holders"
 	whHeldPrefix = "presence:wh:held:" // + holder
 	whRoomPrefix = "presence:wh:room:" // + room
+	whSeq        = "presence:wh:seq"   // the number of the last transition told
 	// claimChunk bounds the transitions of one script call.
 	claimChunk = 1000
 )
 
-// claimScript records a holder's transitions and returns, for each, 1 if
-// it is the cluster's. KEYS: holders set, the holder's hash. ARGV: holder,
-// room prefix, then (room, person, name, arrived 1/0) for each.
+// claimScript records a holder's transitions and returns, for each, its
+// number in the cluster's order of transitions told if it is the
+// cluster's, else 0. KEYS: holders set, the holder's hash, the sequence.
+// ARGV: holder, room prefix, then (room, person, name, arrived 1/0) for
+// each.
 var claimScript = goredis.NewScript(`
 redis.call('SADD', KEYS[1], ARGV[1])
 local out = {}
@@ -46,6 +50,7 @@ for i = 3, #ARGV, 4 do
     if n <= 0 then redis.call('HDEL', k, who) end
     if n == 0 then won = 1 end
   end
+  if won == 1 then won = redis.call('INCR', KEYS[3]) end
   out[#out + 1] = won
 end
 return out
@@ -53,9 +58,10 @@ return out
 
 // orphanScript ends what dead holders hold: holders whose node is not in
 // the live node set, and this node's own earlier incarnations. It returns
-// (room, person, name) of each transition the caller is the one to tell:
-// every person first, then the rooms, so that no member is told of in an
-// empty room. KEYS: holders set, node set. ARGV: room prefix, held prefix,
+// (room, person, name, number in the cluster's order) of each transition
+// the caller is the one to tell: every person first, then the rooms, so
+// that no member is told of in an empty room. KEYS: holders set, node set,
+// the sequence. ARGV: room prefix, held prefix,
 // this holder, this node id.
 var orphanScript = goredis.NewScript(luaNow + `
 local out = {}
@@ -85,6 +91,7 @@ for _, h in ipairs(redis.call('SMEMBERS', KEYS[1])) do
             out[#out + 1] = room
             out[#out + 1] = who
             out[#out + 1] = entries[i + 1]
+            out[#out + 1] = tostring(redis.call('INCR', KEYS[3]))
           end
         end
       end
@@ -99,10 +106,11 @@ return out
 // holder is this node's name among the claims.
 func (b *Backend) holder() string { return b.id + "\t" + b.inc }
 
-// Claim records this node's transitions, in order, and reports for each
-// whether it is the cluster's to tell: see webhook.Arbiter.
-func (b *Backend) Claim(ctx context.Context, ts []presence.Transition) ([]bool, error) {
-	out := make([]bool, 0, len(ts))
+// Claim records this node's transitions, in order, and returns for each
+// its number in the cluster's order if it is this node's to tell, else 0:
+// see webhook.Arbiter.
+func (b *Backend) Claim(ctx context.Context, ts []presence.Transition) ([]uint64, error) {
+	out := make([]uint64, 0, len(ts))
 	for len(ts) > 0 {
 		chunk := ts[:min(len(ts), claimChunk)]
 		ts = ts[len(chunk):]
@@ -113,7 +121,7 @@ func (b *Backend) Claim(ctx context.Context, ts []presence.Transition) ([]bool, 
 		}
 		b.stats.commands.Add(1)
 		cctx, cancel := context.WithTimeout(ctx, opTimeout)
-		res, err := claimScript.Run(cctx, b.rdb, []string{whHolders, whHeldPrefix + b.holder()}, args...).Int64Slice()
+		res, err := claimScript.Run(cctx, b.rdb, []string{whHolders, whHeldPrefix + b.holder(), whSeq}, args...).Int64Slice()
 		cancel()
 		if err == nil && len(res) != len(chunk) {
 			err = fmt.Errorf("%d results for %d transitions", len(res), len(chunk))
@@ -122,27 +130,33 @@ func (b *Backend) Claim(ctx context.Context, ts []presence.Transition) ([]bool, 
 			b.stats.errs.Add(1)
 			return nil, fmt.Errorf("claim webhook transitions: %w", err)
 		}
-		for _, won := range res {
-			out = append(out, won == 1)
+		for _, seq := range res {
+			out = append(out, uint64(max(seq, 0)))
 		}
 	}
 	return out, nil
 }
 
 // Orphans ends the claims of dead nodes and returns the transitions this
-// node is the one to tell: see webhook.Arbiter.
-func (b *Backend) Orphans(ctx context.Context) ([]presence.Transition, error) {
+// node is the one to tell, with their numbers: see webhook.Arbiter.
+func (b *Backend) Orphans(ctx context.Context) ([]presence.Transition, []uint64, error) {
 	b.stats.commands.Add(1)
 	cctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	res, err := orphanScript.Run(cctx, b.rdb, []string{whHolders, nodesKey}, whRoomPrefix, whHeldPrefix, b.holder(), b.id).StringSlice()
+	res, err := orphanScript.Run(cctx, b.rdb, []string{whHolders, nodesKey, whSeq}, whRoomPrefix, whHeldPrefix, b.holder(), b.id).StringSlice()
 	if err != nil {
 		b.stats.errs.Add(1)
-		return nil, fmt.Errorf("end dead nodes' webhook claims: %w", err)
+		return nil, nil, fmt.Errorf("end dead nodes' webhook claims: %w", err)
 	}
 	var out []presence.Transition
-	for i := 0; i+2 < len(res); i += 3 {
+	var seqs []uint64
+	for i := 0; i+3 < len(res); i += 4 {
+		seq, err := strconv.ParseUint(res[i+3], 10, 64)
+		if err != nil {
+			return nil, nil, fmt.Errorf("end dead nodes' webhook claims: %w", err)
+		}
 		out = append(out, presence.Transition{Room: res[i], Member: presence.MemberInfo{ID: res[i+1], Name: res[i+2]}})
+		seqs = append(seqs, seq)
 	}
-	return out, nil
+	return out, seqs, nil
 }

@@ -19,13 +19,23 @@ func person(room, id string, arrived bool) presence.Transition {
 	return presence.Transition{Room: room, Member: presence.MemberInfo{ID: id, Name: "N" + id}, Arrived: arrived}
 }
 
+// claim has n claim ts and returns which are n's to tell, checking that
+// their numbers increase.
 func claim(t *testing.T, n *testNode, ts ...presence.Transition) []bool {
 	t.Helper()
-	got, err := n.Claim(context.Background(), ts)
+	seqs, err := n.Claim(context.Background(), ts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return got
+	var last uint64
+	ours := make([]bool, len(seqs))
+	for i, s := range seqs {
+		if s > 0 && s <= last {
+			t.Fatalf("numbers %v do not increase", seqs)
+		}
+		last, ours[i] = max(last, s), s > 0
+	}
+	return ours
 }
 
 // A room and a person held by two nodes: the first to arrive and the last
@@ -49,7 +59,7 @@ func TestClaimOncePerCluster(t *testing.T) {
 	if got := claim(t, b, person("r", "u:x", false), occupied("r", false)); !slices.Equal(got, []bool{true, true}) {
 		t.Fatalf("b leaves last: %v, want both told", got)
 	}
-	if orphans, err := a.Orphans(ctx); err != nil || len(orphans) != 0 {
+	if orphans, _, err := a.Orphans(ctx); err != nil || len(orphans) != 0 {
 		t.Fatalf("orphans of live nodes: %v, %v", orphans, err)
 	}
 	if keys, _ := srv.Do("KEYS", "presence:wh:room:*"); keys != "" {
@@ -68,9 +78,9 @@ func TestOrphansOfDeadNode(t *testing.T) {
 	var got []presence.Transition
 	waitFor(t, 3*testTimeout, "a's claims to end", func() bool {
 		for _, n := range []*testNode{b, c} {
-			ts, err := n.Orphans(context.Background())
-			if err != nil {
-				t.Fatal(err)
+			ts, seqs, err := n.Orphans(context.Background())
+			if err != nil || len(seqs) != len(ts) {
+				t.Fatal(err, seqs)
 			}
 			got = append(got, ts...)
 		}
@@ -78,7 +88,7 @@ func TestOrphansOfDeadNode(t *testing.T) {
 	})
 	time.Sleep(testTimeout / 2) // the other node's sweep, if it were to tell again
 	for _, n := range []*testNode{b, c} {
-		ts, _ := n.Orphans(context.Background())
+		ts, _, _ := n.Orphans(context.Background())
 		got = append(got, ts...)
 	}
 	slices.SortStableFunc(got[:2], func(x, y presence.Transition) int { return cmp.Compare(x.Member.ID, y.Member.ID) })

@@ -31,6 +31,7 @@ type receiver struct {
 	batches  []Body
 	ids      map[string]bool // batch ids accepted
 	requests int
+	seq      uint64        // of the last event accepted
 	changed  chan struct{} // closed and replaced at every request
 }
 
@@ -77,6 +78,12 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	if !r.ids[b.ID] { // a receiver drops a batch it has
 		r.ids[b.ID] = true
+		for _, e := range b.Events {
+			if e.Seq <= r.seq {
+				r.t.Errorf("event %v after seq %d: numbers must increase", e, r.seq)
+			}
+			r.seq = e.Seq
+		}
 		r.batches = append(r.batches, b)
 	}
 }
@@ -87,13 +94,17 @@ func (r *receiver) setStatus(s int) {
 	r.status = s
 }
 
-// events returns every event accepted so far, in order.
+// events returns every event accepted so far, in order, without their
+// numbers (checked as they come).
 func (r *receiver) events() []Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []Event
 	for _, b := range r.batches {
-		out = append(out, b.Events...)
+		for _, e := range b.Events {
+			e.Seq = 0
+			out = append(out, e)
+		}
 	}
 	return out
 }

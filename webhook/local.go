@@ -130,9 +130,9 @@ func (l *local) next() (time.Time, bool) {
 	return time.Time{}, false
 }
 
-// eventOf is the webhook event of a transition.
-func eventOf(t presence.Transition) Event {
-	e := Event{Room: t.Room}
+// eventOf is the webhook event of a transition, numbered seq.
+func eventOf(t presence.Transition, seq uint64) Event {
+	e := Event{Room: t.Room, Seq: seq}
 	switch {
 	case t.Member.ID == "" && t.Arrived:
 		e.Name = "room_occupied"

@@ -61,14 +61,16 @@ type Options struct {
 // Arbiter is a store shared by the nodes of a cluster (redis.Backend) that
 // turns each node's own transitions into the cluster's, once each.
 type Arbiter interface {
-	// Claim records this node's transitions, in order, and reports for
-	// each whether it is the cluster's: a room occupied or a member
-	// arrived on no other node, or the last to leave.
-	Claim(ctx context.Context, ts []presence.Transition) ([]bool, error)
+	// Claim records this node's transitions, in order, and returns for
+	// each, if it is the cluster's transition and this node's to tell (a
+	// room occupied or a member arrived on no other node, or the last to
+	// leave), its number in the cluster's order of transitions told; else
+	// 0.
+	Claim(ctx context.Context, ts []presence.Transition) ([]uint64, error)
 	// Orphans ends the presence held by dead nodes and returns the
-	// transitions this caller is the one to tell: a member_left per person
-	// and a room_vacated per room they emptied.
-	Orphans(ctx context.Context) ([]presence.Transition, error)
+	// transitions this caller is the one to tell, a member_left per person
+	// and a room_vacated per room they emptied, with their numbers.
+	Orphans(ctx context.Context) ([]presence.Transition, []uint64, error)
 }
 
 // settings are checked Options.

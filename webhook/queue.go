@@ -9,6 +9,11 @@ type Event struct {
 	// subject) and display name.
 	UserID   string `json:"user_id,omitempty"`
 	UserName string `json:"user_name,omitempty"`
+	// Seq orders the events told: it increases from one event to the next
+	// of a node, and with Redis across the cluster, so that a receiver
+	// can put the events of a room told by different nodes in order, and
+	// drop one it has already.
+	Seq uint64 `json:"seq"`
 }
 
 // queue holds the events waiting for delivery, oldest first, at most limit

@@ -37,6 +37,7 @@ type Notifier struct {
 	// The owner goroutine's own, unguarded.
 	q         queue
 	claiming  []presence.Transition // settled, not yet claimed (the arbiter failed)
+	seq       uint64                // of the last event told, without an arbiter
 	batch     batch                 // the batch being tried, if n > 0
 	backoff   time.Duration         // the wait after the next failure
 	nextTry   time.Time             // no request before
@@ -72,6 +73,10 @@ func New(opts Options) (*Notifier, error) {
 		local:   newLocal(),
 		q:       queue{limit: set.Queue},
 		backoff: set.MinBackoff,
+		// Numbers that increase across restarts too, unless the clock
+		// goes back: microseconds since 1970 stay exact in JSON numbers
+		// read as float64 until 2255.
+		seq: uint64(time.Now().UnixMicro()),
 	}
 	return n, nil
 }
@@ -177,22 +182,23 @@ func (n *Notifier) settle(ctx context.Context, until time.Time) {
 	if len(n.claiming) == 0 {
 		return
 	}
-	ours := make([]bool, len(n.claiming))
+	seqs := make([]uint64, len(n.claiming))
 	if a := n.set.Arbiter; a != nil {
 		got, err := a.Claim(ctx, n.claiming)
 		if err != nil || len(got) != len(n.claiming) {
 			n.set.Logger.Warn("webhook: could not claim transitions; trying again", "transitions", len(n.claiming), "err", err)
 			return
 		}
-		ours = got
+		seqs = got
 	} else {
-		for i := range ours {
-			ours[i] = true
+		for i := range seqs {
+			n.seq++
+			seqs[i] = n.seq
 		}
 	}
 	for i, t := range n.claiming {
-		if ours[i] {
-			n.enqueue(eventOf(t))
+		if seqs[i] > 0 {
+			n.enqueue(eventOf(t, seqs[i]))
 		}
 	}
 	n.claiming = n.claiming[:0]
@@ -200,14 +206,14 @@ func (n *Notifier) settle(ctx context.Context, until time.Time) {
 
 // sweep queues the events of dead nodes' presence that this node tells.
 func (n *Notifier) sweep(ctx context.Context) {
-	ts, err := n.set.Arbiter.Orphans(ctx)
-	if err != nil {
+	ts, seqs, err := n.set.Arbiter.Orphans(ctx)
+	if err != nil || len(seqs) != len(ts) {
 		n.set.Logger.Warn("webhook: could not look for dead nodes", "err", err)
 		return
 	}
-	for _, t := range ts {
+	for i, t := range ts {
 		if n.set.wanted(t.Room) {
-			n.enqueue(eventOf(t))
+			n.enqueue(eventOf(t, seqs[i]))
 		}
 	}
 }
