@@ -28,6 +28,7 @@ type hookReceiver struct {
 
 	mu       sync.Mutex
 	fail     int
+	down     bool // answer every request 500
 	requests int
 	ids      map[string]bool
 	seqs     map[uint64]bool
@@ -54,7 +55,7 @@ func newHookReceiver(t *testing.T, fail int) *hookReceiver {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.requests++
-		if r.requests <= r.fail {
+		if r.requests <= r.fail || r.down {
 			http.Error(w, "not now", http.StatusInternalServerError)
 			return
 		}
@@ -74,6 +75,18 @@ func newHookReceiver(t *testing.T, fail int) *hookReceiver {
 }
 
 // got returns the events accepted so far, in order, without their numbers.
+func (r *hookReceiver) setDown(down bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.down = down
+}
+
+func (r *hookReceiver) seen() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.requests
+}
+
 func (r *hookReceiver) got() []webhook.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -210,4 +223,38 @@ func TestWebhooksThreeNodesOncePerCluster(t *testing.T) {
 		t.Fatalf("after kill -9: %v, want %v once", got[6:], want)
 	}
 	t.Logf("told %v after kill -9 (node timeout 3s)", took.Round(time.Millisecond))
+}
+
+// A node killed after it claimed transitions and before it delivered
+// them: another node delivers them, then what the death makes, within
+// 10 s of the kill.
+func TestWebhooksOfKilledSenderToldByAnother(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	rcv := newHookReceiver(t, 0)
+	rcv.setDown(true)
+	var nodes []*testServer
+	for _, id := range []string{"k1", "k2"} {
+		nodes = append(nodes, startServer(t, append(rcv.args(), "--redis-url", srv.URL(), "--node-id", id,
+			"--token-secret", testSecret, "--grace", "200ms")...))
+	}
+	dial(t, nodes[1], "/rooms/lost/events?token="+token(t, testSecret, "dora", "Dora", nil)).waitCount(t, 1)
+	waitUntil(t, 10*time.Second, "k2's first try", func() bool { return rcv.seen() > 0 })
+	nodes[1].kill()
+	killed := time.Now()
+	rcv.setDown(false)
+	rcv.waitEvents(t, 10*time.Second, 4)
+	took := time.Since(killed)
+	time.Sleep(2 * time.Second) // a wait for an absence: told once
+	want := []webhook.Event{
+		ev("room_occupied", "lost", "", ""), ev("member_joined", "lost", "dora", "Dora"),
+		ev("member_left", "lost", "dora", "Dora"), ev("room_vacated", "lost", "", ""),
+	}
+	if got := rcv.inOrder("lost"); !slices.Equal(got, want) {
+		t.Fatalf("events by their numbers: %v, want %v", got, want)
+	}
+	if took > 10*time.Second {
+		t.Errorf("told %v after the kill, want within 10s", took)
+	}
+	t.Logf("a killed node's events told by another %v after the kill (node timeout 3s)", took.Round(time.Millisecond))
 }

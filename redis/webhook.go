@@ -4,8 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-
-	goredis "github.com/redis/go-redis/v9"
+	"strings"
 
 	"github.com/presence/presence/presence"
 )
@@ -15,119 +14,50 @@ import (
 // keeps, per room, how many nodes hold the room and each person, so that
 // only the first to arrive and the last to leave is the cluster's
 // transition, told once. A node's claims are also kept under its name, so
-// that when it dies another node ends them (Orphans).
+// that when it dies another node ends them (Orphans); and what it has to
+// tell waits in its outbox until delivered, so that when it dies another
+// node tells it.
 //
 // Keys: a set of the holders (node id, a tab, incarnation) that claimed;
 // per holder a hash of what it holds, "room\tperson" (person "" for the
-// room itself) to the person's name; per room a hash of person to the
-// holders that hold them.
+// room itself) to the person's name, and its outbox, a list; per room a
+// hash of person to the holders that hold them; the sequence of
+// transitions told. The scripts are in webhook_scripts.go.
 const (
 	whHolders    = "presence:wh:holders"
 	whHeldPrefix = "presence:wh:held:" // + holder
+	whOutPrefix  = "presence:wh:out:"  // + holder
 	whRoomPrefix = "presence:wh:room:" // + room
 	whSeq        = "presence:wh:seq"   // the number of the last transition told
 	// claimChunk bounds the transitions of one script call.
 	claimChunk = 1000
 )
 
-// claimScript records a holder's transitions and returns, for each, its
-// number in the cluster's order of transitions told if it is the
-// cluster's, else 0. KEYS: holders set, the holder's hash, the sequence.
-// ARGV: holder, room prefix, then (room, person, name, arrived 1/0) for
-// each.
-var claimScript = goredis.NewScript(`
-redis.call('SADD', KEYS[1], ARGV[1])
-local out = {}
-for i = 3, #ARGV, 4 do
-  local room, who, name, arrived = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3]
-  local e = room .. '\t' .. who
-  local k = ARGV[2] .. room
-  local won = 0
-  if arrived == '1' then
-    if redis.call('HSETNX', KEYS[2], e, name) == 1 and redis.call('HINCRBY', k, who, 1) == 1 then won = 1 end
-  elseif redis.call('HDEL', KEYS[2], e) == 1 then
-    local n = redis.call('HINCRBY', k, who, -1)
-    if n <= 0 then redis.call('HDEL', k, who) end
-    if n == 0 then won = 1 end
-  end
-  if won == 1 then won = redis.call('INCR', KEYS[3]) end
-  out[#out + 1] = won
-end
-return out
-`)
-
-// orphanScript ends what dead holders hold: holders whose node is not in
-// the live node set, and this node's own earlier incarnations. It returns
-// (room, person, name, number in the cluster's order) of each transition
-// the caller is the one to tell: every person first, then the rooms, so
-// that no member is told of in an empty room. KEYS: holders set, node set,
-// the sequence. ARGV: room prefix, held prefix,
-// this holder, this node id.
-var orphanScript = goredis.NewScript(luaNow + `
-local out = {}
-for _, h in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local tab = string.find(h, '\t', 1, true)
-  local id = tab and string.sub(h, 1, tab - 1) or h
-  local dead
-  if id == ARGV[4] then
-    dead = h ~= ARGV[3]
-  else
-    local s = redis.call('ZSCORE', KEYS[2], id)
-    dead = (not s) or tonumber(s) < now
-  end
-  if dead then
-    local held = ARGV[2] .. h
-    local entries = redis.call('HGETALL', held)
-    for pass = 1, 2 do
-      for i = 1, #entries, 2 do
-        local e = entries[i]
-        local t = string.find(e, '\t', 1, true)
-        local room, who = string.sub(e, 1, t - 1), string.sub(e, t + 1)
-        if (who ~= '') == (pass == 1) then
-          local k = ARGV[1] .. room
-          local n = redis.call('HINCRBY', k, who, -1)
-          if n <= 0 then redis.call('HDEL', k, who) end
-          if n == 0 then
-            out[#out + 1] = room
-            out[#out + 1] = who
-            out[#out + 1] = entries[i + 1]
-            out[#out + 1] = tostring(redis.call('INCR', KEYS[3]))
-          end
-        end
-      end
-    end
-    redis.call('DEL', held)
-    redis.call('SREM', KEYS[1], h)
-  end
-end
-return out
-`)
-
 // holder is this node's name among the claims.
 func (b *Backend) holder() string { return b.id + "\t" + b.inc }
 
 // Claim records this node's transitions, in order, and returns for each
-// its number in the cluster's order if it is this node's to tell, else 0:
-// see webhook.Arbiter.
-func (b *Backend) Claim(ctx context.Context, ts []presence.Transition) ([]uint64, error) {
+// its number in the cluster's order if it is this node's to tell, else 0;
+// those it tells wait in its outbox, which keeps the newest limit: see
+// webhook.Arbiter.
+func (b *Backend) Claim(ctx context.Context, ts []presence.Transition, limit int) ([]uint64, error) {
 	out := make([]uint64, 0, len(ts))
+	keys := []string{whHolders, whHeldPrefix + b.holder(), whSeq, whOutPrefix + b.holder()}
 	for len(ts) > 0 {
 		chunk := ts[:min(len(ts), claimChunk)]
 		ts = ts[len(chunk):]
-		args := make([]any, 0, 2+4*len(chunk))
-		args = append(args, b.holder(), whRoomPrefix)
+		args := make([]any, 0, 3+4*len(chunk))
+		args = append(args, b.holder(), whRoomPrefix, limit)
 		for _, t := range chunk {
 			args = append(args, t.Room, t.Member.ID, t.Member.Name, boolArg(t.Arrived))
 		}
-		b.stats.commands.Add(1)
-		cctx, cancel := context.WithTimeout(ctx, opTimeout)
-		res, err := claimScript.Run(cctx, b.rdb, []string{whHolders, whHeldPrefix + b.holder(), whSeq}, args...).Int64Slice()
-		cancel()
+		res, err := call(b, ctx, func(ctx context.Context) ([]int64, error) {
+			return claimScript.Run(ctx, b.rdb, keys, args...).Int64Slice()
+		})
 		if err == nil && len(res) != len(chunk) {
 			err = fmt.Errorf("%d results for %d transitions", len(res), len(chunk))
 		}
 		if err != nil {
-			b.stats.errs.Add(1)
 			return nil, fmt.Errorf("claim webhook transitions: %w", err)
 		}
 		for _, seq := range res {
@@ -137,26 +67,82 @@ func (b *Backend) Claim(ctx context.Context, ts []presence.Transition) ([]uint64
 	return out, nil
 }
 
-// Orphans ends the claims of dead nodes and returns the transitions this
-// node is the one to tell, with their numbers: see webhook.Arbiter.
-func (b *Backend) Orphans(ctx context.Context) ([]presence.Transition, []uint64, error) {
-	b.stats.commands.Add(1)
-	cctx, cancel := context.WithTimeout(ctx, opTimeout)
-	defer cancel()
-	res, err := orphanScript.Run(cctx, b.rdb, []string{whHolders, nodesKey, whSeq}, whRoomPrefix, whHeldPrefix, b.holder(), b.id).StringSlice()
+// Orphans ends the claims of dead nodes, makes their outboxes this node's,
+// and returns what this node has to tell of them, in order, with the
+// numbers: see webhook.Arbiter.
+func (b *Backend) Orphans(ctx context.Context, limit int) ([]presence.Transition, []uint64, error) {
+	keys := []string{whHolders, nodesKey, whSeq, whOutPrefix + b.holder()}
+	res, err := call(b, ctx, func(ctx context.Context) ([]string, error) {
+		return orphanScript.Run(ctx, b.rdb, keys, whRoomPrefix, whHeldPrefix, whOutPrefix, b.holder(), b.id, limit).StringSlice()
+	})
 	if err != nil {
-		b.stats.errs.Add(1)
 		return nil, nil, fmt.Errorf("end dead nodes' webhook claims: %w", err)
 	}
-	var out []presence.Transition
-	var seqs []uint64
-	for i := 0; i+3 < len(res); i += 4 {
-		seq, err := strconv.ParseUint(res[i+3], 10, 64)
+	ts := make([]presence.Transition, 0, len(res))
+	seqs := make([]uint64, 0, len(res))
+	for _, entry := range res {
+		t, seq, err := parseOutEntry(entry)
 		if err != nil {
 			return nil, nil, fmt.Errorf("end dead nodes' webhook claims: %w", err)
 		}
-		out = append(out, presence.Transition{Room: res[i], Member: presence.MemberInfo{ID: res[i+1], Name: res[i+2]}})
-		seqs = append(seqs, seq)
+		ts, seqs = append(ts, t), append(seqs, seq)
 	}
-	return out, seqs, nil
+	return ts, seqs, nil
+}
+
+// Delivered removes the oldest n entries of this node's outbox: told.
+func (b *Backend) Delivered(ctx context.Context, n int) error {
+	_, err := call(b, ctx, func(ctx context.Context) (string, error) {
+		return b.rdb.LTrim(ctx, whOutPrefix+b.holder(), int64(n), -1).Result()
+	})
+	if err != nil {
+		return fmt.Errorf("webhook outbox: %w", err)
+	}
+	return nil
+}
+
+// Rewrite makes this node's outbox the transitions given, in order, after
+// trouble may have made it unlike the node's queue.
+func (b *Backend) Rewrite(ctx context.Context, ts []presence.Transition, seqs []uint64) error {
+	args := make([]any, len(ts))
+	for i, t := range ts {
+		args[i] = outEntry(t, seqs[i])
+	}
+	_, err := call(b, ctx, func(ctx context.Context) (int64, error) {
+		return rewriteScript.Run(ctx, b.rdb, []string{whOutPrefix + b.holder()}, args...).Int64()
+	})
+	if err != nil {
+		return fmt.Errorf("webhook outbox: %w", err)
+	}
+	return nil
+}
+
+// call runs one Redis call within opTimeout, counted.
+func call[T any](b *Backend, ctx context.Context, f func(context.Context) (T, error)) (T, error) {
+	b.stats.commands.Add(1)
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	v, err := f(ctx)
+	if err != nil {
+		b.stats.errs.Add(1)
+	}
+	return v, err
+}
+
+// outEntry is the outbox's text of a transition numbered seq.
+func outEntry(t presence.Transition, seq uint64) string {
+	return strconv.FormatUint(seq, 10) + "\t" + strconv.Itoa(boolArg(t.Arrived)) + "\t" + t.Room + "\t" + t.Member.ID + "\t" + t.Member.Name
+}
+
+// parseOutEntry reads an outbox entry back.
+func parseOutEntry(s string) (presence.Transition, uint64, error) {
+	f := strings.SplitN(s, "\t", 5)
+	if len(f) != 5 {
+		return presence.Transition{}, 0, fmt.Errorf("bad outbox entry %q", s)
+	}
+	seq, err := strconv.ParseUint(f[0], 10, 64)
+	if err != nil {
+		return presence.Transition{}, 0, fmt.Errorf("bad outbox entry %q: %w", s, err)
+	}
+	return presence.Transition{Room: f[2], Member: presence.MemberInfo{ID: f[3], Name: f[4]}, Arrived: f[1] == "1"}, seq, nil
 }

@@ -23,7 +23,7 @@ func person(room, id string, arrived bool) presence.Transition {
 // their numbers increase.
 func claim(t *testing.T, n *testNode, ts ...presence.Transition) []bool {
 	t.Helper()
-	seqs, err := n.Claim(context.Background(), ts)
+	seqs, err := n.Claim(context.Background(), ts, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestClaimOncePerCluster(t *testing.T) {
 	if got := claim(t, b, person("r", "u:x", false), occupied("r", false)); !slices.Equal(got, []bool{true, true}) {
 		t.Fatalf("b leaves last: %v, want both told", got)
 	}
-	if orphans, _, err := a.Orphans(ctx); err != nil || len(orphans) != 0 {
+	if orphans, _, err := a.Orphans(ctx, 100); err != nil || len(orphans) != 0 {
 		t.Fatalf("orphans of live nodes: %v, %v", orphans, err)
 	}
 	if keys, _ := srv.Do("KEYS", "presence:wh:room:*"); keys != "" {
@@ -74,11 +74,14 @@ func TestOrphansOfDeadNode(t *testing.T) {
 	a, b, c := startNode(t, srv, "a"), startNode(t, srv, "b"), startNode(t, srv, "c")
 	claim(t, a, occupied("r", true), person("r", "u:x", true), person("r", "u:y", true), occupied("s", true))
 	claim(t, b, occupied("s", true))
+	if err := a.Delivered(context.Background(), 4); err != nil { // what a told
+		t.Fatal(err)
+	}
 	a.crash()
 	var got []presence.Transition
 	waitFor(t, 3*testTimeout, "a's claims to end", func() bool {
 		for _, n := range []*testNode{b, c} {
-			ts, seqs, err := n.Orphans(context.Background())
+			ts, seqs, err := n.Orphans(context.Background(), 100)
 			if err != nil || len(seqs) != len(ts) {
 				t.Fatal(err, seqs)
 			}
@@ -88,7 +91,7 @@ func TestOrphansOfDeadNode(t *testing.T) {
 	})
 	time.Sleep(testTimeout / 2) // the other node's sweep, if it were to tell again
 	for _, n := range []*testNode{b, c} {
-		ts, _, _ := n.Orphans(context.Background())
+		ts, _, _ := n.Orphans(context.Background(), 100)
 		got = append(got, ts...)
 	}
 	slices.SortStableFunc(got[:2], func(x, y presence.Transition) int { return cmp.Compare(x.Member.ID, y.Member.ID) })
@@ -102,5 +105,47 @@ func TestOrphansOfDeadNode(t *testing.T) {
 	}
 	if got := claim(t, b, occupied("s", false)); !slices.Equal(got, []bool{true}) {
 		t.Fatalf("b leaving s after a died: %v, want told", got)
+	}
+}
+
+// A node that dies before it told what it claimed: another node tells it,
+// with the same numbers, before what the death itself makes.
+func TestOutboxOfDeadNodeTold(t *testing.T) {
+	srv := redistest.Start(t)
+	a, b := startNode(t, srv, "a"), startNode(t, srv, "b")
+	ctx := context.Background()
+	seqs, err := a.Claim(ctx, []presence.Transition{occupied("r", true), person("r", "u:x", true)}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The outbox keeps what is told until Delivered, and follows a
+	// rewrite.
+	if err := a.Rewrite(ctx, []presence.Transition{occupied("r", true), person("r", "u:x", true)}, seqs); err != nil {
+		t.Fatal(err)
+	}
+	a.crash()
+	var got []presence.Transition
+	var nums []uint64
+	waitFor(t, 3*testTimeout, "a's outbox to be b's", func() bool {
+		ts, ss, err := b.Orphans(ctx, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, nums = append(got, ts...), append(nums, ss...)
+		return len(got) > 0
+	})
+	want := []presence.Transition{occupied("r", true), person("r", "u:x", true), person("r", "u:x", false), occupied("r", false)}
+	if !slices.Equal(got, want) {
+		t.Fatalf("b tells %v, want %v", got, want)
+	}
+	if nums[0] != seqs[0] || nums[1] != seqs[1] || nums[2] <= nums[1] || nums[3] <= nums[2] {
+		t.Errorf("numbers %v, want a's %v then new ones", nums, seqs)
+	}
+	// b's outbox holds them until b says they were told.
+	if err := b.Delivered(ctx, 4); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := srv.Do("KEYS", "presence:wh:out:*"); keys != "" {
+		t.Errorf("outboxes left: %q", keys)
 	}
 }

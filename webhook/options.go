@@ -59,18 +59,28 @@ type Options struct {
 }
 
 // Arbiter is a store shared by the nodes of a cluster (redis.Backend) that
-// turns each node's own transitions into the cluster's, once each.
+// turns each node's own transitions into the cluster's, once each, and
+// keeps what each node has to tell in an outbox, the same as its queue,
+// so that when a node dies another one tells it.
 type Arbiter interface {
 	// Claim records this node's transitions, in order, and returns for
 	// each, if it is the cluster's transition and this node's to tell (a
 	// room occupied or a member arrived on no other node, or the last to
 	// leave), its number in the cluster's order of transitions told; else
-	// 0.
-	Claim(ctx context.Context, ts []presence.Transition) ([]uint64, error)
-	// Orphans ends the presence held by dead nodes and returns the
-	// transitions this caller is the one to tell, a member_left per person
-	// and a room_vacated per room they emptied, with their numbers.
-	Orphans(ctx context.Context) ([]presence.Transition, []uint64, error)
+	// 0. Those it tells are appended to the outbox, which keeps the
+	// newest limit.
+	Claim(ctx context.Context, ts []presence.Transition, limit int) ([]uint64, error)
+	// Orphans ends the presence held by dead nodes, moves their outboxes
+	// to this node's, and returns what this node now has to tell, as
+	// appended to its outbox, with the numbers: their untold transitions,
+	// then a member_left per person and a room_vacated per room their end
+	// empties.
+	Orphans(ctx context.Context, limit int) ([]presence.Transition, []uint64, error)
+	// Delivered removes the oldest n of the outbox: told.
+	Delivered(ctx context.Context, n int) error
+	// Rewrite makes the outbox the transitions given, after an error may
+	// have left it unlike the queue.
+	Rewrite(ctx context.Context, ts []presence.Transition, seqs []uint64) error
 }
 
 // settings are checked Options.

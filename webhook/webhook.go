@@ -38,6 +38,7 @@ type Notifier struct {
 	q         queue
 	claiming  []presence.Transition // settled, not yet claimed (the arbiter failed)
 	seq       uint64                // of the last event told, without an arbiter
+	unsynced  bool                  // the arbiter's outbox may differ from the queue
 	batch     batch                 // the batch being tried, if n > 0
 	backoff   time.Duration         // the wait after the next failure
 	nextTry   time.Time             // no request before
@@ -113,7 +114,7 @@ func (n *Notifier) Run(ctx context.Context) {
 			n.sweep(ctx)
 			n.nextSweep = now.Add(sweepEvery)
 		}
-		if len(n.q.events) > 0 && !now.Before(n.nextTry) {
+		if len(n.q.items) > 0 && !now.Before(n.nextTry) {
 			n.send(ctx, now)
 		}
 		n.logDrops(false)
@@ -143,7 +144,7 @@ func (n *Notifier) sleep(now time.Time) time.Duration {
 	if n.set.Arbiter != nil {
 		d = min(d, n.nextSweep.Sub(now))
 	}
-	if len(n.q.events) > 0 {
+	if len(n.q.items) > 0 {
 		d = min(d, n.nextTry.Sub(now))
 	}
 	return max(d, time.Millisecond)
@@ -153,7 +154,7 @@ func (n *Notifier) sleep(now time.Time) time.Duration {
 // queued until ctx ends: for a node going away. Call it after Run returned.
 func (n *Notifier) Drain(ctx context.Context) error {
 	n.settle(ctx, time.Now().Add(time.Hour))
-	for len(n.q.events) > 0 {
+	for len(n.q.items) > 0 {
 		if ctx.Err() != nil {
 			break
 		}
@@ -166,7 +167,7 @@ func (n *Notifier) Drain(ctx context.Context) error {
 		n.send(ctx, time.Now())
 	}
 	n.logDrops(true)
-	if left := len(n.q.events) + len(n.claiming); left > 0 {
+	if left := len(n.q.items) + len(n.claiming); left > 0 {
 		return fmt.Errorf("webhook: %d events not delivered: %w", left, context.Cause(ctx))
 	}
 	return nil
@@ -184,7 +185,7 @@ func (n *Notifier) settle(ctx context.Context, until time.Time) {
 	}
 	seqs := make([]uint64, len(n.claiming))
 	if a := n.set.Arbiter; a != nil {
-		got, err := a.Claim(ctx, n.claiming)
+		got, err := a.Claim(ctx, n.claiming, n.set.Queue)
 		if err != nil || len(got) != len(n.claiming) {
 			n.set.Logger.Warn("webhook: could not claim transitions; trying again", "transitions", len(n.claiming), "err", err)
 			return
@@ -198,7 +199,7 @@ func (n *Notifier) settle(ctx context.Context, until time.Time) {
 	}
 	for i, t := range n.claiming {
 		if seqs[i] > 0 {
-			n.enqueue(eventOf(t, seqs[i]))
+			n.enqueue(told{t, seqs[i]})
 		}
 	}
 	n.claiming = n.claiming[:0]
@@ -206,24 +207,35 @@ func (n *Notifier) settle(ctx context.Context, until time.Time) {
 
 // sweep queues the events of dead nodes' presence that this node tells.
 func (n *Notifier) sweep(ctx context.Context) {
-	ts, seqs, err := n.set.Arbiter.Orphans(ctx)
+	a := n.set.Arbiter
+	if n.unsynced {
+		ts, seqs := n.q.all()
+		if err := a.Rewrite(ctx, ts, seqs); err != nil {
+			n.set.Logger.Warn("webhook: could not rewrite the outbox", "err", err)
+			return
+		}
+		n.unsynced = false
+	}
+	ts, seqs, err := a.Orphans(ctx, n.set.Queue)
 	if err != nil || len(seqs) != len(ts) {
 		n.set.Logger.Warn("webhook: could not look for dead nodes", "err", err)
+		// Their outboxes may have become ours in Redis, and not here.
+		n.unsynced = err != nil
 		return
 	}
+	// Not filtered by Rooms: the outbox has them, and the nodes of a
+	// cluster are told the same rooms.
 	for i, t := range ts {
-		if n.set.wanted(t.Room) {
-			n.enqueue(eventOf(t, seqs[i]))
-		}
+		n.enqueue(told{t, seqs[i]})
 	}
 }
 
-func (n *Notifier) enqueue(e Event) {
-	if d := n.q.push(e); d > 0 {
+func (n *Notifier) enqueue(it told) {
+	if d := n.q.push(it); d > 0 {
 		n.m.dropped.Add(float64(d))
 		n.unlogged += d
 	}
-	n.m.queued.Store(int64(len(n.q.events)))
+	n.m.queued.Store(int64(len(n.q.items)))
 }
 
 // logDrops logs the events dropped since the last log, at most once a
@@ -247,13 +259,17 @@ func (n *Notifier) send(ctx context.Context, now time.Time) {
 	}
 	retry := b.n > 0
 	if !retry {
-		*b = batch{first: n.q.first, n: min(len(n.q.events), maxBatch)}
+		*b = batch{first: n.q.first, n: min(len(n.q.items), maxBatch)}
 	}
 	if retry {
 		n.m.retried.Inc()
 	}
 	id := fmt.Sprintf("%s-%d-%d", n.inc, b.first, b.n)
-	err := n.post(ctx, id, n.q.events[:b.n], now)
+	events := make([]Event, b.n)
+	for i, it := range n.q.items[:b.n] {
+		events[i] = eventOf(it.t, it.seq)
+	}
+	err := n.post(ctx, id, events, now)
 	if err != nil {
 		n.m.failed.Inc()
 		n.nextTry = time.Now().Add(n.backoff)
@@ -263,7 +279,14 @@ func (n *Notifier) send(ctx context.Context, now time.Time) {
 	}
 	n.m.sent.Add(float64(b.n))
 	n.q.discard(b.n)
-	n.m.queued.Store(int64(len(n.q.events)))
+	n.m.queued.Store(int64(len(n.q.items)))
+	if a := n.set.Arbiter; a != nil && !n.unsynced {
+		if err := a.Delivered(ctx, b.n); err != nil {
+			// Told, and still in the outbox: rewritten at the next
+			// sweep, told again by another node if this one dies first.
+			n.unsynced = true
+		}
+	}
 	*b = batch{}
 	n.backoff = n.set.MinBackoff
 	n.nextTry = now.Add(batchGap)
