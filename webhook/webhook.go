@@ -17,6 +17,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -182,6 +183,13 @@ func (n *Notifier) settle(ctx context.Context, until time.Time) {
 	n.claiming = append(n.claiming, ts...)
 	if len(n.claiming) == 0 {
 		return
+	}
+	if over := len(n.claiming) - n.set.Queue; over > 0 {
+		// The arbiter has been failing for long: the queue's bound holds
+		// here too, and the oldest go.
+		n.claiming = slices.Delete(n.claiming, 0, over)
+		n.m.dropped.Add(float64(over))
+		n.unlogged += over
 	}
 	seqs := make([]uint64, len(n.claiming))
 	if a := n.set.Arbiter; a != nil {
