@@ -155,23 +155,25 @@ func (n *Notifier) sleep(now time.Time) time.Duration {
 // queued until ctx ends: for a node going away. Call it after Run returned.
 func (n *Notifier) Drain(ctx context.Context) error {
 	n.settle(ctx, time.Now().Add(time.Hour))
-	for len(n.q.items) > 0 {
-		if ctx.Err() != nil {
-			break
+	for len(n.q.items) > 0 && ctx.Err() == nil {
+		wait := time.NewTimer(max(0, time.Until(n.nextTry)))
+		select {
+		case <-ctx.Done():
+		case <-wait.C:
+			n.send(ctx, time.Now())
 		}
-		now := time.Now()
-		if now.Before(n.nextTry) {
-			if !sleepCtx(ctx, n.nextTry.Sub(now)) {
-				break
-			}
-		}
-		n.send(ctx, time.Now())
+		wait.Stop()
 	}
 	n.logDrops(true)
-	if left := len(n.q.items) + len(n.claiming); left > 0 {
+	left := len(n.q.items) + len(n.claiming)
+	switch {
+	case left == 0:
+		return nil
+	case ctx.Err() != nil:
 		return fmt.Errorf("webhook: %d events not delivered: %w", left, context.Cause(ctx))
+	default:
+		return fmt.Errorf("webhook: %d transitions not claimed: the arbiter failed", left)
 	}
-	return nil
 }
 
 // settle takes the changes recorded up to until, has the arbiter claim
@@ -298,17 +300,4 @@ func (n *Notifier) send(ctx context.Context, now time.Time) {
 	*b = batch{}
 	n.backoff = n.set.MinBackoff
 	n.nextTry = now.Add(batchGap)
-}
-
-// sleepCtx waits for d, or less if ctx ends first; it reports whether ctx
-// is still alive.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -202,5 +203,51 @@ func waitMetric(t *testing.T, reg *prometheus.Registry, name string, want float6
 			t.Fatalf("%s is %v, want %v", name, metric(t, reg, name), want)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// On shutdown, what has not settled yet is told at once, and delivery is
+// tried until the deadline.
+func TestDrainTellsWhatIsLeft(t *testing.T) {
+	t.Parallel()
+	rcv := newReceiver(t)
+	n, err := New(Options{URL: rcv.srv.URL, Secret: testSecret, Settle: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub, err := presence.NewHub(presence.NewMemory(), presence.HubOptions{Window: time.Millisecond, MaxStreams: 10, MaxRooms: 10, MembersCap: 10, Observer: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.Run(ctx)
+	}()
+	join(t, hub, "closing", user("eve", "Eve")).Leave() // never told: undone within the hour
+	fay := join(t, hub, "closing", user("fay", "Fay"))
+	cancel()
+	<-done
+	if got := rcv.events(); len(got) != 0 {
+		t.Fatalf("told %v before settling", got)
+	}
+	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer dcancel()
+	if err := n.Drain(dctx); err != nil {
+		t.Fatal(err)
+	}
+	want := []Event{{Name: "room_occupied", Room: "closing"}, {Name: "member_joined", Room: "closing", UserID: "fay", UserName: "Fay"}}
+	if got := rcv.events(); !slices.Equal(got, want) {
+		t.Fatalf("drained %v, want %v", got, want)
+	}
+
+	// A receiver that is away: Drain gives up at its deadline.
+	rcv.setStatus(http.StatusServiceUnavailable)
+	fay.Leave()
+	sctx, scancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer scancel()
+	if err := n.Drain(sctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Drain with the receiver away: %v, want the deadline", err)
 	}
 }
