@@ -258,3 +258,23 @@ func TestWebhooksOfKilledSenderToldByAnother(t *testing.T) {
 	}
 	t.Logf("a killed node's events told by another %v after the kill (node timeout 3s)", took.Round(time.Millisecond))
 }
+
+// SIGTERM: the streams end, and the node tells who left before it exits,
+// without waiting for the grace.
+func TestWebhooksToldOnShutdown(t *testing.T) {
+	t.Parallel()
+	rcv := newHookReceiver(t, 0)
+	s := startServer(t, append(rcv.args(), "--token-secret", testSecret, "--grace", "1s")...)
+	dial(t, s, "/rooms/closing/events?token="+token(t, testSecret, "gus", "Gus", nil)).waitCount(t, 1)
+	rcv.waitEvents(t, 10*time.Second, 2)
+	if err := s.Stop(t); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	want := []webhook.Event{
+		ev("room_occupied", "closing", "", ""), ev("member_joined", "closing", "gus", "Gus"),
+		ev("member_left", "closing", "gus", "Gus"), ev("room_vacated", "closing", "", ""),
+	}
+	if got := rcv.got(); !slices.Equal(got, want) {
+		t.Fatalf("events %v, want %v", got, want)
+	}
+}

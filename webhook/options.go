@@ -28,6 +28,9 @@ const (
 	maxBatch = 10000
 	// sweepEvery is how often the transitions of dead nodes are looked for.
 	sweepEvery = time.Second
+	// minWake is the least the owner sleeps: changes that settle within it
+	// of each other are taken together.
+	minWake = 50 * time.Millisecond
 )
 
 // Options configures a Notifier. Only URL is required.

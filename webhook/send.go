@@ -7,9 +7,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 )
@@ -72,6 +74,11 @@ func (n *Notifier) post(ctx context.Context, id string, events []Event, now time
 	}
 	resp, err := n.client.Do(req)
 	if err != nil {
+		// Without the URL, which may hold a key of the receiver's.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
 		return fmt.Errorf("webhook post: %w", err)
 	}
 	// Read a little of the answer so that the connection can be reused;

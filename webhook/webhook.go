@@ -67,8 +67,13 @@ func New(opts Options) (*Notifier, error) {
 	var r [6]byte
 	_, _ = rand.Read(r[:])
 	n := &Notifier{
-		set:     set,
-		client:  &http.Client{Timeout: requestTimeout},
+		set: set,
+		client: &http.Client{
+			Timeout: requestTimeout,
+			// A redirect would turn the POST into a GET: a 3xx is an
+			// answer other than 2xx, retried like the others.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
 		inc:     hex.EncodeToString(r[:]),
 		wake:    make(chan struct{}, 1),
 		m:       m,
@@ -148,7 +153,9 @@ func (n *Notifier) sleep(now time.Time) time.Duration {
 	if len(n.q.items) > 0 {
 		d = min(d, n.nextTry.Sub(now))
 	}
-	return max(d, time.Millisecond)
+	// Changes settle together, a few per wake rather than one: with an
+	// arbiter each wake is a call to Redis.
+	return max(d, minWake)
 }
 
 // Drain tells what has not settled yet and tries to deliver everything
