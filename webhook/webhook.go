@@ -24,6 +24,9 @@ import (
 	"github.com/presence/presence/presence"
 )
 
+// The hub tells a Notifier every arrival and leave.
+var _ presence.Observer = (*Notifier)(nil)
+
 // Notifier sends the webhooks of one node.
 type Notifier struct {
 	set    settings
