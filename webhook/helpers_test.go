@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -30,9 +31,22 @@ type receiver struct {
 	status   int // answered to every request; 0: 200
 	batches  []Body
 	ids      map[string]bool // batch ids accepted
+	tries    []try           // every well-signed request
 	requests int
 	seq      uint64        // of the last event accepted
 	changed  chan struct{} // closed and replaced at every request
+}
+
+// try is a request the receiver saw: its batch id, and when.
+type try struct {
+	id string
+	at time.Time
+}
+
+func (r *receiver) seen() []try {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.tries)
 }
 
 func newReceiver(t *testing.T) *receiver {
@@ -72,6 +86,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	if req.Header.Get(BatchHeader) != b.ID || b.ID == "" {
 		r.t.Errorf("batch header %q, body's id %q", req.Header.Get(BatchHeader), b.ID)
 	}
+	r.tries = append(r.tries, try{b.ID, time.Now()})
 	if r.status != 0 {
 		w.WriteHeader(r.status)
 		return

@@ -89,6 +89,14 @@ func TestFailedDeliveriesRetried(t *testing.T) {
 	if q := metric(t, reg, "queue_length"); q != 0 {
 		t.Errorf("queue length %v after delivery, want 0", q)
 	}
+	// Every try of the batch had its id, so that a receiver can drop one
+	// it has.
+	for _, try := range rcv.seen() {
+		if try.id != rcv.seen()[0].id {
+			t.Errorf("tries of one batch with ids %v", rcv.seen())
+			break
+		}
+	}
 }
 
 func TestQueueBoundDropsOldest(t *testing.T) {
@@ -249,5 +257,33 @@ func TestDrainTellsWhatIsLeft(t *testing.T) {
 	defer scancel()
 	if err := n.Drain(sctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Drain with the receiver away: %v, want the deadline", err)
+	}
+}
+
+// Under load a node sends at most one request a second, everything that
+// came meanwhile in it; the first change of a quiet node goes at once.
+func TestAtMostOneRequestASecond(t *testing.T) {
+	t.Parallel()
+	rcv := newReceiver(t)
+	_, hub := start(t, Options{URL: rcv.srv.URL}, hubOptions(0))
+	began := time.Now()
+	join(t, hub, "first", presence.Member{})
+	const n = 250
+	for i := range n {
+		join(t, hub, fmt.Sprintf("busy-%d", i), presence.Member{})
+		time.Sleep(10 * time.Millisecond) // 2.5 s of changes
+	}
+	rcv.waitEvents(n+1, 5*time.Second)
+	tries := rcv.seen()
+	if first := tries[0].at.Sub(began); first > 500*time.Millisecond {
+		t.Errorf("the first change of a quiet node went after %v, want at once", first)
+	}
+	for i := 1; i < len(tries); i++ {
+		if gap := tries[i].at.Sub(tries[i-1].at); gap < 950*time.Millisecond {
+			t.Errorf("requests %v apart, want a second at least", gap)
+		}
+	}
+	if len(tries) > 4 {
+		t.Errorf("%d requests for 2.5 s of changes, want at most 4", len(tries))
 	}
 }
