@@ -58,8 +58,22 @@ func TestComeAndGoWithinSettleNeverMentioned(t *testing.T) {
 	if got = rcv.events(); len(got) != 2 || got[1].UserID != "bob" {
 		t.Fatalf("events %v, want bob's room and bob only", got)
 	}
+	// A leave and a return within the window: an anonymous reader, who
+	// has no grace, refreshes the page; bob too, as if he had none.
+	join(t, hub, "quiet", presence.Member{}).Leave()
+	reader := join(t, hub, "read", presence.Member{})
+	rcv.waitEvents(3, 5*time.Second) // read occupied
+	reader.Leave()
+	reader = join(t, hub, "read", presence.Member{})
 	stay.Leave()
-	rcv.waitEvents(4, 5*time.Second)
+	stay = join(t, hub, "lobby2", user("bob", "Bob"))
+	time.Sleep(3 * settle)
+	if got = rcv.events(); len(got) != 3 {
+		t.Fatalf("events %v, want nothing of refreshes", got)
+	}
+	stay.Leave()
+	reader.Leave()
+	rcv.waitEvents(6, 5*time.Second)
 }
 
 func TestFailedDeliveriesRetried(t *testing.T) {
