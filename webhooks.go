@@ -41,6 +41,9 @@ func newWebhooks(cfg config, reg prometheus.Registerer, log *slog.Logger, arbite
 		return nil, flagErrors(err)
 	}
 	log.Info("webhooks on", "rooms", cfg.WebhookRooms, "queue", cfg.WebhookQueue, "settle", settle.String(), "signed", cfg.WebhookSecret != "")
+	if cfg.WebhookSecret == "" {
+		log.Warn("webhooks are not signed: without --webhook-secret a receiver cannot tell them from forgeries")
+	}
 	return n, nil
 }
 
