@@ -279,3 +279,39 @@ func TestWebhooksToldOnShutdown(t *testing.T) {
 		t.Fatalf("events %v, want %v", got, want)
 	}
 }
+
+// The receiver is away 20 s while people come and go: once it is back,
+// everything arrives, in the order it happened.
+func TestWebhooksReceiverDownThenBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs 20 s and more")
+	}
+	t.Parallel()
+	rcv := newHookReceiver(t, 0)
+	rcv.setDown(true)
+	s := startServer(t, append(rcv.args(), "--token-secret", testSecret, "--grace", "200ms")...)
+	var want []webhook.Event
+	for i := range 3 { // someone stays in each room
+		room := fmt.Sprintf("away-%d", i)
+		dial(t, s, "/rooms/"+room+"/events").waitCount(t, 1)
+		want = append(want, ev("room_occupied", room, "", ""))
+	}
+	var last *sseClient
+	for i := range 20 {
+		room, id := fmt.Sprintf("away-%d", i%3), fmt.Sprint("p", i)
+		next := dial(t, s, "/rooms/"+room+"/events?token="+token(t, testSecret, id, "", nil))
+		next.waitFor(t, 5*time.Second, "its first count", func() bool { return next.Last() >= 2 })
+		want = append(want, ev("member_joined", room, id, ""))
+		if i%4 == 3 { // the one who came a second ago goes: told after the grace
+			last.Close()
+			want = append(want, ev("member_left", fmt.Sprintf("away-%d", (i-1)%3), fmt.Sprint("p", i-1), ""))
+		}
+		last = next
+		time.Sleep(time.Second)
+	}
+	rcv.setDown(false)
+	got := rcv.waitEvents(t, 40*time.Second, len(want))
+	if !slices.Equal(got, want) {
+		t.Fatalf("after the outage:\n got %v\nwant %v", got, want)
+	}
+}
