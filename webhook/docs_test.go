@@ -30,12 +30,12 @@ func verifySection(t *testing.T) string {
 	return section
 }
 
-// block returns the first fenced block of lang in text.
+// block returns the first fenced block of lang in text, a section of a doc.
 func block(t *testing.T, text, lang string) string {
 	t.Helper()
 	m := regexp.MustCompile("(?s)```" + lang + "\n(.*?)```").FindStringSubmatch(text)
 	if m == nil {
-		t.Fatalf("no ```%s block under \"Verifying a signature\"", lang)
+		t.Fatalf("no ```%s block in the section", lang)
 	}
 	return m[1]
 }
@@ -97,5 +97,39 @@ func TestGoVerifySnippet(t *testing.T) {
 		if err != nil || string(out) != tc.want {
 			t.Errorf("the docs' verify with %q: %q %v, want %s", tc.sig, out, err, tc.want)
 		}
+	}
+}
+
+// TestReadmeReceiverBuilds builds the README's receiver, so that the few
+// lines a reader copies compile.
+func TestReadmeReceiverBuilds(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Webhooks\n")
+	if !ok {
+		t.Fatal(`the README has no "## Webhooks"`)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	handler := block(t, section, "go")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to build the README's receiver: %v", err)
+	}
+	dir := t.TempDir()
+	prog := "package main\n\nimport (\n\t\"crypto/hmac\"\n\t\"crypto/sha256\"\n\t\"encoding/hex\"\n\t\"encoding/json\"\n\t\"io\"\n\t\"net/http\"\n)\n\n" +
+		"var secret = \"s\"\n\nfunc main() {\n" + handler + "}\n"
+	for name, data := range map[string]string{"main.go": prog, "go.mod": "module receiver\n\ngo 1.22\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	build := exec.Command(goBin, "vet", ".")
+	build.Dir = dir
+	build.Env = append(os.Environ(), "GOWORK=off", "GOTOOLCHAIN=local", "GOFLAGS=-mod=mod")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("the README's receiver: %v\n%s\nprogram:\n%s", err, out, prog)
 	}
 }
