@@ -149,3 +149,31 @@ func TestOutboxOfDeadNodeTold(t *testing.T) {
 		t.Errorf("outboxes left: %q", keys)
 	}
 }
+
+// The outbox keeps the newest limit, as the queue it mirrors does.
+func TestOutboxBound(t *testing.T) {
+	srv := redistest.Start(t)
+	a := startNode(t, srv, "a")
+	var ts []presence.Transition
+	for _, room := range []string{"r1", "r2", "r3", "r4", "r5"} {
+		ts = append(ts, occupied(room, true))
+	}
+	if _, err := a.Claim(context.Background(), ts, 3); err != nil {
+		t.Fatal(err)
+	}
+	out, err := srv.Client().LRange(context.Background(), whOutPrefix+a.holder(), 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rooms []string
+	for _, e := range out {
+		tr, _, err := parseOutEntry(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rooms = append(rooms, tr.Room)
+	}
+	if !slices.Equal(rooms, []string{"r3", "r4", "r5"}) {
+		t.Fatalf("outbox %v, want the newest 3", rooms)
+	}
+}
