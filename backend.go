@@ -16,14 +16,15 @@ import (
 // backend is where counts live: this process's memory, or Redis shared
 // with other nodes. check tries Redis once at start and fails only if Redis
 // refuses the node (a configuration error); start runs what the backend
-// needs in the background and returns a stop that removes this node's
+// needs in the background (telling the hub of other nodes' changes and
+// disconnects) and returns a stop that removes this node's
 // shares; ready is nil once the node knows the whole cluster, and says why
 // not otherwise, in a few words fit for the public. All are no-ops in
 // memory.
 type backend struct {
 	presence.Backend
 	check func(ctx context.Context) error
-	start func(onChange func(room string)) (stop func())
+	start func(onChange func(room string), onDisconnect func(presence.Disconnect)) (stop func())
 	ready func() error
 	// arbiter decides which node tells each webhook transition; nil in
 	// memory, where this node tells all.
@@ -40,7 +41,7 @@ func newBackend(cfg config, reg prometheus.Registerer, log *slog.Logger) (backen
 		return backend{
 			Backend: presence.NewMemory(),
 			check:   func(context.Context) error { return nil },
-			start:   func(func(string)) func() { return func() {} },
+			start:   func(func(string), func(presence.Disconnect)) func() { return func() {} },
 			ready:   func() error { return nil },
 		}, nil
 	}
@@ -68,12 +69,12 @@ func newBackend(cfg config, reg prometheus.Registerer, log *slog.Logger) (backen
 		_ = rb.Close(cctx) // may be refused too; the registration expires
 		return fmt.Errorf("--redis-url (%s): %w", envName("redis-url"), err)
 	}
-	start := func(onChange func(string)) func() {
+	start := func(onChange func(string), onDisconnect func(presence.Disconnect)) func() {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			rb.Run(ctx, onChange)
+			rb.Run(ctx, onChange, onDisconnect)
 		}()
 		return func() {
 			cancel()

@@ -59,6 +59,7 @@ type config struct {
 	WebhookSecret      string
 	WebhookRooms       string
 	WebhookQueue       int
+	APIKey             string
 
 	tlsCert tls.Certificate // loaded by check from TLSCert and TLSKey
 }
@@ -95,6 +96,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.NodeTimeout, "node-timeout", redis.DefaultNodeTimeout, "with --redis-url: how long the streams of a node that died without a word still count (others notice within 5/4 of it)")
 	fs.StringVar(&c.TokenSecret, "token-secret", "", "HS256 secret of signed-in users' tokens, at least 32 bytes (better set by the environment than on the command line)")
 	fs.StringVar(&c.TokenPublicKey, "token-public-key", "", "PEM file with the RSA (RS256) or Ed25519 (EdDSA) public key of signed-in users' tokens")
+	fs.StringVar(&c.APIKey, "api-key", "", "key of the server API (members, disconnects, every room), sent by a site's backends as Authorization: Bearer; at least 16 bytes, better set by the environment; empty: the server API answers 401")
 	fs.StringVar(&c.PrivateRooms, "private-rooms", "", "comma-separated room-name patterns (* ? [...]) whose streams need a valid token")
 	fs.DurationVar(&c.Grace, "grace", 3*time.Second, "a person whose stream closed after being open at least this long still counts this long, so that a refresh changes nothing; a stream closed sooner leaves at once (0: off)")
 	fs.IntVar(&c.MembersCap, "members-cap", hub.MembersCap, "most members listed in a presence event")
@@ -212,6 +214,7 @@ func (c *config) routerOptions(tokens *auth.Verifier, ready func() error) handle
 		Ready:          ready,
 		CORS:           handlers.CORSOptions{AllowedOrigins: splitList(c.AllowedOrigins, func(o string) string { return strings.TrimSuffix(o, "/") })},
 		MaxHeaderBytes: c.MaxHeaderBytes,
+		APIKey:         c.APIKey,
 	}
 }
 
@@ -282,6 +285,8 @@ func optionFlag(option string) string {
 		return "allowed-origins"
 	case "MaxHeaderBytes":
 		return "max-header-bytes"
+	case "APIKey":
+		return "api-key"
 	}
 	return ""
 }

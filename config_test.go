@@ -92,6 +92,7 @@ func TestBadSettingsStopTheStartAndNameTheSetting(t *testing.T) {
 		{nil, map[string]string{"PRESENCE_MAX_WATCH": "0"}, "--max-watch (PRESENCE_MAX_WATCH) must be at least 1, got 0"},
 		{[]string{"--max-header-bytes", "1023"}, nil, "--max-header-bytes (PRESENCE_MAX_HEADER_BYTES) must be at least 1024, got 1023"},
 		{[]string{"--retry", "0s"}, nil, "--retry (PRESENCE_RETRY) must be positive, got 0s"},
+		{nil, map[string]string{"PRESENCE_API_KEY": "short"}, "--api-key (PRESENCE_API_KEY) must be at least 16 bytes, got 5"},
 		{nil, map[string]string{"PRESENCE_WRITE_TIMEOUT": "-1s"}, "--write-timeout (PRESENCE_WRITE_TIMEOUT) must be positive, got -1s"},
 		{[]string{"--allowed-origins", "https://docs.example.com/, docs.example.com"}, nil, `--allowed-origins (PRESENCE_ALLOWED_ORIGINS): "docs.example.com" is not an origin such as https://example.com`},
 		{[]string{"--private-rooms", "staff-*,team-["}, nil, `--private-rooms (PRESENCE_PRIVATE_ROOMS): "team-[" is not a room pattern: syntax error in pattern`},

@@ -80,7 +80,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := store.check(ctx); err != nil {
 		return err
 	}
-	stopBackend := store.start(hub.Changed)
+	stopBackend := store.start(hub.Changed, func(d presence.Disconnect) { hub.Disconnected(d) })
 	defer stopBackend() // after the streams have left: then this node's shares go
 	// Before the backend stops: a last try to tell of those who left.
 	defer startWebhooks(hooks, log)()

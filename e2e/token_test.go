@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -44,22 +43,7 @@ func (a apiAnswer) String() string { return fmt.Sprintf("%d %s", a.Code, strings
 // apiGet sends method to url with header lines ("Name: value").
 func apiGet(t *testing.T, method, url string, headers ...string) apiAnswer {
 	t.Helper()
-	req, err := http.NewRequest(method, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, h := range headers {
-		k, v, _ := strings.Cut(h, ": ")
-		req.Header.Set(k, v)
-	}
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := send(t, method, url, "", headers...)
 	a := apiAnswer{Code: resp.StatusCode, Header: resp.Header, Body: string(b)}
 	if len(b) > 0 {
 		if err := json.Unmarshal(b, &a.List); err != nil {

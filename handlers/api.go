@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/presence/presence/presence"
 )
 
@@ -18,29 +16,38 @@ const MaxRoomsLimit = 1000
 // 403 with one that does not), as its streams are: its name, people and
 // connections are no one else's business. A token may come as
 // Authorization: Bearer, ?token= or the token cookie; a bad one gets 401,
-// whatever the room.
-func handleRoom(hub *presence.Hub, ident IdentityOptions) http.HandlerFunc {
+// whatever the room. A Bearer that is the API key is the server, which
+// sees every room.
+func handleRoom(hub *presence.Hub, ident IdentityOptions, key apiKey) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		room := chi.URLParam(r, "room")
-		if err := presence.ValidateRoom(room); err != nil {
-			writeError(w, http.StatusBadRequest, presence.RoomRule)
+		room, ok := roomParam(w, r)
+		if !ok {
 			return
 		}
-		claims, signed, ok := requestClaims(w, r, ident)
-		switch {
-		case !ok:
-			return
-		case !ident.private(room):
-		case !signed:
-			w.Header().Set("WWW-Authenticate", "Bearer")
-			writeError(w, http.StatusUnauthorized, "room "+room+" is private: it needs a token ("+tokenCarriers+")")
-			return
-		case !claims.Allows(room):
-			writeError(w, http.StatusForbidden, "this token does not open room "+room)
+		if !key.server(r) && !mayRead(w, r, ident, room) {
 			return
 		}
 		writeJSON(w, http.StatusOK, hub.Room(room))
 	}
+}
+
+// mayRead reports whether the request's token, if any, may read room; if
+// not, it answers 401 or 403.
+func mayRead(w http.ResponseWriter, r *http.Request, ident IdentityOptions, room string) bool {
+	claims, signed, ok := requestClaims(w, r, ident)
+	switch {
+	case !ok:
+		return false
+	case !ident.private(room):
+	case !signed:
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		writeError(w, http.StatusUnauthorized, "room "+room+" is private: it needs a token ("+tokenCarriers+")")
+		return false
+	case !claims.Allows(room):
+		writeError(w, http.StatusForbidden, "this token does not open room "+room)
+		return false
+	}
+	return true
 }
 
 // roomList is the answer of GET /api/rooms.
@@ -55,8 +62,8 @@ type roomList struct {
 // name, at most limit of them (defaultLimit if not given). Private rooms
 // are left out, unless the request's token opens them: they are filtered
 // inside the listing, so that neither the total nor truncated gives them
-// away.
-func handleRooms(hub *presence.Hub, defaultLimit int, ident IdentityOptions) http.HandlerFunc {
+// away. A Bearer that is the API key is the server, which sees them all.
+func handleRooms(hub *presence.Hub, defaultLimit int, ident IdentityOptions, key apiKey) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		limit := defaultLimit
 		if s := r.URL.Query().Get("limit"); s != "" {
@@ -67,11 +74,16 @@ func handleRooms(hub *presence.Hub, defaultLimit int, ident IdentityOptions) htt
 			}
 			limit = n
 		}
+		var keep func(string) bool // nil: every room, when none is private or for the server
+		if key.server(r) {
+			rooms, total := hub.Rooms(limit, nil)
+			writeJSON(w, http.StatusOK, roomList{Rooms: rooms, Total: total, Truncated: total > len(rooms), Degraded: hub.Health() != nil})
+			return
+		}
 		claims, signed, ok := requestClaims(w, r, ident)
 		if !ok {
 			return
 		}
-		var keep func(string) bool // nil: every room, when none is private
 		if len(ident.Private) > 0 {
 			keep = func(room string) bool {
 				return !ident.private(room) || signed && claims.Allows(room)

@@ -25,6 +25,13 @@ type Broadcaster struct {
 
 	closing context.Context // done when streams must end
 	close   context.CancelFunc
+
+	// The rooms' feeds of detached streams (feed.go), by room name, and
+	// whether the broadcaster takes no more of them (shutting down).
+	feedsMu   sync.Mutex
+	feeds     map[string]*feed
+	feedsShut bool
+	streams   sync.WaitGroup // detached streams not yet finished
 }
 
 // NewBroadcaster serves hub's rooms to streams, with a heartbeat on every
@@ -38,6 +45,7 @@ func NewBroadcaster(hub *presence.Hub, heartbeat time.Duration, m *Metrics) (*Br
 	}
 	b := &Broadcaster{hub: hub, metrics: m, heartbeat: heartbeat}
 	b.frames.New = func() any { return new([]byte) }
+	b.feeds = make(map[string]*feed)
 	b.closing, b.close = context.WithCancel(context.Background())
 	return b, nil
 }
@@ -69,8 +77,10 @@ func (b *Broadcaster) Ready() bool { return b.closing.Err() == nil }
 func (b *Broadcaster) Shutdown(ctx context.Context) error {
 	drained := b.hub.Close()
 	b.close()
+	b.cutDetached()
 	select {
 	case <-drained:
+		b.streams.Wait() // past their leave, a few instructions each
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

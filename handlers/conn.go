@@ -98,7 +98,13 @@ func (c *connState) peerTimedOut() bool {
 	if c == nil {
 		return false
 	}
-	nc := c.conn
+	return peerTimedOut(c.conn)
+}
+
+// peerTimedOut reports whether the kernel dropped nc because its peer took
+// no bytes for TCP_USER_TIMEOUT: the listener's connections tell
+// (PeerTimedOut).
+func peerTimedOut(nc net.Conn) bool {
 	if tc, ok := nc.(*tls.Conn); ok {
 		nc = tc.NetConn()
 	}

@@ -48,6 +48,9 @@ func writeJoinError(w http.ResponseWriter, err error) string {
 		w.Header().Set("Retry-After", retryAfterSeconds)
 		writeError(w, http.StatusTooManyRequests, "too many rooms nobody is in are watched from your address; close some watches, or retry later")
 		return refusedWatchPerIP
+	case errors.Is(err, presence.ErrBlocked):
+		writeError(w, http.StatusForbidden, "this user is blocked for now")
+		return refusedBlocked
 	case errors.Is(err, presence.ErrClosed):
 		w.Header().Set("Retry-After", retryAfterSeconds)
 		writeError(w, http.StatusServiceUnavailable, "server is shutting down; reconnect")

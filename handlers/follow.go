@@ -9,13 +9,10 @@ import (
 
 // streamStart is how a stream begins.
 type streamStart struct {
-	first     []byte           // the retry field and the first events
-	sent      presence.Events  // the data of the first events
-	from      *presence.Update // the room's latest update as of the join
-	members   bool             // the stream follows the room's members
-	memberSeq uint64           // the publish its first member list is as of
-	expiry    expiry           // when a signed-in stream is warned and ends; zero for others
-	watch     *presence.Watch  // the rooms the stream watches (?watch=); nil if none
+	first  []byte          // the retry field and the first events
+	fs     followState     // what first tells the stream
+	expiry expiry          // when a signed-in stream is warned and ends; zero for others
+	watch  *presence.Watch // the rooms the stream watches (?watch=); nil if none
 }
 
 // follow sends start.first, then the room's updates, to one stream whose
@@ -29,10 +26,7 @@ func (b *Broadcaster) follow(ctx context.Context, out *streamWriter, st *presenc
 	if err := sendFirst(out, start.first, b.metrics); err != nil {
 		return err
 	}
-	cur := start.from
-	sent := start.sent
-	memberSeq := start.memberSeq // the last publish before the stream's member list
-	whole := true                // the next member data must be the whole list
+	fs := start.fs
 	done := ctx.Done()
 	warn, stopWarn := start.expiry.warning() // nil unless signed in
 	defer stopWarn()
@@ -50,7 +44,7 @@ func (b *Broadcaster) follow(ctx context.Context, out *streamWriter, st *presenc
 				return err
 			}
 			continue
-		case <-cur.Replaced():
+		case <-fs.cur.Replaced():
 		case <-warn:
 			warn = nil
 			if err := start.expiry.warn(out); err != nil {
@@ -58,55 +52,81 @@ func (b *Broadcaster) follow(ctx context.Context, out *streamWriter, st *presenc
 			}
 			continue
 		}
-		next := st.Latest()
-		wrote := false
-		if next.Seq != cur.Seq {
-			members := start.members && next.Seq > memberSeq && next.Tracked
-			// A publish that says what the stream was last told (the
-			// publish of its own join, which its first events already
-			// counted) is not sent again.
-			if members || !bytes.Equal(next.Events.Count, sent.Count) || !bytes.Equal(next.Events.Presence, sent.Presence) {
-				// Written from here, not from a helper, so that the
-				// write's deep path adds to no more frames than it must.
-				buf := b.frame(next, members, next.Seq == memberSeq+1 && !whole)
-				out.write(*buf)
-				b.frames.Put(buf)
-				sent, wrote = next.Events, true
-			}
-			if members {
-				memberSeq, whole = next.Seq, false
-			}
+		// Framed here and written from here, not from a helper that
+		// writes, so that the write's deep path adds to no more frames
+		// than it must.
+		buf := b.frames.Get().(*[]byte)
+		p, seq, wrote := b.catchUp((*buf)[:0], &fs, st.Latest())
+		if len(p) > 0 {
+			out.write(p)
 		}
-		if next.Heartbeats != cur.Heartbeats {
-			out.write(heartbeatLine)
-		}
+		*buf = p
+		b.frames.Put(buf)
 		if err := out.flush(); err != nil {
 			return err
 		}
-		if next.Seq != cur.Seq {
-			st.Delivered(next.Seq)
+		if seq != 0 {
+			st.Delivered(seq)
 		}
 		if wrote {
 			b.metrics.deliveries.Inc()
 		}
-		cur = next
 	}
 }
 
-// frame frames u's count events and, with members, who joined and left
+// followState is what one stream was last told: the Update it is at, the
+// count events it got, and where its member data stands.
+type followState struct {
+	cur       *presence.Update
+	sentCount []byte // the data of the last count events the stream got
+	sentPres  []byte
+	members   bool   // the stream follows the room's members
+	memberSeq uint64 // the last publish before the stream's member list, or the last it got members of
+	whole     bool   // the next member data must be the whole list
+}
+
+// catchUp appends to p what a stream at s must be sent to be at next (the
+// room's latest Update), and moves s there. It returns the bytes, the
+// publish to report as delivered once they are written (0: none), and
+// whether they hold a count event (a delivery). A slow stream skips stale
+// counts: it goes from what it was told straight to the newest.
+func (b *Broadcaster) catchUp(p []byte, s *followState, next *presence.Update) ([]byte, uint64, bool) {
+	cur := s.cur
+	s.cur = next
+	var seq uint64
+	wrote := false
+	if next.Seq != cur.Seq {
+		seq = next.Seq
+		members := s.members && next.Seq > s.memberSeq && next.Tracked
+		// A publish that says what the stream was last told (the
+		// publish of its own join, which its first events already
+		// counted) is not sent again.
+		if members || !bytes.Equal(next.Events.Count, s.sentCount) || !bytes.Equal(next.Events.Presence, s.sentPres) {
+			p = b.frame(p, next, members, next.Seq == s.memberSeq+1 && !s.whole)
+			s.sentCount, s.sentPres, wrote = next.Events.Count, next.Events.Presence, true
+		}
+		if members {
+			s.memberSeq, s.whole = next.Seq, false
+		}
+	}
+	if next.Heartbeats != cur.Heartbeats {
+		p = append(p, heartbeatLine...)
+	}
+	return p, seq, wrote
+}
+
+// frame appends u's count events and, with members, who joined and left
 // (delta) or, after the stream's own list or a missed publish, everyone
-// again, in a buffer of b.frames: the caller writes it and puts it back.
-func (b *Broadcaster) frame(u *presence.Update, members, delta bool) *[]byte {
-	buf := b.frames.Get().(*[]byte)
-	p := appendCounts((*buf)[:0], u)
+// again.
+func (b *Broadcaster) frame(p []byte, u *presence.Update, members, delta bool) []byte {
+	p = appendCounts(p, u)
 	switch {
 	case members && delta:
 		p = appendMemberEvents(p, u)
 	case members:
 		p = appendEvent(p, eventPresence, u.Events.Members)
 	}
-	*buf = p
-	return buf
+	return p
 }
 
 // sendFirst writes a stream's first bytes (the retry field and its first

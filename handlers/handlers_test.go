@@ -146,7 +146,9 @@ func FuzzRequest(f *testing.F) {
 		f.Add(seed.method, seed.path, seed.lastID)
 	}
 	router, b := newTestRouter(f)
-	srv := httptest.NewServer(router)
+	srv := httptest.NewUnstartedServer(router)
+	srv.Config.ConnContext = ConnContext // plain HTTP/1.1 streams detach, as in main.go
+	srv.Start()
 	defer func() {
 		// Close waits for every handler: after a stream that never
 		// ended, leave it to goleak to report rather than hang.

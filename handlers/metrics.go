@@ -20,6 +20,7 @@ const (
 	refusedPerIP      = "per_ip"       // the client address holds --max-streams-per-ip
 	refusedWatchPerIP = "watch_per_ip" // its watches made --max-watch-rooms-per-ip rooms
 	refusedResets     = "resets"       // the connection ends streams faster than a browser
+	refusedBlocked    = "blocked"      // a user blocked by the server API (POST /api/users/{id}/disconnect)
 )
 
 // reasonOrigin is the refusal reason of a request from a page of an origin
@@ -44,20 +45,20 @@ func NewMetrics(reg prometheus.Registerer, hub *presence.Hub) *Metrics {
 		}),
 		disconnect: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "presence_disconnects_total",
-			Help: "Streams closed, by reason: client (went away), evicted (a write stalled past the deadline, or the peer took nothing for the TCP user timeout), shutdown, expired (the token ended).",
+			Help: "Streams closed, by reason: client (went away), evicted (a write stalled past the deadline, or the peer took nothing for the TCP user timeout), shutdown, expired (the token ended), disconnected (by the server API).",
 		}, []string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "presence_refused_total",
-			Help: "Streams refused, by reason: stream_limit, room_limit, per_ip (--max-streams-per-ip), resets (a request, of any route, on a connection that ends streams faster than a browser), shutting_down, unauthorized, origin (a page of an origin not allowed, on a stream or the API, or a cross-site stream request that is not CORS).",
+			Help: "Streams refused, by reason: stream_limit, room_limit, per_ip (--max-streams-per-ip), resets (a request, of any route, on a connection that ends streams faster than a browser), shutting_down, unauthorized, blocked (a user blocked by the server API), origin (a page of an origin not allowed, on a stream or the API, or a cross-site stream request that is not CORS).",
 		}, []string{"reason"}),
 		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "presence_deliveries_total", Help: "Count events written to streams.",
 		}),
 	}
-	for _, r := range []string{reasonClient, reasonEvicted, reasonShutdown, reasonExpired} {
+	for _, r := range []string{reasonClient, reasonEvicted, reasonShutdown, reasonExpired, reasonDisconnected} {
 		m.disconnect.WithLabelValues(r)
 	}
-	for _, r := range []string{"stream_limit", "room_limit", refusedPerIP, refusedWatchPerIP, refusedResets, "shutting_down", reasonOrigin} {
+	for _, r := range []string{"stream_limit", "room_limit", refusedPerIP, refusedWatchPerIP, refusedResets, "shutting_down", refusedBlocked, reasonOrigin} {
 		m.refused.WithLabelValues(r)
 	}
 	reg.MustRegister(m.connects, m.disconnect, m.refused, m.deliveries,

@@ -28,6 +28,10 @@ type Options struct {
 	// MaxHeaderBytes is the largest request header block answered, at
 	// least MinHeaderBytes; larger ones get 431 (see limitHeaders).
 	MaxHeaderBytes int
+	// APIKey opens the server API (serverapi.go) to a request that sends
+	// it as Authorization: Bearer, and every room of GET /api/rooms to it;
+	// at least MinAPIKeyLen bytes. "": the server API answers 401.
+	APIKey string
 }
 
 // MinHeaderBytes is the least Options.MaxHeaderBytes: below it, ordinary
@@ -68,6 +72,9 @@ func (opts Options) validate() (Options, error) {
 	}
 	if opts.MaxHeaderBytes < MinHeaderBytes {
 		refuse("MaxHeaderBytes", "must be at least %d, got %d", MinHeaderBytes, opts.MaxHeaderBytes)
+	}
+	if opts.APIKey != "" && len(opts.APIKey) < MinAPIKeyLen {
+		refuse("APIKey", "must be at least %d bytes, got %d", MinAPIKeyLen, len(opts.APIKey))
 	}
 	origins := make([]string, len(opts.CORS.AllowedOrigins))
 	for i, o := range opts.CORS.AllowedOrigins {

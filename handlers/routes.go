@@ -22,6 +22,7 @@ func NewRouter(b *Broadcaster, opts Options, m *Metrics, gatherer prometheus.Gat
 	if err != nil {
 		return nil, err
 	}
+	key := newAPIKey(opts.APIKey)
 	r := chi.NewRouter()
 	r.Use(guardConns(b, opts.Stream.proxies, m)) // connections that reset streams like no browser
 	r.Use(limitHeaders(opts.MaxHeaderBytes))
@@ -44,11 +45,21 @@ func NewRouter(b *Broadcaster, opts Options, m *Metrics, gatherer prometheus.Gat
 		r.Options("/events", handleOptions())
 		r.Options("/rooms/{room}/events", handleOptions())
 		r.Options("/watch", handleOptions())
-		getHead(r, "/api/rooms", handleRooms(b.hub, opts.RoomsLimit, opts.Stream.Identity))
-		getHead(r, "/api/rooms/{room}", handleRoom(b.hub, opts.Stream.Identity))
+		getHead(r, "/api/rooms", handleRooms(b.hub, opts.RoomsLimit, opts.Stream.Identity, key))
+		getHead(r, "/api/rooms/{room}", handleRoom(b.hub, opts.Stream.Identity, key))
 		// Preflights of other sites' pages that send Authorization: Bearer.
 		r.Options("/api/rooms", handleOptions())
 		r.Options("/api/rooms/{room}", handleOptions())
+	})
+
+	// The server API, for the sites' backends: behind the API key, and
+	// with no CORS, since no page should hold the key (serverapi.go).
+	r.Group(func(r chi.Router) {
+		r.Use(key.require)
+		getHead(r, "/api/rooms/{room}/members", handleMembers(b.hub))
+		r.Post("/api/users/{id}/disconnect", handleUserDisconnect(b.hub))
+		r.Post("/api/rooms/{room}/disconnect", handleRoomDisconnect(b.hub))
+		getHead(r, "/api/openapi.json", handleOpenAPI()) // every route above and below, checked by a test
 	})
 
 	getHead(r, "/healthz", handleHealthz())

@@ -65,6 +65,19 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		if b.answeredUnopened(w, r, heads, conn, m) {
 			return
 		}
+		// The hub's way to end the stream (a disconnect through the
+		// server API): a stream that will be detached is ended through
+		// its connection, the others through their request's context.
+		var d *detached
+		var end func()
+		if watched == nil && detachable(r) {
+			d = b.newDetached(room, opts.WriteTimeout, log)
+			end = d.kick
+		} else {
+			var release func()
+			r, end, release = disconnectable(r)
+			defer release()
+		}
 		follow := member.Signed // signed-in streams follow the members
 		var wt *presence.Watch  // watched before joining, so that a refused watch is never a join and a leave
 		var watchFirst [][]byte
@@ -76,13 +89,28 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 			}
 			defer wt.Close()
 		}
-		st, joined, err := b.hub.JoinAs(room, member, presence.JoinOptions{Members: follow, Source: source})
+		st, joined, err := b.hub.JoinAs(room, member, presence.JoinOptions{Members: follow, Source: source, End: end})
 		if err != nil {
 			refused(w, m, err)
 			return
 		}
-		defer st.Leave()
 		m.connects.Inc()
+		first := append(make([]byte, 0, len(retry)+len(joined.Events.Presence)+64), retry...)
+		first = appendEvent(first, eventCount, joined.Events.Count)
+		first = appendEvent(first, eventPresence, joined.Events.Presence) // with the members if follow
+		first = appendWatched(first, watchFirst)
+		watchFirst = nil
+		fs := followState{cur: joined.Update, sentCount: joined.Events.Count, sentPres: joined.Events.Presence, members: follow, memberSeq: joined.Seq, whole: true}
+		if d != nil {
+			heads.set(w.Header(), true)
+			x := detachment{head: responseHead(w.Header()), first: first, fs: fs}
+			if member.Signed {
+				x.expiry = newExpiry(time.Now(), expires, opts.Identity.leeway())
+			}
+			b.detach(w, r, d, st, x)
+			return // the stream is d's now
+		}
+		defer st.Leave()
 		var exp expiry
 		if member.Signed {
 			var cancel context.CancelFunc
@@ -100,12 +128,7 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		w.WriteHeader(http.StatusOK)
 
 		out := newStreamWriter(w, opts.WriteTimeout)
-		first := append(make([]byte, 0, len(retry)+len(joined.Events.Presence)+64), retry...)
-		first = appendEvent(first, eventCount, joined.Events.Count)
-		first = appendEvent(first, eventPresence, joined.Events.Presence) // with the members if follow
-		first = appendWatched(first, watchFirst)
-		watchFirst = nil
-		err = b.follow(r.Context(), out, st, streamStart{first: first, sent: joined.Events, from: joined.Update, members: follow, memberSeq: joined.Seq, expiry: exp, watch: wt})
+		err = b.follow(r.Context(), out, st, streamStart{first: first, fs: fs, expiry: exp, watch: wt})
 
 		ended(b, out, r, err, room, log, m, conn, start)
 	}
@@ -181,6 +204,8 @@ func endReason(b *Broadcaster, out *streamWriter, r *http.Request, err error, ro
 		// stalled reader too.
 		log.Debug("stream evicted: peer took nothing for the TCP user timeout", "room", room, "remote", r.RemoteAddr)
 		return reasonEvicted
+	case disconnected(r):
+		return reasonDisconnected
 	case b.closing.Err() != nil:
 		return reasonShutdown
 	case errors.Is(r.Context().Err(), context.DeadlineExceeded):

@@ -40,7 +40,9 @@ func handleWatch(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logge
 		if b.answeredUnopened(w, r, heads, conn, m) {
 			return
 		}
-		wt, first, err := b.hub.Watch(rooms, presence.WatchOptions{Members: members, Alone: true, Source: source})
+		r, end, release := disconnectable(r) // the hub's way to end the stream
+		defer release()
+		wt, first, err := b.hub.Watch(rooms, presence.WatchOptions{Members: members, Alone: true, Source: source, User: memberID(claims, signed), End: end})
 		if err != nil {
 			refused(w, m, err)
 			return

@@ -117,12 +117,14 @@ func (h *Hub) ghostGoneLocked(g *ghost) {
 	if h.maxGraceFrom > 0 {
 		addCount(h.graceFrom, g.from, -1)
 	}
+	addCount(h.graceOf, signedID(g.member), -1)
 }
 
 func (h *Hub) leave(s *Stream) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	r := s.room
+	h.untrackLocked(&s.endh, signedID(s.member), r)
 	r.local--
 	h.streams--
 	if s.watches {
@@ -130,7 +132,7 @@ func (h *Hub) leave(s *Stream) {
 			r.members = nil
 		}
 	}
-	if s.member.ID != "" && h.grace > 0 && !h.closed && h.ghosts < h.maxStr && time.Since(s.since) >= h.grace &&
+	if s.member.ID != "" && h.grace > 0 && !h.closed && !s.endh.ended && h.ghosts < h.maxStr && time.Since(s.since) >= h.grace &&
 		(h.maxGraceFrom == 0 || s.from == "" || h.graceFrom[s.from] < h.maxGraceFrom) {
 		// A person's stream that was there a grace at least: it counts
 		// on for the grace, in case they come back (a refresh, a
@@ -145,6 +147,7 @@ func (h *Hub) leave(s *Stream) {
 		}
 		r.ghosts[s.member.ID] = append(r.ghosts[s.member.ID], g)
 		h.ghosts++
+		addCount(h.graceOf, signedID(s.member), 1)
 		h.idleLocked(r)
 	} else {
 		h.addSourceLocked(s.source, -1)

@@ -3,6 +3,8 @@ package presence
 import (
 	"container/list"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +50,15 @@ type Hub struct {
 	// Watches that are streams of their own, for the heartbeats; at most
 	// streams of them.
 	alone map[*Watch]struct{}
+	// The streams and watches of each signed-in user that the hub can end
+	// (disconnect.go), by member ID: list heads, no empty entries.
+	users map[string]*endHandle
+	// Users whose new streams are refused, until when; at most MaxBlocked.
+	blocked map[string]time.Time
+	// Closed streams in their grace by signed-in member ID, so that a
+	// user's disconnect looks for them only if there are some; no zero
+	// entries.
+	graceOf map[string]int
 
 	published atomic.Uint64 // publishes so far, for Published
 	// observe, if set, is told every publish, after it was stored; for
@@ -88,6 +99,8 @@ type room struct {
 	// under pubMu. A publish marks the room dirty in each (notify).
 	followers map[*Watch]int32
 	clock     fanoutClock // fed by the streams' deliveries (fanout.go)
+
+	ends *endHandle // the room's own streams the hub can end (disconnect.go); under Hub.mu
 }
 
 // newRoom is an empty room whose latest Update is the zero one.
@@ -122,6 +135,7 @@ func NewHub(backend Backend, opts HubOptions) (*Hub, error) {
 		observer:     opts.Observer,
 		watchFrom:    make(map[string]int),
 		graceFrom:    make(map[string]int),
+		graceOf:      make(map[string]int),
 		rooms:        make(map[string]*room),
 		idle:         list.New(),
 		sources:      make(map[string]int),
@@ -139,6 +153,7 @@ type Stream struct {
 	from    string // JoinOptions.Source, always
 	since   time.Time
 	once    sync.Once
+	endh    endHandle // under Hub.mu
 }
 
 // Latest returns the newest Update of the stream's room; wait on its
@@ -213,6 +228,20 @@ func (h *Hub) Room(roomName string) RoomInfo {
 		info.Degraded = s.Health() != nil
 	}
 	return info
+}
+
+// Members returns up to limit of the room's signed-in members whose ID
+// sorts after after ("" for the first), sorted by ID, with their
+// connections on every node; more reports whether others follow. people
+// is the room's count of people, signed in or not.
+func (h *Hub) Members(roomName, after string, limit int) (page []MemberCount, people int, more bool) {
+	all := h.backend.SignedAfter(roomName, after) // sorted here, without the backend's lock
+	people = h.backend.Count(roomName).People
+	slices.SortFunc(all, func(a, b MemberCount) int { return strings.Compare(a.ID, b.ID) })
+	if len(all) > limit {
+		return all[:limit:limit], people, true
+	}
+	return all, people, false
 }
 
 // Health is nil unless a shared backend's view of the other nodes is not

@@ -20,6 +20,11 @@ type JoinOptions struct {
 	// transport's client address), for HubOptions.MaxPerSource. "" is
 	// bounded by nothing.
 	Source string
+	// End, if set, ends the stream: the hub calls it at most once, from
+	// any goroutine, without blocking and without its lock held, when a
+	// Disconnect names the stream (Hub.Disconnect). The stream should then
+	// Leave, as on any end.
+	End func()
 }
 
 // Joined is what a new stream starts from.
@@ -83,6 +88,9 @@ func (h *Hub) join(roomName string, m Member, o JoinOptions) (*Stream, Joined, m
 	if h.streams >= h.maxStr {
 		return nil, Joined{}, nil, ErrStreamLimit
 	}
+	if m.Signed && h.blockedLocked(m.ID) {
+		return nil, Joined{}, nil, ErrBlocked
+	}
 	if r == nil || r.watchOnly {
 		// Rooms that hold only people in their grace never keep out a
 		// room of people who are here: the oldest gives way. Rooms that
@@ -113,7 +121,8 @@ func (h *Hub) join(roomName string, m Member, o JoinOptions) (*Stream, Joined, m
 	h.streams++
 	h.peak = max(h.peak, h.streams)
 	h.idleLocked(r)
-	st := &Stream{hub: h, room: r, member: m, watches: members, source: src, from: o.Source, since: time.Now()}
+	st := &Stream{hub: h, room: r, member: m, watches: members, source: src, from: o.Source, since: time.Now(), endh: endHandle{end: o.End}}
+	h.trackLocked(&st.endh, signedID(m), r)
 	// Read under the lock that every publish takes first: any publish
 	// after this join closes this Update's Replaced channel.
 	j := Joined{Counts: r.counts, Update: r.latest.Load()}
@@ -135,4 +144,13 @@ func (h *Hub) join(roomName string, m Member, o JoinOptions) (*Stream, Joined, m
 	}
 	h.scheduleLocked(r)
 	return st, j, signed, nil
+}
+
+// signedID is m's ID if m is signed in, else "": only signed-in users are
+// disconnected by name.
+func signedID(m Member) string {
+	if m.Signed {
+		return m.ID
+	}
+	return ""
 }

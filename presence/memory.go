@@ -45,6 +45,13 @@ func (m *Memory) Signed(room string) map[string]string {
 	return m.rooms.Signed(room)
 }
 
+// SignedAfter implements Backend.
+func (m *Memory) SignedAfter(room, after string) []MemberCount {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.rooms.SignedAfter(room, after)
+}
+
 // Rooms implements Backend.
 func (m *Memory) Rooms(limit int, keep func(string) bool) ([]RoomCount, int) {
 	m.mu.Lock()

@@ -26,6 +26,20 @@ var (
 	ErrWatchSourceLimit = errors.New("too many watched rooms from one source")
 	// ErrClosed means the hub is shutting down and takes no new streams.
 	ErrClosed = errors.New("shutting down")
+	// ErrBlocked means the stream's user is blocked for now (a Disconnect
+	// with a Block).
+	ErrBlocked = errors.New("user blocked for now")
+)
+
+// Errors returned by Hub.Disconnect.
+var (
+	// ErrInvalidDisconnect means the Disconnect names nothing, or names it
+	// wrong.
+	ErrInvalidDisconnect = errors.New("invalid disconnect")
+	// ErrBlockLimit means MaxBlocked users are blocked already.
+	ErrBlockLimit = errors.New("too many users blocked")
+	// ErrNotTold means the other nodes could not be told of a Disconnect.
+	ErrNotTold = errors.New("other nodes not told")
 )
 
 // DefaultRoom is the room of clients that name none.
@@ -87,6 +101,13 @@ type MemberInfo struct {
 	Name string `json:"name,omitempty"`
 }
 
+// MemberCount is a signed-in member and their connections, on every node.
+type MemberCount struct {
+	ID          string
+	Name        string
+	Connections int
+}
+
 // RoomCount is a room and how many are in it.
 type RoomCount struct {
 	Room        string `json:"room"`
@@ -106,6 +127,10 @@ type Backend interface {
 	Count(room string) Counts
 	// Signed returns the room's signed-in members: name by member ID.
 	Signed(room string) map[string]string
+	// SignedAfter returns the room's signed-in members whose ID sorts
+	// after after ("" for all), with their connections, in no order (see
+	// Hub.Members).
+	SignedAfter(room, after string) []MemberCount
 	// Rooms returns up to limit non-empty rooms, sorted by name, and how
 	// many non-empty rooms there are in all. Only rooms keep accepts are
 	// listed or counted (all if keep is nil), so that a caller who may not

@@ -88,6 +88,18 @@ func (t *Tally) Signed() map[string]string {
 	return m
 }
 
+// SignedAfter returns the signed-in members whose ID sorts after after,
+// with their connections, in no order.
+func (t *Tally) SignedAfter(after string) []MemberCount {
+	var out []MemberCount
+	for id, p := range t.persons {
+		if p.signed && id > after {
+			out = append(out, MemberCount{ID: id, Name: p.name, Connections: p.conns})
+		}
+	}
+	return out
+}
+
 func byID(a, b MemberInfo) int { return strings.Compare(a.ID, b.ID) }
 
 // sortedMembers lists members by ID, at most limit of them (all if limit
@@ -136,6 +148,15 @@ func (ts Tallies) Signed(room string) map[string]string {
 		return t.Signed()
 	}
 	return map[string]string{}
+}
+
+// SignedAfter returns room's signed-in members whose ID sorts after after,
+// with their connections, in no order.
+func (ts Tallies) SignedAfter(room, after string) []MemberCount {
+	if t := ts[room]; t != nil {
+		return t.SignedAfter(after)
+	}
+	return nil
 }
 
 // List returns the counts of every room keep accepts (all if keep is

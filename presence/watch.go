@@ -23,6 +23,8 @@ type Watch struct {
 	source string        // counted against, if alone and sources are bounded
 	once   sync.Once
 	hb     atomic.Uint64 // heartbeats, if alone
+	user   string        // WatchOptions.User
+	endh   endHandle     // under Hub.mu
 
 	mu           sync.Mutex // guards dirty and followed.queued
 	dirty, spare []int32    // rooms marked since the last Drain; spare is the other buffer
@@ -53,6 +55,13 @@ type WatchOptions struct {
 	// (HubOptions.MaxWatchRoomsPerSource), and with Alone, the watch
 	// itself (MaxPerSource).
 	Source string
+	// User is the watcher's member ID if signed in: a Disconnect of the
+	// user ends the watch, and a blocked user's watch is refused
+	// (ErrBlocked). "": anonymous, or a watch that is part of a stream
+	// which answers for it.
+	User string
+	// End, if set, ends the watch, as JoinOptions.End does a stream.
+	End func()
 }
 
 // WatchEvent is what a watcher is told of one room: Presence is the
@@ -91,7 +100,7 @@ func (h *Hub) Watch(rooms []string, o WatchOptions) (*Watch, [][]byte, error) {
 	if h.maxWatchFrom == 0 {
 		from = ""
 	}
-	w := &Watch{hub: h, rooms: make([]followed, len(rooms)), wake: make(chan struct{}, 1), alone: o.Alone, source: src}
+	w := &Watch{hub: h, rooms: make([]followed, len(rooms)), wake: make(chan struct{}, 1), alone: o.Alone, source: src, user: o.User, endh: endHandle{end: o.End}}
 	counts := make([]Counts, len(rooms))
 	signed := make([]map[string]string, len(rooms))
 
@@ -166,6 +175,9 @@ func (h *Hub) admitWatchLocked(w *Watch, rooms []string, from string) error {
 	if h.closed {
 		return ErrClosed
 	}
+	if w.user != "" && h.blockedLocked(w.user) {
+		return ErrBlocked
+	}
 	if w.alone {
 		if w.source != "" && h.sources[w.source] >= h.maxSource {
 			return ErrSourceLimit
@@ -192,6 +204,7 @@ func (h *Hub) admitWatchLocked(w *Watch, rooms []string, from string) error {
 		h.addSourceLocked(w.source, 1)
 		h.alone[w] = struct{}{}
 	}
+	h.trackLocked(&w.endh, w.user, nil)
 	return nil
 }
 
@@ -274,6 +287,7 @@ func (w *Watch) close() {
 	h := w.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.untrackLocked(&w.endh, w.user, nil)
 	for i := range w.rooms {
 		f := &w.rooms[i]
 		r := f.r

@@ -64,7 +64,7 @@ func TestMetrics(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); b.Run(ctx, nil) }()
+	go func() { defer close(done); b.Run(ctx, nil, nil) }()
 	t.Cleanup(func() { cancel(); <-done })
 	b.Join("r", presence.Member{})
 	waitFor(t, 5*time.Second, "healthy", func() bool { return b.Health() == nil })

@@ -30,6 +30,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/presence/presence/presence"
 )
 
 // Keys and the channel, shared by every node of a cluster.
@@ -73,6 +75,10 @@ type Backend struct {
 	resync   chan struct{}     // cap 1: the view of the others may have gaps, the resyncer should read them all
 	stats    counters          // atomic: read by Stats and the metrics at any time
 
+	// onDisconnect, set as onChange is, takes the disconnects other nodes
+	// announce (control.go).
+	onDisconnect func(presence.Disconnect)
+
 	mu     sync.Mutex // guards view and status
 	view   view       // every node's shares as this node knows them
 	status status     // whether the view is current, and the trouble if not
@@ -110,7 +116,8 @@ func (b *Backend) NodeID() string { return b.id }
 
 // Run keeps this node's shares in Redis and its view of the other nodes
 // current until ctx ends. onChange is called, with no lock held, for every
-// room whose count moved because of another node. Run returns when its
+// room whose count moved because of another node; onDisconnect, if not
+// nil, for every disconnect another node announced (Announce). Run returns when its
 // goroutines have stopped; then Close removes this node's shares.
 //
 // Run owns four goroutines, one per job that must not wait on another:
@@ -118,8 +125,8 @@ func (b *Backend) NodeID() string { return b.id }
 // alive and finds dead nodes (tick.go), the resyncer re-reads every share
 // after a gap (resync.go), and the subscriber applies the others' changes
 // (subscribe.go). Each ends with ctx.
-func (b *Backend) Run(ctx context.Context, onChange func(room string)) {
-	b.onChange = onChange
+func (b *Backend) Run(ctx context.Context, onChange func(room string), onDisconnect func(presence.Disconnect)) {
+	b.onChange, b.onDisconnect = onChange, onDisconnect
 	var wg sync.WaitGroup
 	wg.Go(func() { b.flushLoop(ctx) })
 	wg.Go(func() { b.tickLoop(ctx) })

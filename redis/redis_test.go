@@ -28,6 +28,7 @@ type testNode struct {
 	done    chan struct{}
 	mu      sync.Mutex
 	changed map[string]int // onChange calls by room
+	told    []presence.Disconnect
 }
 
 func startNode(t *testing.T, srv *redistest.Server, id string) *testNode {
@@ -49,6 +50,10 @@ func startNodeURL(t *testing.T, url, id string) *testNode {
 		b.Run(ctx, func(room string) {
 			n.mu.Lock()
 			n.changed[room]++
+			n.mu.Unlock()
+		}, func(d presence.Disconnect) {
+			n.mu.Lock()
+			n.told = append(n.told, d)
 			n.mu.Unlock()
 		})
 	}()

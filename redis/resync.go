@@ -29,6 +29,7 @@ func (b *Backend) resyncLoop(ctx context.Context) {
 		default:
 		}
 		if b.snapshot(ctx) {
+			b.readBlocks(ctx) // before: a node ready refuses the blocked
 			b.healed()
 		}
 	}

@@ -95,3 +95,34 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1
 `)
+
+// announceScript publishes a disconnect and, for a block, keeps it in the
+// blocks set until it ends by Redis's clock (the later of two blocks of a
+// user), dropping the blocks over.
+// KEYS: blocks set. ARGV: member ID, block ms (0: none), longest block ms,
+// channel, message.
+var announceScript = goredis.NewScript(luaNow + `
+local block = tonumber(ARGV[2])
+if block > 0 then
+  local untilMs = now + block
+  local cur = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[1]))
+  if not cur or cur < untilMs then
+    redis.call('ZADD', KEYS[1], untilMs, ARGV[1])
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return redis.call('PUBLISH', ARGV[4], ARGV[5])
+`)
+
+// blocksScript returns the blocks under way, at most ARGV[1] of them: {member
+// ID, ms left, ...}. KEYS: blocks set.
+var blocksScript = goredis.NewScript(luaNow + `
+local out = {}
+local r = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[1]))
+for i = 1, #r, 2 do
+  out[#out + 1] = r[i]
+  out[#out + 1] = tostring(tonumber(r[i + 1]) - now)
+end
+return out
+`)

@@ -177,6 +177,13 @@ func (b *Backend) Signed(room string) map[string]string {
 	return b.view.all.Signed(room)
 }
 
+// SignedAfter implements presence.Backend over every node's streams.
+func (b *Backend) SignedAfter(room, after string) []presence.MemberCount {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.view.all.SignedAfter(room, after)
+}
+
 // Rooms implements presence.Backend over every node's rooms.
 func (b *Backend) Rooms(limit int, keep func(string) bool) ([]presence.RoomCount, int) {
 	b.mu.Lock()

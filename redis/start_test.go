@@ -97,7 +97,7 @@ func runLogged(t *testing.T, url string, warnEvery time.Duration) (*Backend, *lo
 	}
 	ctx, cancel = context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); b.Run(ctx, nil) }()
+	go func() { defer close(done); b.Run(ctx, nil, nil) }()
 	t.Cleanup(func() { cancel(); <-done; b.rdb.Close() })
 	return b, logs
 }

@@ -25,7 +25,7 @@ var errNoPong = errors.New("no answer to ping")
 // connection to the caller, which Health must show). So this loop pings
 // after a silence and waits for the answer itself (see receive).
 func (b *Backend) subscribeLoop(ctx context.Context) {
-	ps := b.rdb.Subscribe(ctx, channel)
+	ps := b.rdb.Subscribe(ctx, channel, controlChannel)
 	// A blocked receive does not watch ctx; closing the subscription ends it.
 	stop := context.AfterFunc(ctx, func() { ps.Close() })
 	defer func() {
@@ -56,7 +56,11 @@ func (b *Backend) subscribeLoop(ctx context.Context) {
 			b.setSubscribed(true)
 			b.askResync()
 		case *goredis.Message:
-			b.apply(m.Payload)
+			if m.Channel == controlChannel {
+				b.applyControl(m.Payload)
+			} else {
+				b.apply(m.Payload)
+			}
 		}
 	}
 }

@@ -1,0 +1,421 @@
+package handlers
+
+import (
+	"bufio"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/presence/presence/presence"
+)
+
+// A stream over plain HTTP/1.1 does not keep its request's goroutine and
+// net/http's buffers for its whole life: once the handler has validated
+// the request, joined the room and framed the first events, it takes the
+// connection over (Hijack) and lets go of everything net/http held for it.
+// What is left per stream is:
+//
+//   - a detached (below) and the connection;
+//   - one goroutine blocked in a 1-byte Read, so that a close, a reset or
+//     a peer the kernel gave up on (TCP_USER_TIMEOUT) ends the stream at
+//     once; it is the only goroutine that ends a stream, so that the leave
+//     and the metrics happen in one place;
+//   - for a signed-in stream, the two timers of its token's expiry.
+//
+// The room's feed (feed.go) writes every update to its streams itself,
+// with a write that never waits: a stream whose socket does not take the
+// whole write is handed to a goroutine of its own (drain) that finishes it
+// under the write timeout and catches up with the newest update, while the
+// feed goes on with the others. So the fan-out never waits for the slowest
+// stream, and a stalled stream costs a goroutine and one frame only while
+// it is stalled, and is cut at the write timeout as any other.
+//
+// Streams over TLS, over HTTP/2 and streams that watch rooms stay on
+// net/http's path (follow.go).
+
+// detached is one stream whose connection the service took over. It is
+// kept small (256 bytes): it is most of what the service itself holds per
+// stream.
+type detached struct {
+	b     *Broadcaster
+	conn  net.Conn
+	raw   syscall.RawConn
+	st    *presence.Stream
+	feed  *feed // guarded by b.feedsMu
+	index int   // in feed.streams, guarded by b.feedsMu
+
+	mu      sync.Mutex
+	fs      followState // guarded by mu
+	busy    bool        // a drain goroutine owns the writes
+	closed  bool        // no more writes
+	warnOwe bool        // the token-expiring event is owed
+	strays  uint8       // line ends the client sent after its request (run's)
+	pending []byte      // what drain writes next, while busy
+	pendSeq uint64      // the publish pending delivers, 0 if none
+	reason  string      // why the service cut the stream, if it did
+
+	timeout time.Duration
+	room    string
+	log     *slog.Logger
+	signed  *tokenEnd // nil unless signed in
+}
+
+// tokenEnd is when a signed-in detached stream is warned and cut.
+type tokenEnd struct {
+	expiry expiry
+	timers [2]*time.Timer // the warning's and the end's
+}
+
+// writeTry is one write that never waits (detached.send): its bytes and
+// results, with the function given to RawConn.Write made once for many
+// writes (a fan-out's), not once per write.
+type writeTry struct {
+	p   []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool
+}
+
+func newWriteTry() *writeTry {
+	w := &writeTry{}
+	w.fn = w.write
+	return w
+}
+
+// write is the write system call of send: it never waits (the socket is
+// non-blocking), and reports done so that RawConn.Write does not wait
+// either.
+func (w *writeTry) write(fd uintptr) bool {
+	w.n = 0
+	for w.n < len(w.p) {
+		n, err := syscall.Write(int(fd), w.p[w.n:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			if err != syscall.EAGAIN {
+				w.err = err
+			}
+			return true
+		}
+		w.n += n
+	}
+	return true
+}
+
+// detachable reports whether r's stream may leave net/http's path: plain
+// HTTP/1.1 without a body, on a connection the service accepted itself (a
+// socket the kernel can be asked to write to without waiting).
+func detachable(r *http.Request) bool {
+	if r.ProtoMajor != 1 || r.TLS != nil || r.ContentLength > 0 || len(r.TransferEncoding) > 0 {
+		return false
+	}
+	c := connOf(r)
+	if c == nil {
+		return false
+	}
+	_, ok := c.conn.(syscall.Conn)
+	return ok
+}
+
+// detachment is what a stream's handler hands over with its connection.
+type detachment struct {
+	head   []byte      // the response head (responseHead)
+	first  []byte      // the retry field and the first events
+	fs     followState // what first told the stream
+	expiry expiry      // zero unless signed in
+}
+
+// newDetached is a stream of room that will be detached once joined: made
+// before the join, so that the hub can end it (kick) from the join on.
+func (b *Broadcaster) newDetached(room string, timeout time.Duration, log *slog.Logger) *detached {
+	return &detached{b: b, room: room, timeout: timeout, log: log}
+}
+
+// kick ends the stream at the hub's word (presence.JoinOptions.End): a
+// disconnect through the server API. It never blocks.
+func (d *detached) kick() { d.cut(reasonDisconnected) }
+
+// detach takes r's connection over for d, whose stream st joined the room:
+// it writes the response head and first events, and from then on the
+// room's feed writes to it, and the stream is d's: it leaves the room when
+// its connection ends. Taking the connection cannot fail for a request
+// detachable passed; if it did, the stream leaves and r gets a 500.
+func (b *Broadcaster) detach(w http.ResponseWriter, r *http.Request, d *detached, st *presence.Stream, x detachment) {
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		st.Leave()
+		writeError(w, http.StatusInternalServerError, "the stream's connection could not be taken over")
+		return
+	}
+	d.mu.Lock()
+	d.conn, d.st, d.fs = conn, st, x.fs
+	kicked := d.closed // by the hub, since the join
+	d.mu.Unlock()
+	b.streams.Add(1)
+	var raw syscall.RawConn
+	if sc, ok := conn.(syscall.Conn); ok {
+		raw, err = sc.SyscallConn()
+	}
+	if kicked || raw == nil || err != nil || !d.strayOnly(rw.Reader) {
+		// Bytes after the request are a client that pipelines
+		// requests on a stream it was told would close: nothing to
+		// serve. (A connection without a descriptor cannot happen:
+		// detachable checked.)
+		d.cut(reasonClient)
+		go d.run()
+		return
+	}
+	d.raw = raw
+	_ = conn.SetDeadline(time.Time{}) // net/http's, if any, were for the request
+	d.mu.Lock()
+	d.send(append(append(make([]byte, 0, len(x.head)+len(x.first)), x.head...), x.first...), 0, newWriteTry())
+	d.mu.Unlock()
+	b.metrics.deliveries.Inc() // the first count times no fan-out
+	if !x.expiry.none() {
+		now := time.Now()
+		d.signed = &tokenEnd{expiry: x.expiry}
+		d.signed.timers[0] = time.AfterFunc(x.expiry.warnAt.Sub(now), d.warn)
+		d.signed.timers[1] = time.AfterFunc(x.expiry.endsAt.Sub(now), func() { d.cut(reasonExpired) })
+	}
+	attached := b.attach(d, st)
+	go d.run() // after attach: finish, which detaches, comes after it
+	if !attached {
+		d.cut(reasonShutdown)
+		return
+	}
+	// A publish between the join and the attach reached no feed with
+	// this stream in it: catch up once; every later one finds it there.
+	d.offer(st.Latest(), nil, newWriteTry())
+}
+
+// run is the stream's goroutine: it waits for the connection to end, then
+// ends the stream. Its stack holds one byte.
+func (d *detached) run() {
+	var one [1]byte
+	var err error
+	for {
+		// A byte: a client that sends after its request. A few line
+		// ends are let pass (RFC 9112 2.2); anything else is cut.
+		var n int
+		n, err = d.conn.Read(one[:])
+		if err != nil || n == 0 || !d.stray(one[0]) {
+			break
+		}
+	}
+	d.conn.Close()
+	d.finish(err)
+}
+
+// maxStray is how many line ends a client may send after its request:
+// some clients end a request with an extra CRLF, which servers ignore.
+const maxStray = 4
+
+// stray counts c against the line ends a client may send after its
+// request, and reports whether it may.
+func (d *detached) stray(c byte) bool {
+	if (c != '\r' && c != '\n') || d.strays >= maxStray {
+		return false
+	}
+	d.strays++
+	return true
+}
+
+// strayOnly reports whether what net/http read past the request is only
+// line ends the stream lets pass, counting them.
+func (d *detached) strayOnly(br *bufio.Reader) bool {
+	p, _ := br.Peek(br.Buffered())
+	for _, c := range p {
+		if !d.stray(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// finish ends the stream once its connection did: no more writes, out of
+// its feed, out of the room, counted by why it ended.
+func (d *detached) finish(readErr error) {
+	d.mu.Lock()
+	d.closed = true
+	d.pending = nil
+	reason := d.reason
+	d.mu.Unlock()
+	if d.signed != nil {
+		for _, t := range d.signed.timers {
+			t.Stop()
+		}
+	}
+	b := d.b
+	b.detachFeed(d)
+	d.st.Leave()
+	if reason == "" {
+		switch {
+		case peerTimedOut(d.conn) || errors.Is(readErr, syscall.ETIMEDOUT):
+			d.log.Debug("stream evicted: peer took nothing for the TCP user timeout", "room", d.room)
+			reason = reasonEvicted
+		case b.closing.Err() != nil:
+			reason = reasonShutdown
+		default:
+			reason = reasonClient
+		}
+	}
+	// Not counted as an early end of its connection (conn.go): an
+	// HTTP/1.1 connection carries one stream, which ends with it.
+	b.metrics.disconnect.WithLabelValues(reason).Inc()
+	b.streams.Done()
+}
+
+// cut ends the stream for reason: it closes the connection, which ends
+// run's Read. The first reason given is the one counted; with none,
+// finish tells why from the connection.
+func (d *detached) cut(reason string) {
+	d.mu.Lock()
+	if d.reason == "" {
+		d.reason = reason
+	}
+	d.closed = true
+	conn := d.conn // nil if the hub ends the stream before detach took it
+	d.mu.Unlock()
+	if conn != nil {
+		conn.Close()
+	}
+}
+
+// offer brings the stream up to next, unless a drain goroutine owns its
+// writes (it catches up itself when it is done) or it is closed. scratch
+// is a buffer the caller lends for the frame; the write either takes
+// all of it or copies the rest. It reports whether it wrote a count event.
+func (d *detached) offer(next *presence.Update, scratch []byte, w *writeTry) (delivered bool, _ []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.busy || d.closed || next == d.fs.cur {
+		return false, scratch
+	}
+	p, seq, wrote := d.b.catchUp(scratch[:0], &d.fs, next)
+	if len(p) > 0 {
+		d.send(p, seq, w)
+	}
+	return wrote && !d.closed, p
+}
+
+// send writes p without waiting, under d.mu, with w; what the socket does
+// not take goes to a drain goroutine. seq is the publish p delivers, 0 if
+// none.
+func (d *detached) send(p []byte, seq uint64, w *writeTry) {
+	w.p, w.err = p, nil
+	err := d.raw.Write(w.fn)
+	n := w.n
+	if err == nil {
+		err = w.err
+	}
+	w.p, w.err = nil, nil
+	switch {
+	case n == len(p):
+		if seq != 0 {
+			d.st.Delivered(seq)
+		}
+	case err == nil || errors.Is(err, syscall.EAGAIN):
+		d.busy = true
+		d.pending = append(make([]byte, 0, len(p)-n), p[n:]...)
+		d.pendSeq = seq
+		go d.drain()
+	default:
+		// The connection is gone; run sees it too and ends the stream.
+		d.closed = true
+		if errors.Is(err, syscall.ETIMEDOUT) && d.reason == "" {
+			d.reason = reasonEvicted
+		}
+		d.conn.Close()
+	}
+}
+
+// drain writes what the socket did not take, under the write timeout, and
+// then whatever the stream fell behind by, until it is caught up; then the
+// feed writes to it again. A write that stalls for the whole timeout cuts
+// the stream as evicted.
+func (d *detached) drain() {
+	for {
+		d.mu.Lock()
+		p, seq := d.pending, d.pendSeq
+		d.mu.Unlock()
+		deadline := time.Now().Add(d.timeout)
+		_ = d.conn.SetWriteDeadline(deadline)
+		_, err := d.conn.Write(p)
+		if err != nil {
+			if !time.Now().Before(deadline) {
+				d.log.Debug("stream evicted: write stalled", "room", d.room, "err", err)
+				d.cut(reasonEvicted)
+			} else {
+				d.cut("") // the client went, or the kernel gave up on it: finish tells
+			}
+			return
+		}
+		_ = d.conn.SetWriteDeadline(time.Time{})
+		if seq != 0 {
+			d.st.Delivered(seq)
+		}
+		d.mu.Lock()
+		if d.closed {
+			d.mu.Unlock()
+			return
+		}
+		p, seq, wrote := d.b.catchUp(p[:0], &d.fs, d.st.Latest())
+		if d.warnOwe {
+			p, d.warnOwe = append(p, d.signed.expiry.event...), false
+		}
+		if wrote {
+			d.b.metrics.deliveries.Inc()
+		}
+		if len(p) == 0 {
+			d.busy, d.pending, d.pendSeq = false, nil, 0
+			d.mu.Unlock()
+			return
+		}
+		d.pending, d.pendSeq = p, seq
+		d.mu.Unlock()
+	}
+}
+
+// warn sends the token-expiring event, on the expiry's timer.
+func (d *detached) warn() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.closed:
+	case d.busy:
+		d.warnOwe = true
+	default:
+		d.send(d.signed.expiry.event, 0, newWriteTry())
+	}
+}
+
+// responseHead is the HTTP/1.1 response head of a detached stream: what
+// net/http would have written for it (status, the handler's headers, Date,
+// and Connection: close, since the body ends with the connection).
+func responseHead(h http.Header) []byte {
+	var buf headBuffer
+	buf.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = h.WriteSubset(&buf, map[string]bool{"Transfer-Encoding": true, "Date": true, "Connection": true})
+	buf.WriteString("Date: ")
+	buf.b = time.Now().UTC().AppendFormat(buf.b, http.TimeFormat)
+	buf.WriteString("\r\nConnection: close\r\n\r\n")
+	return buf.b
+}
+
+// headBuffer is a bytes.Buffer of the few methods Header.WriteSubset needs.
+type headBuffer struct{ b []byte }
+
+func (h *headBuffer) Write(p []byte) (int, error) {
+	h.b = append(h.b, p...)
+	return len(p), nil
+}
+
+func (h *headBuffer) WriteString(s string) (int, error) {
+	h.b = append(h.b, s...)
+	return len(s), nil
+}

@@ -1,0 +1,243 @@
+package handlers
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/goleak"
+)
+
+// serveDetaching serves router as main.go does as far as detaching goes
+// (ConnContext set, so plain HTTP/1.1 streams leave net/http's path), on
+// a listener whose sockets take sendBuffer bytes at most (0: the
+// kernel's default).
+func serveDetaching(t *testing.T, router http.Handler, sendBuffer int) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(router)
+	srv.Config.ConnContext = ConnContext
+	if sendBuffer > 0 {
+		srv.Listener = smallSendListener{srv.Listener, sendBuffer}
+	}
+	srv.Start()
+	return srv
+}
+
+type smallSendListener struct {
+	net.Listener
+	size int
+}
+
+func (l smallSendListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(l.size)
+	}
+	return c, err
+}
+
+// rawStream is a stream read over a bare TCP connection.
+type rawStream struct {
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+func openRaw(t *testing.T, addr, path string, recvBuffer int) *rawStream {
+	t.Helper()
+	d := net.Dialer{}
+	if recvBuffer > 0 {
+		d.Control = func(_, _ string, c syscall.RawConn) error {
+			return c.Control(func(fd uintptr) {
+				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, recvBuffer)
+			})
+		}
+	}
+	conn, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: test\r\n\r\n", path); err != nil {
+		t.Fatal(err)
+	}
+	return &rawStream{conn: conn, r: bufio.NewReader(conn)}
+}
+
+// waitLine reads until a line equal to want, within 5 s, and returns what
+// it read.
+func (s *rawStream) waitLine(t *testing.T, want string) string {
+	t.Helper()
+	_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var sb strings.Builder
+	for {
+		line, err := s.r.ReadString('\n')
+		sb.WriteString(line)
+		if err != nil {
+			t.Fatalf("waiting for %q: %v after %q", want, err, sb.String())
+		}
+		if strings.TrimRight(line, "\r\n") == want {
+			return sb.String()
+		}
+	}
+}
+
+// waitEOF reads until the server closes the stream, within 5 s.
+func (s *rawStream) waitEOF(t *testing.T) {
+	t.Helper()
+	_ = s.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		if _, err := s.r.ReadString('\n'); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Fatal("the server did not close the stream")
+			}
+			return
+		}
+	}
+}
+
+// A plain HTTP/1.1 stream keeps neither its handler's goroutine nor
+// net/http's: one goroutine per stream, and a feed's per room. It gets its
+// room's changes, leaves when its client goes, and ends at shutdown, with
+// no goroutine left behind.
+func TestDetachedStreamsHoldOneGoroutineEach(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	router, b := newTestRouter(t)
+	srv := serveDetaching(t, router, 0)
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+
+	base := runtime.NumGoroutine()
+	const n = 200
+	streams := make([]*rawStream, n)
+	for i := range streams {
+		streams[i] = openRaw(t, addr, "/rooms/r/events", 0)
+		head := streams[i].waitLine(t, fmt.Sprintf("data: %d", i+1))
+		if !strings.HasPrefix(head, "HTTP/1.1 200 OK\r\n") || !strings.Contains(head, "Content-Type: text/event-stream\r\n") || !strings.Contains(head, "\r\nretry: 1000\n") {
+			t.Fatalf("stream %d began %q", i, head)
+		}
+	}
+	streams[0].waitLine(t, fmt.Sprintf("data: %d", n)) // the first saw everyone come
+	// The handlers' and net/http's goroutines end just after the first
+	// bytes went out.
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine()-base > n+1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d streams hold %d goroutines, want one each and the room's feed", n, runtime.NumGoroutine()-base)
+		}
+	}
+
+	for _, s := range streams[n/2:] {
+		s.conn.Close()
+	}
+	streams[0].waitLine(t, fmt.Sprintf("data: %d", n/2))
+	if got := counterValue(t, b.metrics.disconnect.WithLabelValues(reasonClient)); got != n/2 {
+		t.Errorf("disconnects of reason client: %v, want %d", got, n/2)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := b.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range streams[:n/2] {
+		s.waitEOF(t)
+	}
+	if got := counterValue(t, b.metrics.disconnect.WithLabelValues(reasonShutdown)); got != n/2 {
+		t.Errorf("disconnects of reason shutdown: %v, want %d", got, n/2)
+	}
+	if s := b.hub.Stats().Streams; s != 0 {
+		t.Errorf("%d streams counted after shutdown", s)
+	}
+}
+
+// A detached stream whose client stops reading is handed to a goroutine of
+// its own when its socket fills, cut at the write timeout and counted as
+// evicted; the room's other streams go on getting every write meanwhile.
+func TestDetachedStalledReaderIsCut(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	router, b := newTestRouter(t) // write timeout 1 s
+	srv := serveDetaching(t, router, 4096)
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+
+	reader := openRaw(t, addr, "/events", 0)
+	reader.waitLine(t, "data: 1")
+	stalled := openRaw(t, addr, "/events", 4096) // never read again
+	reader.waitLine(t, "data: 2")
+
+	// Heartbeats until the stalled stream is cut: a few bytes each, many
+	// times what both sockets' buffers hold, and the reader takes them all.
+	evicted := b.metrics.disconnect.WithLabelValues(reasonEvicted)
+	start := time.Now()
+	beats := 0
+	for counterValue(t, evicted) == 0 {
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("the stalled stream was not cut within 10 s (%d heartbeats)", beats)
+		}
+		b.hub.Heartbeat()
+		beats++
+		reader.waitLine(t, ": hb") // the reader is never held up
+	}
+	if took := time.Since(start); took < time.Second {
+		t.Errorf("cut after %s, before the write timeout", took)
+	}
+	reader.waitLine(t, "data: 1") // the stalled one left the room
+	stalled.waitEOF(t)            // what its buffers held, then the close
+	reader.conn.Close()
+	for deadline := time.Now().Add(5 * time.Second); b.hub.Stats().Streams != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the reader's stream did not leave")
+		}
+	}
+	b.streams.Wait() // past their leaves
+}
+
+// counterValue reads a counter's value.
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// Line ends after a request are let pass, as servers do; a request
+// pipelined behind a stream, or anything else, ends the stream.
+func TestDetachedBytesAfterTheRequest(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	router, b := newTestRouter(t)
+	srv := serveDetaching(t, router, 0)
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+
+	kept := openRaw(t, addr, "/events", 0)
+	kept.waitLine(t, "data: 1")
+	if _, err := kept.conn.Write([]byte("\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	piped := openRaw(t, addr, "/events", 0)
+	piped.waitLine(t, "data: 2")
+	kept.waitLine(t, "data: 2")
+	if _, err := piped.conn.Write([]byte("GET /events HTTP/1.1\r\nHost: test\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	piped.waitEOF(t)
+	kept.waitLine(t, "data: 1") // the pipelining one left; the other stays
+	kept.conn.Close()
+	for deadline := time.Now().Add(5 * time.Second); b.hub.Stats().Streams != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the stream did not leave")
+		}
+	}
+	b.streams.Wait()
+}
