@@ -285,8 +285,9 @@ func TestAtMostOneRequestASecond(t *testing.T) {
 	const n = 250
 	for i := range n {
 		join(t, hub, fmt.Sprintf("busy-%d", i), presence.Member{})
-		time.Sleep(10 * time.Millisecond) // 2.5 s of changes
+		time.Sleep(10 * time.Millisecond) // 2.5 s of changes, more on a loaded machine
 	}
+	busy := time.Since(began)
 	rcv.waitEvents(n+1, 5*time.Second)
 	tries := rcv.seen()
 	if first := tries[0].at.Sub(began); first > 500*time.Millisecond {
@@ -297,7 +298,8 @@ func TestAtMostOneRequestASecond(t *testing.T) {
 			t.Errorf("requests %v apart, want a second at least", gap)
 		}
 	}
-	if len(tries) > 4 {
-		t.Errorf("%d requests for 2.5 s of changes, want at most 4", len(tries))
+	// One at once, one a second while changes come, one for the last.
+	if most := 2 + int(busy/time.Second); len(tries) > most {
+		t.Errorf("%d requests for %v of changes, want at most %d", len(tries), busy, most)
 	}
 }
