@@ -165,6 +165,19 @@ func (r *receiver) waitRequests(n int, within time.Duration) {
 // start runs a Notifier over a real hub and stops both at the test's end.
 func start(t *testing.T, o Options, hubOpts presence.HubOptions) (*Notifier, *presence.Hub) {
 	t.Helper()
+	n, hub := build(t, o, hubOpts)
+	stop := run(n)
+	t.Cleanup(func() {
+		hub.Close() // ends the grace timers; open streams hold no goroutine
+		stop()
+	})
+	return n, hub
+}
+
+// build makes a Notifier, signing with testSecret unless o says, and a
+// real hub that tells it.
+func build(t *testing.T, o Options, hubOpts presence.HubOptions) (*Notifier, *presence.Hub) {
+	t.Helper()
 	if o.Secret == "" {
 		o.Secret = testSecret
 	}
@@ -177,18 +190,21 @@ func start(t *testing.T, o Options, hubOpts presence.HubOptions) (*Notifier, *pr
 	if err != nil {
 		t.Fatal(err)
 	}
+	return n, hub
+}
+
+// run runs n until the stop it returns, which waits for Run to return.
+func run(n *Notifier) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		n.Run(ctx)
 	}()
-	t.Cleanup(func() {
-		hub.Close() // ends the grace timers; open streams hold no goroutine
+	return func() {
 		cancel()
 		<-done
-	})
-	return n, hub
+	}
 }
 
 func user(id, name string) presence.Member {

@@ -233,24 +233,11 @@ func waitMetric(t *testing.T, reg *prometheus.Registry, name string, want float6
 func TestDrainTellsWhatIsLeft(t *testing.T) {
 	t.Parallel()
 	rcv := newReceiver(t)
-	n, err := New(Options{URL: rcv.srv.URL, Secret: testSecret, Settle: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub, err := presence.NewHub(presence.NewMemory(), presence.HubOptions{Window: time.Millisecond, MaxStreams: 10, MaxRooms: 10, MembersCap: 10, Observer: n})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		n.Run(ctx)
-	}()
+	n, hub := build(t, Options{URL: rcv.srv.URL, Settle: time.Hour}, hubOptions(0))
+	stop := run(n)
 	join(t, hub, "closing", user("eve", "Eve")).Leave() // never told: undone within the hour
 	fay := join(t, hub, "closing", user("fay", "Fay"))
-	cancel()
-	<-done
+	stop()
 	if got := rcv.events(); len(got) != 0 {
 		t.Fatalf("told %v before settling", got)
 	}
