@@ -10,6 +10,7 @@ import (
 
 	"github.com/presence/presence/presence"
 	"github.com/presence/presence/redis"
+	"github.com/presence/presence/webhook"
 )
 
 // backend is where counts live: this process's memory, or Redis shared
@@ -25,6 +26,9 @@ type backend struct {
 	check func(ctx context.Context) error
 	start func(onChange func(room string), onDisconnect func(presence.Disconnect)) (stop func())
 	ready func() error
+	// arbiter decides which node tells each webhook transition; nil in
+	// memory, where this node tells all.
+	arbiter webhook.Arbiter
 }
 
 // startCheckTimeout bounds the first try of Redis at start: past it, Redis
@@ -82,5 +86,5 @@ func newBackend(cfg config, reg prometheus.Registerer, log *slog.Logger) (backen
 			}
 		}
 	}
-	return backend{Backend: rb, check: check, start: start, ready: rb.Ready}, nil
+	return backend{Backend: rb, check: check, start: start, ready: rb.Ready, arbiter: rb}, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/presence/presence/internal/option"
 	"github.com/presence/presence/presence"
 	"github.com/presence/presence/redis"
+	"github.com/presence/presence/webhook"
 )
 
 // config is every setting of the service. Each is a flag and an environment
@@ -54,6 +55,10 @@ type config struct {
 	MaxGracePerIP      int
 	MaxWatchRoomsPerIP int
 	TrustedProxies     string
+	WebhookURL         string
+	WebhookSecret      string
+	WebhookRooms       string
+	WebhookQueue       int
 	APIKey             string
 
 	tlsCert tls.Certificate // loaded by check from TLSCert and TLSKey
@@ -102,6 +107,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&c.MaxStreamsPerIP, "max-streams-per-ip", 0, "most streams of one client address (IPv6: one /64), open plus closed in their grace; more get 429 (0: no bound, the default: offices and mobile carriers put many people behind one address)")
 	fs.IntVar(&c.MaxWatchRoomsPerIP, "max-watch-rooms-per-ip", hub.MaxWatchRoomsPerSource, "most rooms nobody was in that the watches of one client address (IPv6: one /64) may bring into existence, held until their last watcher goes; a watch past it gets 429, so that made-up names from one address cannot fill the rooms only watchers hold (0: no bound)")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs (10.0.0.0/8) of reverse proxies whose X-Forwarded-For, or else Forwarded, names the client; from any other peer, the peer's address counts")
+	fs.StringVar(&c.WebhookURL, "webhook-url", "", "POST signed webhooks of rooms occupied and vacated and members joined and left to this http or https URL; empty: none")
+	fs.StringVar(&c.WebhookSecret, "webhook-secret", "", "secret of the webhooks' X-Presence-Signature (HMAC-SHA256 of the body; better set by the environment than on the command line)")
+	fs.StringVar(&c.WebhookRooms, "webhook-rooms", "", "comma-separated room-name patterns (* ? [...], as --private-rooms) whose webhooks are sent; empty: every room")
+	fs.IntVar(&c.WebhookQueue, "webhook-queue", webhook.DefaultQueue, "most webhook events waiting for delivery; past it the oldest are dropped, counted and logged")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
 	fs.Usage = func() {
@@ -254,6 +263,12 @@ func optionFlag(option string) string {
 		return "members-cap"
 	case "heartbeat":
 		return "heartbeat"
+	case "URL":
+		return "webhook-url"
+	case "Rooms":
+		return "webhook-rooms"
+	case "Queue":
+		return "webhook-queue"
 	case "Stream.Retry":
 		return "retry"
 	case "Stream.WriteTimeout":

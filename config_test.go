@@ -96,6 +96,10 @@ func TestBadSettingsStopTheStartAndNameTheSetting(t *testing.T) {
 		{nil, map[string]string{"PRESENCE_WRITE_TIMEOUT": "-1s"}, "--write-timeout (PRESENCE_WRITE_TIMEOUT) must be positive, got -1s"},
 		{[]string{"--allowed-origins", "https://docs.example.com/, docs.example.com"}, nil, `--allowed-origins (PRESENCE_ALLOWED_ORIGINS): "docs.example.com" is not an origin such as https://example.com`},
 		{[]string{"--private-rooms", "staff-*,team-["}, nil, `--private-rooms (PRESENCE_PRIVATE_ROOMS): "team-[" is not a room pattern: syntax error in pattern`},
+		// Checked by the webhooks, named here.
+		{[]string{"--webhook-url", "ftp://hooks.example"}, nil, `--webhook-url (PRESENCE_WEBHOOK_URL): "ftp://hooks.example" is not an http or https URL`},
+		{[]string{"--webhook-url", "https://hooks.example/in", "--webhook-rooms", "help-*,[!x]"}, nil, `--webhook-rooms (PRESENCE_WEBHOOK_ROOMS): "[!x]" is not a room pattern`},
+		{[]string{"--webhook-url", "https://hooks.example/in", "--webhook-queue", "-1"}, nil, "--webhook-queue (PRESENCE_WEBHOOK_QUEUE) must not be negative, got -1"},
 		// Still the process's own.
 		{[]string{"--drain", "0s"}, nil, "--drain (PRESENCE_DRAIN) must be positive, got 0s"},
 		{[]string{"--tls-cert", "cert.pem"}, nil, "--tls-cert (PRESENCE_TLS_CERT) and --tls-key (PRESENCE_TLS_KEY) go together"},

@@ -53,7 +53,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	hub, err := presence.NewHub(store.Backend, cfg.hubOptions())
+	hooks, err := newWebhooks(cfg, reg, log, store.arbiter)
+	if err != nil {
+		return err
+	}
+	hub, err := presence.NewHub(store.Backend, withWebhooks(cfg.hubOptions(), hooks))
 	if err != nil {
 		return flagErrors(err)
 	}
@@ -78,6 +82,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	stopBackend := store.start(hub.Changed, func(d presence.Disconnect) { hub.Disconnected(d) })
 	defer stopBackend() // after the streams have left: then this node's shares go
+	// Before the backend stops: a last try to tell of those who left.
+	defer startWebhooks(hooks, log)()
 
 	ln, err := listen(ctx, cfg)
 	if err != nil {

@@ -49,6 +49,7 @@ type options struct {
 	tabs         int
 	soak         soakConfig
 	watch        watchConfig
+	webhooks     webhookConfig
 }
 
 func parseFlags() (options, error) {
@@ -56,7 +57,7 @@ func parseFlags() (options, error) {
 	nList := flag.String("n", "5000,15000", "comma-separated numbers of clients, one run per value and target")
 	flag.Float64Var(&o.rate, "rate", 3000, "ramp rate, connects per second")
 	flag.IntVar(&o.probes, "probes", 20, "fan-out probes: this many joins and as many leaves")
-	targets := flag.String("targets", "presence,floor", "comma-separated targets: presence, floor, visitors (presence with clients as browser tabs, --tabs per visitor cookie), cluster (--nodes presence nodes sharing one redis-server), watch (alone: following many rooms over one stream against a stream per room, see --watch*), soak (alone: a long run of HTTP/1.1 and HTTP/2 readers over TLS, churn and never-reading clients, see --soak-*)")
+	targets := flag.String("targets", "presence,floor", "comma-separated targets: presence, floor, visitors (presence with clients as browser tabs, --tabs per visitor cookie), cluster (--nodes presence nodes sharing one redis-server), watch (alone: following many rooms over one stream against a stream per room, see --watch*), webhooks (alone: webhooks off and on, see --webhook-*), soak (alone: a long run of HTTP/1.1 and HTTP/2 readers over TLS, churn and never-reading clients, see --soak-*)")
 	flag.IntVar(&o.tabs, "tabs", 3, "tabs per visitor cookie of the visitors target")
 	flag.IntVar(&o.nodes, "nodes", 3, "nodes of the cluster target")
 	nodeEnv := flag.String("node-env", "GOMAXPROCS=1", "extra environment of each cluster node (split on spaces): by default one core each, as three nodes share this machine's two")
@@ -91,6 +92,9 @@ func parseFlags() (options, error) {
 	flag.Float64Var(&wc.Churn, "watch-churn", 100, "watch: present streams replaced per second (a leave and a join in random rooms)")
 	flag.DurationVar(&wc.ChurnTime, "watch-churn-time", 10*time.Second, "watch: length of each churn phase")
 	flag.StringVar(&wc.SVGPath, "watch-svg", "docs/bench-watch.svg", "watch: chart of the per-unit costs (relative to the repository root; empty: none)")
+	flag.IntVar(&o.webhooks.Streams, "webhook-streams", 15000, "webhooks: signed-in streams, each a person of its own")
+	flag.IntVar(&o.webhooks.Rooms, "webhook-rooms", 5000, "webhooks: rooms the streams are spread over")
+	flag.StringVar(&o.webhooks.JSONPath, "webhook-json", "docs/bench-webhooks.json", "webhooks: results as JSON (relative to the repository root; empty: none)")
 	flag.Parse()
 	for _, f := range strings.Split(*watchers, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -111,20 +115,21 @@ func parseFlags() (options, error) {
 	}
 	for _, t := range strings.Split(*targets, ",") {
 		t = strings.TrimSpace(t)
-		if t != "presence" && t != "floor" && t != "cluster" && t != "visitors" && t != "soak" && t != "watch" {
+		if t != "presence" && t != "floor" && t != "cluster" && t != "visitors" && t != "soak" && t != "watch" && t != "webhooks" {
 			return o, fmt.Errorf("--targets: unknown target %q", t)
 		}
 		if !slices.Contains(o.targets, t) {
 			o.targets = append(o.targets, t)
 		}
 	}
-	for _, alone := range []string{"soak", "watch"} {
+	for _, alone := range []string{"soak", "watch", "webhooks"} {
 		if slices.Contains(o.targets, alone) && len(o.targets) > 1 {
 			return o, fmt.Errorf("--targets: %s runs alone", alone)
 		}
 	}
 	o.soak.Sources = o.sources
 	wc.Sources, wc.Rate, wc.Probes = o.sources, o.rate, o.probes
+	o.webhooks.Sources, o.webhooks.Rate = o.sources, o.rate
 	switch {
 	case o.rate <= 0 || o.rate > 100000:
 		return o, errors.New("--rate must be in (0, 100000]")
@@ -194,6 +199,12 @@ func run() error {
 	}
 	if o.targets[0] == "watch" {
 		return runWatchTarget(ctx, o, nofile)
+	}
+	if o.targets[0] == "webhooks" {
+		if uint64(o.webhooks.Streams)+100 > nofile {
+			return fmt.Errorf("--webhook-streams %d needs more open files than the %d this process may have", o.webhooks.Streams, nofile)
+		}
+		return runWebhooksTarget(ctx, o, o.webhooks)
 	}
 	// Clients, one probe, the health check and a margin for the runtime.
 	if maxN := slices.Max(o.ns); uint64(maxN)+100 > nofile {

@@ -86,6 +86,7 @@ func (h *Hub) evictIdleLocked() bool {
 			g.timer.Stop() // if it fired already, expire finds it gone
 			h.ghostGoneLocked(g)
 			r.counts = h.backend.Leave(r.name, g.member)
+			h.observer.Observe(r.name, g.member, false)
 		}
 	}
 	if r.follows > 0 {

@@ -23,6 +23,7 @@ type Hub struct {
 	maxSource    int
 	maxGraceFrom int
 	maxWatchFrom int
+	observer     Observer // HubOptions.Observer, never nil
 
 	mu      sync.Mutex
 	rooms   map[string]*room
@@ -118,6 +119,9 @@ func NewHub(backend Backend, opts HubOptions) (*Hub, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
+	if opts.Observer == nil {
+		opts.Observer = noObserver{}
+	}
 	return &Hub{
 		backend:      backend,
 		window:       opts.Window,
@@ -128,6 +132,7 @@ func NewHub(backend Backend, opts HubOptions) (*Hub, error) {
 		maxSource:    opts.MaxPerSource,
 		maxGraceFrom: opts.MaxGracePerSource,
 		maxWatchFrom: opts.MaxWatchRoomsPerSource,
+		observer:     opts.Observer,
 		watchFrom:    make(map[string]int),
 		graceFrom:    make(map[string]int),
 		graceOf:      make(map[string]int),
@@ -175,6 +180,7 @@ func (s *Stream) Leave() {
 // drops r if no one of this node is left in it.
 func (h *Hub) leftLocked(r *room, m Member) {
 	r.setCounts(h.backend.Leave(r.name, m))
+	h.observer.Observe(r.name, m, false)
 	if r.empty() {
 		if h.rooms[r.name] == r {
 			h.dropLocked(r)
@@ -327,3 +333,8 @@ func (h *Hub) Close() <-chan struct{} {
 	}
 	return h.drained
 }
+
+// noObserver is the Observer of a hub that has none.
+type noObserver struct{}
+
+func (noObserver) Observe(string, Member, bool) {}

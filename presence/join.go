@@ -112,6 +112,7 @@ func (h *Hub) join(roomName string, m Member, o JoinOptions) (*Stream, Joined, m
 			return nil, Joined{}, nil, fmt.Errorf("join %s: %w", roomName, err)
 		}
 		r.setCounts(counts)
+		h.observer.Observe(roomName, m, true)
 	}
 	// else: the person came back within the grace and takes the place of
 	// their closed stream: no one sees a change.

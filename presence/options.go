@@ -52,6 +52,19 @@ type HubOptions struct {
 	MaxWatchRoomsPerSource int
 	// MembersCap bounds the member lists handed out.
 	MembersCap int
+	// Observer, if set, is told every change of who is in a room on this
+	// node, as the backend is told it (see Observer), so that webhooks
+	// follow what the streams follow.
+	Observer Observer
+}
+
+// Observer is told of every stream's member arriving in a room of this
+// node (but not of one taking back their own closed stream in its grace)
+// and leaving it (after the grace). The hub calls it with its lock held: it
+// must be quick, never block and never call the hub. An interface, not a
+// func, so that options stay comparable.
+type Observer interface {
+	Observe(room string, m Member, arrived bool)
 }
 
 // DefaultHubOptions are options that work with no configuration: a 100ms

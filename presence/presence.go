@@ -192,3 +192,14 @@ type Update struct {
 // Replaced returns a channel that is closed once a newer Update of the room
 // takes this one's place.
 func (u *Update) Replaced() <-chan struct{} { return u.replaced }
+
+// Transition is a change in whether a member, or anyone at all, is in a
+// room: what webhooks tell, and what a shared store decides once for the
+// cluster when several nodes see the same change.
+type Transition struct {
+	Room string
+	// Member is who arrived or left; the zero MemberInfo for the room
+	// itself: occupied (Arrived) or vacated.
+	Member  MemberInfo
+	Arrived bool
+}
