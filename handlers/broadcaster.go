@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -34,6 +35,7 @@ type Broadcaster struct {
 	feedsShut bool
 	streams   sync.WaitGroup // detached streams not yet finished
 	wakes     wakeQueue      // detached streams whose watch has news
+	procs     int            // GOMAXPROCS at start: the most goroutines a fan-out or the wakes use
 }
 
 // NewBroadcaster serves hub's rooms to streams, with a heartbeat on every
@@ -49,6 +51,7 @@ func NewBroadcaster(hub *presence.Hub, heartbeat time.Duration, m *Metrics) (*Br
 	b.frames.New = func() any { return new([]byte) }
 	b.feeds = make(map[string]*feed)
 	b.alone = make(map[*detached]struct{})
+	b.procs = max(1, runtime.GOMAXPROCS(0))
 	b.closing, b.close = context.WithCancel(context.Background())
 	return b, nil
 }

@@ -122,6 +122,7 @@ func (d *detached) kick() { d.cut(reasonDisconnected) }
 func (b *Broadcaster) detach(w http.ResponseWriter, r *http.Request, d *detached, st *presence.Stream, x detachment) {
 	conn, rw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
+		b.metrics.disconnect.WithLabelValues(reasonClient).Inc() // it was counted as a connect
 		if st != nil {
 			st.Leave()
 		}
@@ -155,11 +156,13 @@ func (b *Broadcaster) detach(w http.ResponseWriter, r *http.Request, d *detached
 	d.mu.Lock()
 	d.busy = false
 	d.send(append(append(make([]byte, 0, len(x.head)+len(x.first)), x.head...), x.first...), 0, wt)
+	if !d.closed {
+		b.metrics.deliveries.Inc() // the first count times no fan-out
+	}
 	if d.watchOwe && !d.busy && !d.closed { // woken before it was detached
 		d.writeWatch(nil, wt)
 	}
 	d.mu.Unlock()
-	b.metrics.deliveries.Inc() // the first count times no fan-out
 	if !x.expiry.none() {
 		now := time.Now()
 		d.signed = &tokenEnd{expiry: x.expiry}

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"runtime"
 	"sync"
 
 	"github.com/presence/presence/presence"
@@ -39,7 +38,7 @@ func (d *detached) woken() {
 	q := &b.wakes
 	q.mu.Lock()
 	q.queue = append(q.queue, d)
-	spawn := q.workers < runtime.GOMAXPROCS(0)
+	spawn := q.workers < b.procs
 	if spawn {
 		q.workers++
 	}
@@ -70,6 +69,12 @@ func (b *Broadcaster) wakeWorker() {
 		d := q.queue[q.head]
 		q.queue[q.head] = nil
 		q.head++
+		if q.head > 1024 && q.head > len(q.queue)/2 {
+			// Wakes keep coming: move what is left to the front, so
+			// that the slice holds what is queued, not all that was.
+			q.queue = q.queue[:copy(q.queue, q.queue[q.head:])]
+			q.head = 0
+		}
 		q.mu.Unlock()
 		d.queued.Store(false) // news from here on queues it again
 		d.mu.Lock()
@@ -89,31 +94,38 @@ func (d *detached) writeWatch(scratch []byte, w *writeTry) []byte {
 		d.watchOwe = true
 		return scratch
 	}
-	p := d.appendWatch(scratch[:0])
+	p, n := d.appendWatch(scratch[:0])
 	if len(p) > 0 {
 		d.send(p, 0, w)
+	}
+	if !d.closed {
+		d.b.countDeliveries(n)
 	}
 	return p
 }
 
 // appendWatch appends, under d.mu, what d's watch has for it since the
 // last time (see Broadcaster.writeWatched) and, for GET /watch, a
-// heartbeat if one came.
-func (d *detached) appendWatch(p []byte) []byte {
+// heartbeat if one came. n is the rooms' events appended: deliveries, once
+// written.
+func (d *detached) appendWatch(p []byte) (_ []byte, n int) {
 	d.watchOwe = false
-	n := 0
 	d.watch.wt.Drain(func(ev presence.WatchEvent) {
 		p = appendWatchEvent(p, ev)
 		n++
 	})
-	if n > 0 {
-		d.b.metrics.deliveries.Add(float64(n))
-	}
 	if d.watch.alone {
 		if hb := d.watch.wt.Heartbeats(); hb != d.watch.hb {
 			d.watch.hb = hb
 			p = append(p, heartbeatLine...)
 		}
 	}
-	return p
+	return p, n
+}
+
+// countDeliveries counts n events written to streams.
+func (b *Broadcaster) countDeliveries(n int) {
+	if n > 0 {
+		b.metrics.deliveries.Add(float64(n))
+	}
 }

@@ -57,7 +57,9 @@ func (w *writeTry) write(fd uintptr) bool {
 func (d *detached) offer(next *presence.Update, scratch []byte, w *writeTry) (delivered bool, _ []byte) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.busy || d.closed || next == d.fs.cur {
+	if d.busy || d.closed || !newer(next, d.fs.cur) {
+		// A drain or the catch-up after the attach may have brought the
+		// stream past the update a fan-out under way offers.
 		return false, scratch
 	}
 	p, seq, wrote := d.b.catchUp(scratch[:0], &d.fs, next)
@@ -67,34 +69,40 @@ func (d *detached) offer(next *presence.Update, scratch []byte, w *writeTry) (de
 	return wrote && !d.closed, p
 }
 
+// newer reports whether u is a later update of its room than cur: a later
+// publish, or a later heartbeat of the same one.
+func newer(u, cur *presence.Update) bool {
+	return u.Seq > cur.Seq || (u.Seq == cur.Seq && u.Heartbeats > cur.Heartbeats)
+}
+
 // send writes p without waiting, under d.mu, with w; what the socket does
 // not take goes to a drain goroutine. seq is the publish p delivers, 0 if
 // none.
 func (d *detached) send(p []byte, seq uint64, w *writeTry) {
-	w.p, w.err = p, nil
-	err := d.raw.Write(w.fn)
+	w.p, w.n, w.err = p, 0, nil
+	err := d.raw.Write(w.fn) // fails without calling w.fn once the socket is closed
 	n := w.n
 	if err == nil {
 		err = w.err
 	}
 	w.p, w.err = nil, nil
 	switch {
-	case n == len(p):
-		if seq != 0 {
-			d.st.Delivered(seq)
-		}
-	case err == nil || errors.Is(err, syscall.EAGAIN):
-		d.busy = true
-		d.pending = append(make([]byte, 0, len(p)-n), p[n:]...)
-		d.pendSeq = seq
-		go d.drain()
-	default:
+	case err != nil && !errors.Is(err, syscall.EAGAIN):
 		// The connection is gone; run sees it too and ends the stream.
 		d.closed = true
 		if errors.Is(err, syscall.ETIMEDOUT) && d.reason == "" {
 			d.reason = reasonEvicted
 		}
 		d.conn.Close()
+	case n == len(p):
+		if seq != 0 {
+			d.st.Delivered(seq)
+		}
+	default: // the socket took part or nothing: drain waits for it
+		d.busy = true
+		d.pending = append(make([]byte, 0, len(p)-n), p[n:]...)
+		d.pendSeq = seq
+		go d.drain()
 	}
 }
 
@@ -137,7 +145,9 @@ func (d *detached) drain() {
 			}
 		}
 		if d.watch != nil {
-			p = d.appendWatch(p)
+			var n int
+			p, n = d.appendWatch(p)
+			d.b.countDeliveries(n)
 		}
 		if d.warnOwe {
 			p, d.warnOwe = append(p, d.signed.expiry.event...), false

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"runtime"
 	"sync"
 
 	"github.com/presence/presence/presence"
@@ -94,7 +93,7 @@ func (b *Broadcaster) runFeed(f *feed, cur *presence.Update) {
 // feed's own goroutine, which lives as long as the room, keeps the
 // smallest stack, and a big room's writes use every CPU.
 func (b *Broadcaster) fanOut(streams []*detached, next *presence.Update) {
-	parts := min(runtime.GOMAXPROCS(0), (len(streams)+fanOutChunk-1)/fanOutChunk)
+	parts := min(b.procs, (len(streams)+fanOutChunk-1)/fanOutChunk)
 	var wg sync.WaitGroup
 	for i := range parts {
 		part := streams[i*len(streams)/parts : (i+1)*len(streams)/parts]
@@ -116,9 +115,7 @@ func (b *Broadcaster) offerAll(streams []*detached, next *presence.Update) {
 		}
 	}
 	b.frames.Put(buf)
-	if delivered > 0 {
-		b.metrics.deliveries.Add(float64(delivered))
-	}
+	b.countDeliveries(delivered)
 }
 
 // attachAlone notes d, a detached stream of GET /watch, which is in no

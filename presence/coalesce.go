@@ -162,11 +162,15 @@ func (h *Hub) Heartbeat() {
 	for _, r := range h.rooms {
 		rooms = append(rooms, r)
 	}
+	alone := make([]*Watch, 0, len(h.alone))
 	for w := range h.alone {
+		alone = append(alone, w)
+	}
+	h.mu.Unlock()
+	for _, w := range alone { // woken outside the lock: a watcher's Woken may do some work
 		w.hb.Add(1)
 		w.poke()
 	}
-	h.mu.Unlock()
 	for _, r := range rooms {
 		r.pubMu.Lock()
 		next := *r.latest.Load()

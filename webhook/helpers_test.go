@@ -37,10 +37,12 @@ type receiver struct {
 	changed  chan struct{} // closed and replaced at every request
 }
 
-// try is a request the receiver saw: its batch id, and when.
+// try is a request the receiver saw: its batch id, when it came, and
+// when the node sent it (its time_ms).
 type try struct {
-	id string
-	at time.Time
+	id   string
+	at   time.Time
+	sent time.Time
 }
 
 func (r *receiver) seen() []try {
@@ -86,7 +88,7 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	if req.Header.Get(BatchHeader) != b.ID || b.ID == "" {
 		r.t.Errorf("batch header %q, body's id %q", req.Header.Get(BatchHeader), b.ID)
 	}
-	r.tries = append(r.tries, try{b.ID, time.Now()})
+	r.tries = append(r.tries, try{b.ID, time.Now(), time.UnixMilli(b.TimeMS)})
 	if r.status != 0 {
 		w.WriteHeader(r.status)
 		return
