@@ -58,12 +58,3 @@ func (q *queue) discard(n int) {
 		q.items = nil // give back the array
 	}
 }
-
-// all returns what the queue holds, as the transitions and their numbers.
-func (q *queue) all() ([]presence.Transition, []uint64) {
-	ts, seqs := make([]presence.Transition, len(q.items)), make([]uint64, len(q.items))
-	for i, it := range q.items {
-		ts[i], seqs[i] = it.t, it.seq
-	}
-	return ts, seqs
-}
