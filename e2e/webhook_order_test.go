@@ -66,12 +66,12 @@ func TestWebhooksInOrderAcrossNodes(t *testing.T) {
 		streams[(i*5)%people].Close()
 		name := fmt.Sprintf("q%02d", i)
 		late := dial(t, nodes[(i+1)%3], "/rooms/mix/events?token="+token(t, testSecret, name, name, nil))
-		late.waitCount(t, 1)
-		time.Sleep(70 * time.Millisecond)
+		late.waitFor(t, 5*time.Second, "a first count", func() bool { return len(late.Counts()) > 0 })
+		time.Sleep(300 * time.Millisecond) // longer than the grace, or never mentioned
 		late.Close()
 	}
 	want := 2 + 4*people // occupied, vacated, and a joined and a left per person
-	rcv.waitEvents(t, 20*time.Second, want)
+	waitUntil(t, 20*time.Second, fmt.Sprintf("%d events of mix", want), func() bool { return len(rcv.arrived("mix")) >= want })
 	time.Sleep(time.Second) // a wait for an absence: nothing more
 	got := checkArrivalOrder(t, rcv, "mix")
 	if len(got) != want || got[0].Name != "room_occupied" || got[len(got)-1].Name != "room_vacated" {
