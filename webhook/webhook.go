@@ -7,8 +7,9 @@
 //
 // A change is told once it has held for Options.Settle, so that someone who
 // comes and goes within it is never mentioned. With an Arbiter, a shared
-// store decides which node of a cluster tells each transition, and ends
-// the presence of dead nodes.
+// store decides which node of a cluster tells each transition, ends the
+// presence of dead nodes, and keeps one outbox for the cluster that one
+// node at a time delivers (shared.go), so that order holds across nodes.
 package webhook
 
 import (
