@@ -25,6 +25,18 @@ func (r *hookReceiver) arrived(room string) []webhook.Event {
 	return out
 }
 
+// webhookNodes starts a node per id on the Redis at srv, telling rcv, with
+// a grace of 200 ms.
+func webhookNodes(t *testing.T, srv *redistest.Server, rcv *hookReceiver, ids ...string) []*testServer {
+	t.Helper()
+	var nodes []*testServer
+	for _, id := range ids {
+		nodes = append(nodes, startServer(t, append(rcv.args(), "--redis-url", srv.URL(), "--node-id", id,
+			"--token-secret", testSecret, "--grace", "200ms")...))
+	}
+	return nodes
+}
+
 // checkArrivalOrder fails unless room's events reached the receiver in
 // the order of their numbers, and returns them without the numbers.
 func checkArrivalOrder(t *testing.T, rcv *hookReceiver, room string) []webhook.Event {
@@ -48,11 +60,7 @@ func TestWebhooksInOrderAcrossNodes(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	rcv := newHookReceiver(t, 0)
-	var nodes []*testServer
-	for _, id := range []string{"o1", "o2", "o3"} {
-		nodes = append(nodes, startServer(t, append(rcv.args(), "--redis-url", srv.URL(), "--node-id", id,
-			"--token-secret", testSecret, "--grace", "200ms")...))
-	}
+	nodes := webhookNodes(t, srv, rcv, "o1", "o2", "o3")
 	const people = 12
 	var streams []*sseClient
 	for i := range people {
@@ -99,11 +107,7 @@ func TestWebhooksKilledSenderInOrder(t *testing.T) {
 	rcv := newHookReceiver(t, 0)
 	rcv.setDown(true)
 	ids := []string{"s1", "s2", "s3"}
-	var nodes []*testServer
-	for _, id := range ids {
-		nodes = append(nodes, startServer(t, append(rcv.args(), "--redis-url", srv.URL(), "--node-id", id,
-			"--token-secret", testSecret, "--grace", "200ms")...))
-	}
+	nodes := webhookNodes(t, srv, rcv, ids...)
 	var lease string
 	waitUntil(t, 10*time.Second, "a sender", func() bool {
 		lease, _ = srv.Do("GET", "presence:wh:sender")

@@ -208,4 +208,18 @@ func TestOutboxBound(t *testing.T) {
 	if !slices.Equal(rooms, []string{"r3", "r4", "r5"}) {
 		t.Fatalf("outbox %v, want the newest 3", rooms)
 	}
+	// Drops that eat the head of the batch being tried leave another
+	// batch: the rest of it, under a new id.
+	ctx := context.Background()
+	tried, err := a.Next(ctx, "p", 2)
+	if err != nil || len(tried.Seqs) != 2 {
+		t.Fatalf("batch %+v, %v; want 2 events", tried, err)
+	}
+	if _, dropped, err := a.Claim(ctx, []presence.Transition{occupied("r6", true)}, 3); err != nil || dropped != 1 {
+		t.Fatalf("dropped %d, %v; want 1", dropped, err)
+	}
+	rest, err := a.Next(ctx, "p", 10)
+	if err != nil || rest.ID == tried.ID || !slices.Equal(rest.Seqs, tried.Seqs[1:]) {
+		t.Fatalf("after a drop: %+v, %v; want the rest of %+v under a new id", rest, err, tried)
+	}
 }
