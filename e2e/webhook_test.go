@@ -109,14 +109,7 @@ func (r *hookReceiver) got() []webhook.Event {
 // inOrder returns room's events sorted by their numbers, as a receiver of
 // a cluster orders them, without the numbers.
 func (r *hookReceiver) inOrder(room string) []webhook.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []webhook.Event
-	for _, e := range r.events {
-		if e.Room == room {
-			out = append(out, e)
-		}
-	}
+	out := r.arrived(room)
 	slices.SortFunc(out, func(a, b webhook.Event) int { return cmp.Compare(a.Seq, b.Seq) })
 	for i := range out {
 		out[i].Seq = 0
@@ -181,11 +174,7 @@ func TestWebhooksThreeNodesOncePerCluster(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
 	rcv := newHookReceiver(t, 0)
-	var nodes []*testServer
-	for _, id := range []string{"n1", "n2", "n3"} {
-		nodes = append(nodes, startServer(t, append(rcv.args(), "--redis-url", srv.URL(), "--node-id", id,
-			"--token-secret", testSecret, "--grace", "200ms")...))
-	}
+	nodes := webhookNodes(t, srv, rcv, "n1", "n2", "n3")
 	tok := func(sub, name string) string { return "?token=" + token(t, testSecret, sub, name, nil) }
 	a := dial(t, nodes[0], "/rooms/spread/events"+tok("ann", "Ann"))
 	a2 := dial(t, nodes[1], "/rooms/spread/events"+tok("ann", "Ann")) // Ann on two nodes
@@ -246,11 +235,7 @@ func TestWebhooksOfKilledSenderToldByAnother(t *testing.T) {
 	srv := redistest.Start(t)
 	rcv := newHookReceiver(t, 0)
 	rcv.setDown(true)
-	var nodes []*testServer
-	for _, id := range []string{"k1", "k2"} {
-		nodes = append(nodes, startServer(t, append(rcv.args(), "--redis-url", srv.URL(), "--node-id", id,
-			"--token-secret", testSecret, "--grace", "200ms")...))
-	}
+	nodes := webhookNodes(t, srv, rcv, "k1", "k2")
 	dial(t, nodes[1], "/rooms/lost/events?token="+token(t, testSecret, "dora", "Dora", nil)).waitCount(t, 1)
 	waitUntil(t, 10*time.Second, "k2's first try", func() bool { return rcv.seen() > 0 })
 	nodes[1].kill()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/presence/presence/internal/redistest"
 	"github.com/presence/presence/presence"
+	"github.com/presence/presence/webhook"
 )
 
 func occupied(room string, arrived bool) presence.Transition {
@@ -23,7 +24,7 @@ func person(room, id string, arrived bool) presence.Transition {
 // their numbers increase.
 func claim(t *testing.T, n *testNode, ts ...presence.Transition) []bool {
 	t.Helper()
-	seqs, err := n.Claim(context.Background(), ts, 100)
+	seqs, _, err := n.Claim(context.Background(), ts, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,12 +60,38 @@ func TestClaimOncePerCluster(t *testing.T) {
 	if got := claim(t, b, person("r", "u:x", false), occupied("r", false)); !slices.Equal(got, []bool{true, true}) {
 		t.Fatalf("b leaves last: %v, want both told", got)
 	}
-	if orphans, _, err := a.Orphans(ctx, 100); err != nil || len(orphans) != 0 {
-		t.Fatalf("orphans of live nodes: %v, %v", orphans, err)
+	if _, err := a.Orphans(ctx, 100); err != nil {
+		t.Fatal(err)
+	}
+	if got := outbox(t, srv); len(got) != 4 {
+		t.Fatalf("outbox %v, want the 4 told (nothing of live nodes' orphans)", got)
 	}
 	if keys, _ := srv.Do("KEYS", "presence:wh:room:*"); keys != "" {
 		t.Errorf("room keys left: %q", keys)
 	}
+}
+
+// outbox returns the cluster's outbox, checking that its numbers increase.
+func outbox(t *testing.T, srv *redistest.Server) []presence.Transition {
+	t.Helper()
+	entries, err := srv.Client().LRange(context.Background(), whOutbox, 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []presence.Transition
+	var last uint64
+	for _, e := range entries {
+		tr, seq, err := parseOutEntry(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seq <= last {
+			t.Fatalf("outbox %q: numbers do not increase", entries)
+		}
+		last = seq
+		out = append(out, tr)
+	}
+	return out
 }
 
 // A node that dies holding a room alone: another node ends what it held,
@@ -74,27 +101,26 @@ func TestOrphansOfDeadNode(t *testing.T) {
 	a, b, c := startNode(t, srv, "a"), startNode(t, srv, "b"), startNode(t, srv, "c")
 	claim(t, a, occupied("r", true), person("r", "u:x", true), person("r", "u:y", true), occupied("s", true))
 	claim(t, b, occupied("s", true))
-	if err := a.Delivered(context.Background(), 4); err != nil { // what a told
+	if _, err := srv.Do("DEL", whOutbox); err != nil { // what a told
 		t.Fatal(err)
 	}
 	a.crash()
-	var got []presence.Transition
 	waitFor(t, 3*testTimeout, "a's claims to end", func() bool {
 		for _, n := range []*testNode{b, c} {
-			ts, seqs, err := n.Orphans(context.Background(), 100)
-			if err != nil || len(seqs) != len(ts) {
-				t.Fatal(err, seqs)
+			if _, err := n.Orphans(context.Background(), 100); err != nil {
+				t.Fatal(err)
 			}
-			got = append(got, ts...)
 		}
-		return len(got) > 0
+		return len(outbox(t, srv)) > 0
 	})
 	time.Sleep(testTimeout / 2) // the other node's sweep, if it were to tell again
 	for _, n := range []*testNode{b, c} {
-		ts, _, _ := n.Orphans(context.Background(), 100)
-		got = append(got, ts...)
+		if _, err := n.Orphans(context.Background(), 100); err != nil {
+			t.Fatal(err)
+		}
 	}
-	slices.SortStableFunc(got[:2], func(x, y presence.Transition) int { return cmp.Compare(x.Member.ID, y.Member.ID) })
+	got := outbox(t, srv)
+	slices.SortStableFunc(got[:min(2, len(got))], func(x, y presence.Transition) int { return cmp.Compare(x.Member.ID, y.Member.ID) })
 	want := []presence.Transition{
 		{Room: "r", Member: presence.MemberInfo{ID: "u:x", Name: "Nu:x"}},
 		{Room: "r", Member: presence.MemberInfo{ID: "u:y", Name: "Nu:y"}},
@@ -108,49 +134,62 @@ func TestOrphansOfDeadNode(t *testing.T) {
 	}
 }
 
-// A node that dies before it told what it claimed: another node tells it,
-// with the same numbers, before what the death itself makes.
-func TestOutboxOfDeadNodeTold(t *testing.T) {
+// One outbox for the cluster, in the order of the numbers, whichever node
+// told; one sender at a time, by a lease; when the sender dies, another
+// takes the lease within the node timeout and tries the same batch, under
+// the same id; Delivered removes it.
+func TestOutboxOneSenderInOrder(t *testing.T) {
 	srv := redistest.Start(t)
 	a, b := startNode(t, srv, "a"), startNode(t, srv, "b")
 	ctx := context.Background()
-	seqs, err := a.Claim(ctx, []presence.Transition{occupied("r", true), person("r", "u:x", true)}, 100)
-	if err != nil {
-		t.Fatal(err)
+	claim(t, a, occupied("r", true), person("r", "u:x", true))
+	claim(t, b, occupied("r", true), person("r", "u:y", true))
+	claim(t, a, person("r", "u:x", false), occupied("r", false))
+	claim(t, b, person("r", "u:y", false), occupied("r", false))
+	want := []presence.Transition{occupied("r", true), person("r", "u:x", true), person("r", "u:y", true),
+		person("r", "u:x", false), person("r", "u:y", false), occupied("r", false)}
+	if got := outbox(t, srv); !slices.Equal(got, want) {
+		t.Fatalf("outbox %v, want %v", got, want)
 	}
-	// The outbox keeps what is told until Delivered, and follows a
-	// rewrite.
-	if err := a.Rewrite(ctx, []presence.Transition{occupied("r", true), person("r", "u:x", true)}, seqs); err != nil {
-		t.Fatal(err)
+	first, err := a.Next(ctx, "pa", 4)
+	if err != nil || !first.Sender || first.Waiting != 6 || !slices.Equal(first.Transitions, want[:4]) || first.ID == "" {
+		t.Fatalf("a's first look: %+v, %v; want the sender, with the oldest 4 of 6", first, err)
 	}
-	a.crash()
-	var got []presence.Transition
-	var nums []uint64
-	waitFor(t, 3*testTimeout, "a's outbox to be b's", func() bool {
-		ts, ss, err := b.Orphans(ctx, 100)
-		if err != nil {
+	if other, err := b.Next(ctx, "pb", 4); err != nil || other.Sender || len(other.Seqs) != 0 {
+		t.Fatalf("b's look while a sends: %+v, %v; want not the sender", other, err)
+	}
+	claim(t, b, occupied("q", true))
+	if again, _ := a.Next(ctx, "pa", 10); again.ID != first.ID || !slices.Equal(again.Seqs, first.Seqs) {
+		t.Fatalf("a's batch again: %+v, want %+v", again, first)
+	}
+	a.crash() // without a word: its lease runs out
+	var took webhook.Batch
+	waitFor(t, 3*testTimeout, "b to take the lease", func() bool {
+		var err error
+		if took, err = b.Next(ctx, "pb", 10); err != nil {
 			t.Fatal(err)
 		}
-		got, nums = append(got, ts...), append(nums, ss...)
-		return len(got) > 0
+		return took.Sender
 	})
-	want := []presence.Transition{occupied("r", true), person("r", "u:x", true), person("r", "u:x", false), occupied("r", false)}
-	if !slices.Equal(got, want) {
-		t.Fatalf("b tells %v, want %v", got, want)
+	if took.ID != first.ID || !slices.Equal(took.Seqs, first.Seqs) {
+		t.Fatalf("b's batch after a died: %+v, want a's %+v", took, first)
 	}
-	if nums[0] != seqs[0] || nums[1] != seqs[1] || nums[2] <= nums[1] || nums[3] <= nums[2] {
-		t.Errorf("numbers %v, want a's %v then new ones", nums, seqs)
-	}
-	// b's outbox holds them until b says they were told.
-	if err := b.Delivered(ctx, 4); err != nil {
+	if err := b.Delivered(ctx, took.Seqs[len(took.Seqs)-1]); err != nil {
 		t.Fatal(err)
 	}
-	if keys, _ := srv.Do("KEYS", "presence:wh:out:*"); keys != "" {
-		t.Errorf("outboxes left: %q", keys)
+	rest, err := b.Next(ctx, "pb", 10)
+	if err != nil || rest.ID == first.ID || !slices.Equal(rest.Transitions, append(slices.Clone(want[4:]), occupied("q", true))) {
+		t.Fatalf("after delivery: %+v, %v; want a new batch of the rest", rest, err)
+	}
+	if err := b.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := srv.Do("GET", whLease); keys != "" {
+		t.Errorf("lease left after release: %q", keys)
 	}
 }
 
-// The outbox keeps the newest limit, as the queue it mirrors does.
+// The outbox keeps the newest limit, and says how many went.
 func TestOutboxBound(t *testing.T) {
 	srv := redistest.Start(t)
 	a := startNode(t, srv, "a")
@@ -158,22 +197,29 @@ func TestOutboxBound(t *testing.T) {
 	for _, room := range []string{"r1", "r2", "r3", "r4", "r5"} {
 		ts = append(ts, occupied(room, true))
 	}
-	if _, err := a.Claim(context.Background(), ts, 3); err != nil {
-		t.Fatal(err)
-	}
-	out, err := srv.Client().LRange(context.Background(), whOutPrefix+a.holder(), 0, -1).Result()
-	if err != nil {
-		t.Fatal(err)
+	_, dropped, err := a.Claim(context.Background(), ts, 3)
+	if err != nil || dropped != 2 {
+		t.Fatalf("dropped %d, %v; want 2", dropped, err)
 	}
 	var rooms []string
-	for _, e := range out {
-		tr, _, err := parseOutEntry(e)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, tr := range outbox(t, srv) {
 		rooms = append(rooms, tr.Room)
 	}
 	if !slices.Equal(rooms, []string{"r3", "r4", "r5"}) {
 		t.Fatalf("outbox %v, want the newest 3", rooms)
+	}
+	// Drops that eat the head of the batch being tried leave another
+	// batch: the rest of it, under a new id.
+	ctx := context.Background()
+	tried, err := a.Next(ctx, "p", 2)
+	if err != nil || len(tried.Seqs) != 2 {
+		t.Fatalf("batch %+v, %v; want 2 events", tried, err)
+	}
+	if _, dropped, err := a.Claim(ctx, []presence.Transition{occupied("r6", true)}, 3); err != nil || dropped != 1 {
+		t.Fatalf("dropped %d, %v; want 1", dropped, err)
+	}
+	rest, err := a.Next(ctx, "p", 10)
+	if err != nil || rest.ID == tried.ID || !slices.Equal(rest.Seqs, tried.Seqs[1:]) {
+		t.Fatalf("after a drop: %+v, %v; want the rest of %+v under a new id", rest, err, tried)
 	}
 }

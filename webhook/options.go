@@ -26,8 +26,13 @@ const (
 	DefaultQueue = 10000
 	// maxBatch bounds the events of one request, whatever the queue.
 	maxBatch = 10000
-	// sweepEvery is how often the transitions of dead nodes are looked for.
+	// sweepEvery is how often the transitions of dead nodes are looked
+	// for, and how often a node that is not the cluster's sender tries to
+	// become it.
 	sweepEvery = time.Second
+	// pollEvery is how often the cluster's sender looks at the outbox for
+	// what other nodes told, and renews its lease.
+	pollEvery = 200 * time.Millisecond
 	// minWake is the least the owner sleeps: changes that settle within it
 	// of each other are taken together.
 	minWake = 50 * time.Millisecond
@@ -63,27 +68,46 @@ type Options struct {
 
 // Arbiter is a store shared by the nodes of a cluster (redis.Backend) that
 // turns each node's own transitions into the cluster's, once each, and
-// keeps what each node has to tell in an outbox, the same as its queue,
-// so that when a node dies another one tells it.
+// keeps what the cluster has to tell in one outbox, in the order of their
+// numbers, that one node at a time delivers: so that a room's events
+// arrive in order whichever nodes told them, and when a node dies another
+// one tells what it had not.
 type Arbiter interface {
 	// Claim records this node's transitions, in order, and returns for
-	// each, if it is the cluster's transition and this node's to tell (a
-	// room occupied or a member arrived on no other node, or the last to
-	// leave), its number in the cluster's order of transitions told; else
-	// 0. Those it tells are appended to the outbox, which keeps the
-	// newest limit.
-	Claim(ctx context.Context, ts []presence.Transition, limit int) ([]uint64, error)
-	// Orphans ends the presence held by dead nodes, moves their outboxes
-	// to this node's, and returns what this node now has to tell, as
-	// appended to its outbox, with the numbers: their untold transitions,
-	// then a member_left per person and a room_vacated per room their end
-	// empties.
-	Orphans(ctx context.Context, limit int) ([]presence.Transition, []uint64, error)
-	// Delivered removes the oldest n of the outbox: told.
-	Delivered(ctx context.Context, n int) error
-	// Rewrite makes the outbox the transitions given, after an error may
-	// have left it unlike the queue.
-	Rewrite(ctx context.Context, ts []presence.Transition, seqs []uint64) error
+	// each, if it is the cluster's transition (a room occupied or a
+	// member arrived on no other node, or the last to leave), its number
+	// in the cluster's order of transitions told; else 0. Those told are
+	// appended to the outbox, which keeps the newest limit: it also
+	// returns how many of the oldest that dropped.
+	Claim(ctx context.Context, ts []presence.Transition, limit int) (seqs []uint64, dropped int, err error)
+	// Orphans ends the presence held by dead nodes and appends to the
+	// outbox a member_left per person and a room_vacated per room their
+	// end empties; it returns how many of the oldest that dropped.
+	Orphans(ctx context.Context, limit int) (dropped int, err error)
+	// Next takes or renews this node's lease as the one sender of the
+	// cluster, for the node timeout, and, if this node has it and limit
+	// is not 0, returns the batch to deliver: the one tried before, by
+	// whichever node, under its id, or else a new one of at most limit
+	// events from the head of the outbox, named with prefix.
+	Next(ctx context.Context, prefix string, limit int) (Batch, error)
+	// Delivered removes from the outbox the events numbered up to last.
+	Delivered(ctx context.Context, last uint64) error
+	// Release gives up the lease, if this node has it: for a node going
+	// away, so that another one sends at once.
+	Release(ctx context.Context) error
+}
+
+// Batch is what Arbiter.Next returns.
+type Batch struct {
+	// Sender is whether this node has the lease and so delivers.
+	Sender bool
+	// Waiting is how many events the outbox holds.
+	Waiting int
+	// ID names the batch, the same on every try by any node.
+	ID string
+	// Transitions and Seqs are the batch's events, oldest first.
+	Transitions []presence.Transition
+	Seqs        []uint64
 }
 
 // settings are checked Options.

@@ -11,11 +11,11 @@ type Event struct {
 	// subject) and display name.
 	UserID   string `json:"user_id,omitempty"`
 	UserName string `json:"user_name,omitempty"`
-	// Seq orders the events told: it increases from one event to the next
-	// of a node, and with Redis across the cluster, so that a receiver
-	// can put the events of a room told by different nodes in order, and
-	// drop one it has already (a node that died after telling and before
-	// it knew may have its events told again by another).
+	// Seq numbers the events told: it increases from one event to the
+	// next of a node, and with Redis across the cluster, in the order they
+	// are delivered, so that a receiver can drop one it has already (a
+	// sender that died after telling and before it knew has its batch
+	// told again by the next).
 	Seq uint64 `json:"seq"`
 }
 
@@ -57,13 +57,4 @@ func (q *queue) discard(n int) {
 	if len(q.items) == 0 {
 		q.items = nil // give back the array
 	}
-}
-
-// all returns what the queue holds, as the transitions and their numbers.
-func (q *queue) all() ([]presence.Transition, []uint64) {
-	ts, seqs := make([]presence.Transition, len(q.items)), make([]uint64, len(q.items))
-	for i, it := range q.items {
-		ts[i], seqs[i] = it.t, it.seq
-	}
-	return ts, seqs
 }

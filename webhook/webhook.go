@@ -7,8 +7,9 @@
 //
 // A change is told once it has held for Options.Settle, so that someone who
 // comes and goes within it is never mentioned. With an Arbiter, a shared
-// store decides which node of a cluster tells each transition, and ends
-// the presence of dead nodes.
+// store decides which node of a cluster tells each transition, ends the
+// presence of dead nodes, and keeps one outbox for the cluster that one
+// node at a time delivers (shared.go), so that order holds across nodes.
 package webhook
 
 import (
@@ -42,13 +43,17 @@ type Notifier struct {
 	q         queue
 	claiming  []presence.Transition // settled, not yet claimed (the arbiter failed)
 	seq       uint64                // of the last event told, without an arbiter
-	unsynced  bool                  // the arbiter's outbox may differ from the queue
-	batch     batch                 // the batch being tried, if n > 0
+	batch     batch                 // the batch being tried, if n > 0, without an arbiter
 	backoff   time.Duration         // the wait after the next failure
 	nextTry   time.Time             // no request before
 	nextSweep time.Time
-	unlogged  int // drops not yet logged
-	loggedAt  time.Time
+	// With an arbiter: whether this node was the cluster's sender at the
+	// last look, when to look next, and the id of the batch it last tried.
+	sender   bool
+	nextLook time.Time
+	triedID  string
+	unlogged int // drops not yet logged
+	loggedAt time.Time
 }
 
 // batch is a run of the queue's events, tried until delivered.
@@ -123,7 +128,12 @@ func (n *Notifier) Run(ctx context.Context) {
 			n.sweep(ctx)
 			n.nextSweep = now.Add(sweepEvery)
 		}
-		if len(n.q.items) > 0 && !now.Before(n.nextTry) {
+		switch {
+		case n.set.Arbiter != nil:
+			if !now.Before(n.nextLook) {
+				n.look(ctx, now)
+			}
+		case len(n.q.items) > 0 && !now.Before(n.nextTry):
 			n.send(ctx, now)
 		}
 		n.logDrops(false)
@@ -151,9 +161,8 @@ func (n *Notifier) sleep(now time.Time) time.Duration {
 		d = min(d, time.Second) // the arbiter failed: try again
 	}
 	if n.set.Arbiter != nil {
-		d = min(d, n.nextSweep.Sub(now))
-	}
-	if len(n.q.items) > 0 {
+		d = min(d, n.nextSweep.Sub(now), n.nextLook.Sub(now))
+	} else if len(n.q.items) > 0 {
 		d = min(d, n.nextTry.Sub(now))
 	}
 	// Changes settle together, a few per wake rather than one: with an
@@ -165,6 +174,9 @@ func (n *Notifier) sleep(now time.Time) time.Duration {
 // queued until ctx ends: for a node going away. Call it after Run returned.
 func (n *Notifier) Drain(ctx context.Context) error {
 	n.settle(ctx, time.Now().Add(time.Hour))
+	if n.set.Arbiter != nil {
+		return n.drainShared(ctx)
+	}
 	for len(n.q.items) > 0 && ctx.Err() == nil {
 		wait := time.NewTimer(max(0, time.Until(n.nextTry)))
 		select {
@@ -203,19 +215,25 @@ func (n *Notifier) settle(ctx context.Context, until time.Time) {
 		n.m.dropped.Add(float64(over))
 		n.unlogged += over
 	}
-	seqs := make([]uint64, len(n.claiming))
 	if a := n.set.Arbiter; a != nil {
-		got, err := a.Claim(ctx, n.claiming, n.set.Queue)
+		// What this node tells goes to the cluster's outbox, and the
+		// cluster's sender delivers it.
+		got, dropped, err := a.Claim(ctx, n.claiming, n.set.Queue)
 		if err != nil || len(got) != len(n.claiming) {
 			n.set.Logger.Warn("webhook: could not claim transitions; trying again", "transitions", len(n.claiming), "err", err)
 			return
 		}
-		seqs = got
-	} else {
-		for i := range seqs {
-			n.seq++
-			seqs[i] = n.seq
+		n.countDrops(dropped)
+		if n.sender {
+			n.nextLook = time.Time{} // deliver it at once
 		}
+		n.claiming = n.claiming[:0]
+		return
+	}
+	seqs := make([]uint64, len(n.claiming))
+	for i := range seqs {
+		n.seq++
+		seqs[i] = n.seq
 	}
 	for i, t := range n.claiming {
 		if seqs[i] > 0 {
@@ -225,36 +243,27 @@ func (n *Notifier) settle(ctx context.Context, until time.Time) {
 	n.claiming = n.claiming[:0]
 }
 
-// sweep queues the events of dead nodes' presence that this node tells.
+// sweep has the arbiter end the presence of dead nodes: what their end
+// tells goes to the cluster's outbox.
 func (n *Notifier) sweep(ctx context.Context) {
-	a := n.set.Arbiter
-	if n.unsynced {
-		ts, seqs := n.q.all()
-		if err := a.Rewrite(ctx, ts, seqs); err != nil {
-			n.set.Logger.Warn("webhook: could not rewrite the outbox", "err", err)
-			return
-		}
-		n.unsynced = false
-	}
-	ts, seqs, err := a.Orphans(ctx, n.set.Queue)
-	if err != nil || len(seqs) != len(ts) {
+	dropped, err := n.set.Arbiter.Orphans(ctx, n.set.Queue)
+	if err != nil {
 		n.set.Logger.Warn("webhook: could not look for dead nodes", "err", err)
-		// Their outboxes may have become ours in Redis, and not here.
-		n.unsynced = err != nil
 		return
 	}
-	// Not filtered by Rooms: the outbox has them, and the nodes of a
-	// cluster are told the same rooms.
-	for i, t := range ts {
-		n.enqueue(told{t, seqs[i]})
+	n.countDrops(dropped)
+}
+
+// countDrops counts events dropped from a full queue, to be logged.
+func (n *Notifier) countDrops(d int) {
+	if d > 0 {
+		n.m.dropped.Add(float64(d))
+		n.unlogged += d
 	}
 }
 
 func (n *Notifier) enqueue(it told) {
-	if d := n.q.push(it); d > 0 {
-		n.m.dropped.Add(float64(d))
-		n.unlogged += d
-	}
+	n.countDrops(n.q.push(it))
 	n.m.queued.Store(int64(len(n.q.items)))
 }
 
@@ -268,7 +277,7 @@ func (n *Notifier) logDrops(now bool) {
 	n.unlogged, n.loggedAt = 0, time.Now()
 }
 
-// send tries the current batch once, or the next one.
+// send tries the current batch once, or the next one: without an arbiter.
 func (n *Notifier) send(ctx context.Context, now time.Time) {
 	b := &n.batch
 	if b.n > 0 && n.q.first > b.first {
@@ -300,13 +309,6 @@ func (n *Notifier) send(ctx context.Context, now time.Time) {
 	n.m.sent.Add(float64(b.n))
 	n.q.discard(b.n)
 	n.m.queued.Store(int64(len(n.q.items)))
-	if a := n.set.Arbiter; a != nil && !n.unsynced {
-		if err := a.Delivered(ctx, b.n); err != nil {
-			// Told, and still in the outbox: rewritten at the next
-			// sweep, told again by another node if this one dies first.
-			n.unsynced = true
-		}
-	}
 	*b = batch{}
 	n.backoff = n.set.MinBackoff
 	n.nextTry = now.Add(batchGap)
