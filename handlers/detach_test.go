@@ -196,7 +196,7 @@ func TestDetachedStalledReaderIsCut(t *testing.T) {
 	if !strings.Contains(read.String(), "data: 1\n") {
 		reader.waitLine(t, "data: 1")
 	}
-	stalled.waitEOF(t)            // what its buffers held, then the close
+	stalled.waitEOF(t) // what its buffers held, then the close
 	reader.conn.Close()
 	for deadline := time.Now().Add(5 * time.Second); b.hub.Stats().Streams != 0; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
