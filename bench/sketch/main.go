@@ -58,20 +58,27 @@ type hub struct {
 	mu      sync.Mutex
 	count   int64
 	streams map[*stream]struct{}
+	closed  bool           // shutting down: no more joins
+	holds   sync.WaitGroup // a goroutine per stream, until its connection ends
 }
 
-// join counts s, writes the response head and the current count to it
-// and adds it to the set; it reports false (and counts nothing) if the
-// write failed.
+// join counts s, writes the response head and the current count to it,
+// adds it to the set and counts its hold, which the caller must start; it
+// reports false (and counts nothing) if the write failed or the hub is
+// shutting down.
 func (h *hub) join(s *stream) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
 	h.count++
 	if !s.write(fmt.Appendf([]byte(head), "event: user count\ndata: %d\n\n", h.count)) {
 		h.count--
 		return false
 	}
 	h.streams[s] = struct{}{}
+	h.holds.Add(1) // under mu: before closeAll, so before holds.Wait
 	return true
 }
 
@@ -160,7 +167,21 @@ func (h *hub) events(w http.ResponseWriter, r *http.Request) {
 		tc.Close()
 		return
 	}
-	go h.hold(s) // net/http's goroutine ends when this handler returns
+	go func() { // net/http's goroutine ends when this handler returns
+		defer h.holds.Done()
+		h.hold(s)
+	}()
+}
+
+// closeAll refuses further joins and closes every stream's connection,
+// which ends their holds.
+func (h *hub) closeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for s := range h.streams {
+		s.conn.Close()
+	}
 }
 
 func run(ctx context.Context, args []string) error {
@@ -173,21 +194,33 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	return serve(ctx, ln)
+}
+
+// serve answers on ln until ctx ends, then closes the listener and every
+// stream and returns once their goroutines have.
+func serve(ctx context.Context, ln net.Listener) error {
 	h := &hub{streams: map[*stream]struct{}{}}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go h.broadcast(ctx, 100*time.Millisecond)
+	var bg sync.WaitGroup
+	defer bg.Wait()
+	bg.Go(func() { h.broadcast(ctx, 100*time.Millisecond) })
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /events", h.events)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusOK)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
+	bg.Go(func() {
 		<-ctx.Done()
-		srv.Close() // hijacked streams are not the server's; the process ends them
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		srv.Close() // hijacked streams are not the server's: closeAll ends them
+	})
+	err := srv.Serve(ln)
+	cancel()
+	h.closeAll()
+	h.holds.Wait()
+	if !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
