@@ -203,7 +203,7 @@ func run() error {
 	}
 	curve := o.targets[0] == "curve" // the three single servers, ramps only
 	if curve {
-		o.targets = slices.Clone(curveTargets)
+		o.targets, o.probes = slices.Clone(curveTargets), 0
 	}
 	// Clients, one probe, the health check and a margin for the runtime.
 	if maxN := slices.Max(o.ns); uint64(maxN)+100 > nofile {
