@@ -2,6 +2,8 @@
 // service and a minimal net/http baseline ("floor", ./floor), starts each as
 // a fresh subprocess per run, opens N SSE streams to it over loopback and
 // measures ramp time, convergence, fan-out latency, server CPU and memory.
+// A third server, the hijacking "sketch" (./sketch), is the lower bound of
+// a stream's memory; the curve target compares the three over N.
 // See README.md in this folder for what each number means.
 //
 // Run it from the repository root:
@@ -9,6 +11,7 @@
 //	go run ./bench
 //	go run ./bench --targets floor --n 500,1500
 //	go run ./bench --targets soak --soak-duration 2m
+//	go run ./bench --targets curve --n 1000,3000
 package main
 
 import (
@@ -57,7 +60,7 @@ func parseFlags() (options, error) {
 	nList := flag.String("n", "5000,15000", "comma-separated numbers of clients, one run per value and target")
 	flag.Float64Var(&o.rate, "rate", 3000, "ramp rate, connects per second")
 	flag.IntVar(&o.probes, "probes", 20, "fan-out probes: this many joins and as many leaves")
-	targets := flag.String("targets", "presence,floor", "comma-separated targets: presence, floor, visitors (presence with clients as browser tabs, --tabs per visitor cookie), cluster (--nodes presence nodes sharing one redis-server), watch (alone: following many rooms over one stream against a stream per room, see --watch*), webhooks (alone: webhooks off and on, see --webhook-*), soak (alone: a long run of HTTP/1.1 and HTTP/2 readers over TLS, churn and never-reading clients, see --soak-*)")
+	targets := flag.String("targets", "presence,floor", "comma-separated targets: presence, floor, sketch (the floor hijacking its connections: a stream's lower bound), visitors (presence with clients as browser tabs, --tabs per visitor cookie), cluster (--nodes presence nodes sharing one redis-server), watch (alone: following many rooms over one stream against a stream per room, see --watch*), webhooks (alone: webhooks off and on, see --webhook-*), soak (alone: a long run of HTTP/1.1 and HTTP/2 readers over TLS, churn and never-reading clients, see --soak-*), curve (alone: RSS per stream against N of presence, floor and sketch; --n defaults to 1000,3000,...,19000, --json to docs/bench-curve.json, --svg to docs/bench-curve.svg)")
 	flag.IntVar(&o.tabs, "tabs", 3, "tabs per visitor cookie of the visitors target")
 	flag.IntVar(&o.nodes, "nodes", 3, "nodes of the cluster target")
 	nodeEnv := flag.String("node-env", "GOMAXPROCS=1", "extra environment of each cluster node (split on spaces): by default one core each, as three nodes share this machine's two")
@@ -96,6 +99,9 @@ func parseFlags() (options, error) {
 	flag.IntVar(&o.webhooks.Rooms, "webhook-rooms", 5000, "webhooks: rooms the streams are spread over")
 	flag.StringVar(&o.webhooks.JSONPath, "webhook-json", "docs/bench-webhooks.json", "webhooks: results as JSON (relative to the repository root; empty: none)")
 	flag.Parse()
+	if strings.TrimSpace(*targets) == "curve" {
+		curveDefaults(nList, &o.jsonPath, &o.svgPath)
+	}
 	for _, f := range strings.Split(*watchers, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 {
@@ -115,14 +121,14 @@ func parseFlags() (options, error) {
 	}
 	for _, t := range strings.Split(*targets, ",") {
 		t = strings.TrimSpace(t)
-		if t != "presence" && t != "floor" && t != "cluster" && t != "visitors" && t != "soak" && t != "watch" && t != "webhooks" {
+		if !slices.Contains([]string{"presence", "floor", "sketch", "cluster", "visitors", "soak", "watch", "webhooks", "curve"}, t) {
 			return o, fmt.Errorf("--targets: unknown target %q", t)
 		}
 		if !slices.Contains(o.targets, t) {
 			o.targets = append(o.targets, t)
 		}
 	}
-	for _, alone := range []string{"soak", "watch", "webhooks"} {
+	for _, alone := range []string{"soak", "watch", "webhooks", "curve"} {
 		if slices.Contains(o.targets, alone) && len(o.targets) > 1 {
 			return o, fmt.Errorf("--targets: %s runs alone", alone)
 		}
@@ -206,6 +212,10 @@ func run() error {
 		}
 		return runWebhooksTarget(ctx, o, o.webhooks)
 	}
+	curve := o.targets[0] == "curve" // the three single servers, ramps only
+	if curve {
+		o.targets, o.probes = slices.Clone(curveTargets), 0
+	}
 	// Clients, one probe, the health check and a margin for the runtime.
 	if maxN := slices.Max(o.ns); uint64(maxN)+100 > nofile {
 		return fmt.Errorf("N=%d needs more than the %d open files this process may have; use N <= %d", maxN, nofile, nofile-100)
@@ -224,7 +234,7 @@ func run() error {
 	}
 	defer os.RemoveAll(tmp)
 
-	bins := map[string]string{} // presence (every target but floor) and floor
+	bins := map[string]string{} // presence (every target but floor and sketch), floor and sketch
 	var redisBin string
 	for _, t := range o.targets {
 		if t == "cluster" {
@@ -232,10 +242,7 @@ func run() error {
 				return errors.New("target cluster needs redis-server (Debian: apt-get install -y redis-server)")
 			}
 		}
-		name, pkg := "presence", "."
-		if t == "floor" {
-			name, pkg = "floor", "./bench/floor"
-		}
+		name, pkg := targetPackage(t)
 		if bins[name] != "" {
 			continue
 		}
@@ -266,11 +273,11 @@ func run() error {
 			}
 			cfg := runConfig{
 				target: t, bin: bins["presence"], args: presenceExtra, n: n, rate: o.rate, probes: o.probes,
-				sources: o.sources, logPath: filepath.Join(tmp, fmt.Sprintf("%s-%d.log", t, n)),
+				sources: o.sources, logPath: filepath.Join(tmp, fmt.Sprintf("%s-%d.log", t, n)), rampOnly: curve,
 			}
 			switch t {
-			case "floor":
-				cfg.bin, cfg.args = bins["floor"], nil
+			case "floor", "sketch":
+				cfg.bin, cfg.args = bins[t], nil
 			case "visitors":
 				cfg.tabs = o.tabs
 			case "cluster":
@@ -294,6 +301,9 @@ func run() error {
 		failed = true
 	}
 
+	if curve {
+		return finishCurve(root, env, o, results, failed)
+	}
 	writeReport(os.Stdout, env, o, results)
 	if o.jsonPath != "" {
 		if err := writeJSON(o.jsonPath, struct {
@@ -318,6 +328,17 @@ func run() error {
 		return errors.New("one or more runs failed or were interrupted (see above)")
 	}
 	return nil
+}
+
+// targetPackage names the binary a target runs and the package it is
+// built from: floor and sketch are the baselines in bench/, every other
+// target runs presence.
+func targetPackage(t string) (name, pkg string) {
+	switch t {
+	case "floor", "sketch":
+		return t, "./bench/" + t
+	}
+	return "presence", "."
 }
 
 // loneSetup is what a target that runs alone needs: presence built in a

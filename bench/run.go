@@ -81,6 +81,9 @@ type runConfig struct {
 	probes  int
 	sources int
 	logPath string
+	// rampOnly ends the run once the ramp's CPU and memory are measured:
+	// no fan-out probes, no half drop (the curve target).
+	rampOnly bool
 }
 
 const (
@@ -415,6 +418,9 @@ func doRun(ctx context.Context, cfg runConfig) (res Result, err error) {
 		res.RSSPerConnKiB = float64(rss1-rss0) / float64(open)
 	}
 	progress("  server: ramp CPU %.2f s, RSS %d -> %d KiB", res.RampCPUS, rss0, rss1)
+	if cfg.rampOnly {
+		return res, nil
+	}
 
 	// 4. Fan-out latency at rest.
 	self := os.Getpid()

@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-var seriesColor = map[string]string{"presence": "#1f77b4", "floor": "#d62728", "watch": "#2ca02c", "streams": "#9467bd"}
+var seriesColor = map[string]string{"presence": "#1f77b4", "floor": "#d62728", "sketch": "#ff7f0e", "watch": "#2ca02c", "streams": "#9467bd"}
 
 type point struct{ x, y float64 }
 
