@@ -233,3 +233,37 @@ func TestSignedStreamEndsWithToken(t *testing.T) {
 		t.Errorf("%d token-expiring events on the other streams", n)
 	}
 }
+
+// A signed-in GET /watch stream ends with its token too, told once before,
+// and counted as expired; it gets its rooms' changes until then.
+func TestSignedWatchEndsWithToken(t *testing.T) {
+	t.Parallel()
+	const leeway = 5 * time.Second // main's
+	s := startServer(t, "--token-secret", testSecret)
+	exp := time.Now().Add(2 * time.Second).Unix()
+	join := time.Now()
+	w := dial(t, s, "/watch?rooms=wx&token="+token(t, testSecret, "watcher", "", jwt.MapClaims{"exp": exp}))
+	if w.Status != 200 {
+		t.Fatalf("GET /watch with a token: %d", w.Status)
+	}
+	end := time.Unix(exp, 0).Add(leeway)
+	dial(t, s, "/rooms/wx/events")
+	w.waitFor(t, 5*time.Second, "the room's change", func() bool {
+		ev := w.Events("presence")
+		return len(ev) > 0 && strings.Contains(ev[len(ev)-1], `"people":1`)
+	})
+	w.waitFor(t, end.Sub(join)+2*time.Second, "token-expiring", func() bool { return len(w.Events("token-expiring")) > 0 })
+	if want := fmt.Sprintf(`{"ends_at_ms":%d}`, end.UnixMilli()); w.Events("token-expiring")[0] != want {
+		t.Errorf("token-expiring data %s, want %s", w.Events("token-expiring")[0], want)
+	}
+	w.waitEnd(t, time.Until(end)+2*time.Second)
+	if d := time.Since(end); d < -100*time.Millisecond || d > time.Second {
+		t.Errorf("the watch ended %v after exp+%v, want within [-0.1 s, 1 s]", d.Round(time.Millisecond), leeway)
+	}
+	if n := len(w.Events("token-expiring")); n != 1 {
+		t.Errorf("%d token-expiring events, want 1", n)
+	}
+	waitUntil(t, 5*time.Second, "one disconnect for an expired token", func() bool {
+		return metric(t, s, `presence_disconnects_total{reason="expired"}`) == 1
+	})
+}
