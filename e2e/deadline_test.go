@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/presence/presence/internal/redistest"
 	"net"
 	"net/http"
 	"strings"
@@ -38,37 +39,66 @@ func TestQuietStreamStaysOpen(t *testing.T) {
 	t.Parallel()
 	forEachProto(t, func(t *testing.T, proto string) {
 		s := startProto(t, proto, append([]string{"--grace", "1s"}, dlArgs...)...)
-		c := s.open(t, "/rooms/quiet/events")
-		c.waitCount(t, 1)
-		w := s.open(t, "/watch?rooms=quiet,empty")
-		firstPresence(t, w, "quiet:1/1", "empty:0/0")
-		r := s.open(t, "/rooms/other/events?watch=quiet")
-		firstPresence(t, r, "other:1/1", "quiet:1/1")
-		idle := 3 * (dlWriteTimeout + dlHeartbeat)
-		stayOpen(t, c, idle, "quiet room")
-		// Heartbeats came all along (a few may be late on a busy machine).
-		for _, x := range []struct {
-			c    *sseClient
-			what string
-		}{{c, "room stream"}, {w, "watch stream"}, {r, "room stream watching"}} {
-			select {
-			case <-x.c.done:
-				t.Fatalf("%s ended while quiet (%v)", x.what, x.c.err)
-			default:
-			}
-			if n, want := heartbeats(x.c), int(idle/dlHeartbeat)-2; n < want {
-				t.Errorf("%s: %d heartbeats in %s, want at least %d", x.what, n, idle, want)
-			}
-		}
-		// And the streams still carry changes.
-		s.open(t, "/rooms/quiet/events")
-		c.waitCount(t, 2)
-		waitRoomPresence(t, w, "quiet", 2, 2)
-		waitRoomPresence(t, r, "quiet", 2, 2)
-		if n := s.disconnects(t, "evicted"); n != 0 {
-			t.Errorf("%v streams evicted, want 0", n)
-		}
+		quietStreams(t, s, 0)
 	})
+}
+
+// The same on a node of a cluster, quiet for more than three node
+// timeouts as well: another node's person in the room still counts all
+// along (its liveness and this node's view of it outlast the quiet), and
+// the streams carry the changes after it.
+func TestQuietStreamStaysOpenOnACluster(t *testing.T) {
+	t.Parallel()
+	forEachProto(t, func(t *testing.T, proto string) {
+		srv := redistest.Start(t)
+		cluster := []string{"--redis-url", srv.URL(), "--node-timeout", "2s"}
+		other := startServer(t, append([]string{"--node-id", "other"}, cluster...)...)
+		dial(t, other, "/rooms/quiet/events").waitCount(t, 1)
+		s := startProto(t, proto, append(append([]string{"--grace", "1s", "--node-id", "quiet"}, cluster...), dlArgs...)...)
+		quietStreams(t, s, 1)
+	})
+}
+
+// quietStreams holds a room stream, a watch stream and a room stream that
+// watches the room, in a room that holds `others` people of other nodes,
+// quiet for 3 times the write timeout plus the heartbeat, and checks that
+// they stay open, get heartbeats and then the next change.
+func quietStreams(t *testing.T, s *protoServer, others int) {
+	t.Helper()
+	c := s.open(t, "/rooms/quiet/events")
+	c.waitCount(t, 1+others)
+	w := s.open(t, "/watch?rooms=quiet,empty")
+	n := fmt.Sprintf("%d/%d", 1+others, 1+others)
+	firstPresence(t, w, "quiet:"+n, "empty:0/0")
+	r := s.open(t, "/rooms/other/events?watch=quiet")
+	firstPresence(t, r, "other:1/1", "quiet:"+n)
+	idle := 3 * (dlWriteTimeout + dlHeartbeat)
+	stayOpen(t, c, idle, "quiet room")
+	// Heartbeats came all along (a few may be late on a busy machine).
+	for _, x := range []struct {
+		c    *sseClient
+		what string
+	}{{c, "room stream"}, {w, "watch stream"}, {r, "room stream watching"}} {
+		select {
+		case <-x.c.done:
+			t.Fatalf("%s ended while quiet (%v)", x.what, x.c.err)
+		default:
+		}
+		if n, want := heartbeats(x.c), int(idle/dlHeartbeat)-2; n < want {
+			t.Errorf("%s: %d heartbeats in %s, want at least %d", x.what, n, idle, want)
+		}
+	}
+	if got := c.Last(); got != 1+others {
+		t.Errorf("count %d after the quiet, want %d", got, 1+others)
+	}
+	// And the streams still carry changes.
+	s.open(t, "/rooms/quiet/events")
+	c.waitCount(t, 2+others)
+	waitRoomPresence(t, w, "quiet", 2+others, 2+others)
+	waitRoomPresence(t, r, "quiet", 2+others, 2+others)
+	if n := s.disconnects(t, "evicted"); n != 0 {
+		t.Errorf("%v streams evicted, want 0", n)
+	}
 }
 
 // After a quiet spell longer than the write timeout, a burst of member
