@@ -94,10 +94,19 @@ func detachable(r *http.Request) bool {
 
 // detachment is what a stream's handler hands over with its connection.
 type detachment struct {
-	head   []byte      // the response head (responseHead)
-	first  []byte      // the retry field and the first events
-	fs     followState // what first told the stream
-	expiry expiry      // zero unless signed in
+	heads  streamHeaders // the stream's headers, set on the response's with the handler's own
+	first  []byte        // the retry field and the first events
+	fs     followState   // what first told the stream
+	expiry expiry        // zero unless signed in (tokenExpiry)
+}
+
+// tokenExpiry is the expiry of a stream that joins now with a token that
+// expires at exp and is accepted leeway longer; zero unless signed.
+func tokenExpiry(signed bool, exp time.Time, leeway time.Duration) expiry {
+	if !signed {
+		return expiry{}
+	}
+	return newExpiry(time.Now(), exp, leeway)
 }
 
 // newDetached is a stream of room ("" for GET /watch) that will be
@@ -155,7 +164,8 @@ func (b *Broadcaster) detach(w http.ResponseWriter, r *http.Request, d *detached
 	wt := newWriteTry()
 	d.mu.Lock()
 	d.busy = false
-	d.send(append(append(make([]byte, 0, len(x.head)+len(x.first)), x.head...), x.first...), 0, wt)
+	x.heads.set(w.Header(), true)
+	d.send(append(responseHead(w.Header()), x.first...), 0, wt)
 	if !d.closed {
 		b.metrics.deliveries.Inc() // the first count times no fan-out
 	}

@@ -46,6 +46,28 @@ func (l smallSendListener) Accept() (net.Conn, error) {
 	return c, err
 }
 
+// detachingServer serves newTestRouter as main.go does (serveDetaching),
+// and returns its address, its broadcaster, and what stops it (to defer,
+// before a goleak check).
+func detachingServer(t *testing.T, sendBuffer int) (string, *Broadcaster, func()) {
+	t.Helper()
+	router, b := newTestRouter(t)
+	srv := serveDetaching(t, router, sendBuffer)
+	return srv.Listener.Addr().String(), b, srv.Close
+}
+
+// waitNoStreams waits, up to 5 s, for every stream to have left (what
+// says which), and for the detached ones to be past their leaves.
+func waitNoStreams(t *testing.T, b *Broadcaster, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); b.hub.Stats().Streams != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal(what)
+		}
+	}
+	b.streams.Wait()
+}
+
 // rawStream is a stream read over a bare TCP connection.
 type rawStream struct {
 	conn net.Conn
@@ -111,10 +133,8 @@ func (s *rawStream) waitEOF(t *testing.T) {
 // no goroutine left behind.
 func TestDetachedStreamsHoldOneGoroutineEach(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	router, b := newTestRouter(t)
-	srv := serveDetaching(t, router, 0)
-	defer srv.Close()
-	addr := srv.Listener.Addr().String()
+	addr, b, stop := detachingServer(t, 0)
+	defer stop()
 
 	base := runtime.NumGoroutine()
 	const n = 200
@@ -164,10 +184,8 @@ func TestDetachedStreamsHoldOneGoroutineEach(t *testing.T) {
 // evicted; the room's other streams go on getting every write meanwhile.
 func TestDetachedStalledReaderIsCut(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	router, b := newTestRouter(t) // write timeout 1 s
-	srv := serveDetaching(t, router, 4096)
-	defer srv.Close()
-	addr := srv.Listener.Addr().String()
+	addr, b, stop := detachingServer(t, 4096) // write timeout 1 s
+	defer stop()
 
 	reader := openRaw(t, addr, "/events", 0)
 	reader.waitLine(t, "data: 1")
@@ -198,12 +216,7 @@ func TestDetachedStalledReaderIsCut(t *testing.T) {
 	}
 	stalled.waitEOF(t) // what its buffers held, then the close
 	reader.conn.Close()
-	for deadline := time.Now().Add(5 * time.Second); b.hub.Stats().Streams != 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the reader's stream did not leave")
-		}
-	}
-	b.streams.Wait() // past their leaves
+	waitNoStreams(t, b, "the reader's stream did not leave")
 }
 
 // counterValue reads a counter's value.
@@ -220,10 +233,8 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 // pipelined behind a stream, or anything else, ends the stream.
 func TestDetachedBytesAfterTheRequest(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	router, b := newTestRouter(t)
-	srv := serveDetaching(t, router, 0)
-	defer srv.Close()
-	addr := srv.Listener.Addr().String()
+	addr, b, stop := detachingServer(t, 0)
+	defer stop()
 
 	kept := openRaw(t, addr, "/events", 0)
 	kept.waitLine(t, "data: 1")
@@ -239,22 +250,15 @@ func TestDetachedBytesAfterTheRequest(t *testing.T) {
 	piped.waitEOF(t)
 	kept.waitLine(t, "data: 1") // the pipelining one left; the other stays
 	kept.conn.Close()
-	for deadline := time.Now().Add(5 * time.Second); b.hub.Stats().Streams != 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the stream did not leave")
-		}
-	}
-	b.streams.Wait()
+	waitNoStreams(t, b, "the stream did not leave")
 }
 
 // A detached GET /watch stream holds one goroutine, gets the first counts
 // of its rooms, every change, the heartbeats, and ends at shutdown.
 func TestDetachedWatchers(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	router, b := newTestRouter(t)
-	srv := serveDetaching(t, router, 0)
-	defer srv.Close()
-	addr := srv.Listener.Addr().String()
+	addr, b, stop := detachingServer(t, 0)
+	defer stop()
 
 	base := runtime.NumGoroutine()
 	const n = 50

@@ -113,12 +113,7 @@ func handleStream(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logg
 		watchFirst = nil
 		fs := followState{cur: joined.Update, sentCount: joined.Events.Count, sentPres: joined.Events.Presence, members: follow, memberSeq: joined.Seq, whole: true}
 		if d != nil {
-			heads.set(w.Header(), true)
-			x := detachment{head: responseHead(w.Header()), first: first, fs: fs}
-			if member.Signed {
-				x.expiry = newExpiry(time.Now(), expires, opts.Identity.leeway())
-			}
-			b.detach(w, r, d, st, x)
+			b.detach(w, r, d, st, detachment{heads: heads, first: first, fs: fs, expiry: tokenExpiry(member.Signed, expires, opts.Identity.leeway())})
 			return // the stream is d's now
 		}
 		defer st.Leave()

@@ -60,12 +60,8 @@ func handleWatch(b *Broadcaster, opts StreamOptions, m *Metrics, log *slog.Logge
 		if d != nil {
 			m.connects.Inc()
 			d.watch = &watchState{wt: wt, alone: true, hb: wt.Heartbeats()}
-			heads.set(w.Header(), true)
-			x := detachment{head: responseHead(w.Header()), first: appendWatched(append([]byte(nil), retry...), first)}
-			if signed {
-				x.expiry = newExpiry(time.Now(), claims.Expires, opts.Identity.leeway())
-			}
-			b.detach(w, r, d, nil, x)
+			first := appendWatched(append([]byte(nil), retry...), first)
+			b.detach(w, r, d, nil, detachment{heads: heads, first: first, expiry: tokenExpiry(signed, claims.Expires, opts.Identity.leeway())})
 			return // the stream is d's now
 		}
 		defer wt.Close()
