@@ -110,10 +110,7 @@ func (d *detached) writeWatch(scratch []byte, w *writeTry) []byte {
 // written.
 func (d *detached) appendWatch(p []byte) (_ []byte, n int) {
 	d.watchOwe = false
-	d.watch.wt.Drain(func(ev presence.WatchEvent) {
-		p = appendWatchEvent(p, ev)
-		n++
-	})
+	p, n = drainWatch(p, d.watch.wt)
 	if d.watch.alone {
 		if hb := d.watch.wt.Heartbeats(); hb != d.watch.hb {
 			d.watch.hb = hb

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"errors"
 	"net/http"
 	"syscall"
@@ -179,24 +180,9 @@ func (d *detached) warn() {
 // net/http would have written for it (status, the handler's headers, Date,
 // and Connection: close, since the body ends with the connection).
 func responseHead(h http.Header) []byte {
-	var buf headBuffer
+	var buf bytes.Buffer
 	buf.WriteString("HTTP/1.1 200 OK\r\n")
 	_ = h.WriteSubset(&buf, map[string]bool{"Transfer-Encoding": true, "Date": true, "Connection": true})
-	buf.WriteString("Date: ")
-	buf.b = time.Now().UTC().AppendFormat(buf.b, http.TimeFormat)
-	buf.WriteString("\r\nConnection: close\r\n\r\n")
-	return buf.b
-}
-
-// headBuffer is a bytes.Buffer of the few methods Header.WriteSubset needs.
-type headBuffer struct{ b []byte }
-
-func (h *headBuffer) Write(p []byte) (int, error) {
-	h.b = append(h.b, p...)
-	return len(p), nil
-}
-
-func (h *headBuffer) WriteString(s string) (int, error) {
-	h.b = append(h.b, s...)
-	return len(s), nil
+	buf.WriteString("Date: " + time.Now().UTC().Format(http.TimeFormat) + "\r\nConnection: close\r\n\r\n")
+	return buf.Bytes()
 }

@@ -200,17 +200,24 @@ func (b *Broadcaster) followWatch(ctx context.Context, out *streamWriter, wt *pr
 // join and leave events. Nothing is flushed.
 func (b *Broadcaster) writeWatched(out *streamWriter, wt *presence.Watch) {
 	buf := b.frames.Get().(*[]byte)
-	p, n := (*buf)[:0], 0
+	p, n := drainWatch((*buf)[:0], wt)
+	if len(p) > 0 {
+		out.write(p)
+		b.countDeliveries(n)
+	}
+	*buf = p
+	b.frames.Put(buf)
+}
+
+// drainWatch appends what the watched rooms have for the stream since it
+// was last woken (Watch.Drain), and returns how many rooms' events.
+func drainWatch(p []byte, wt *presence.Watch) ([]byte, int) {
+	n := 0
 	wt.Drain(func(ev presence.WatchEvent) {
 		p = appendWatchEvent(p, ev)
 		n++
 	})
-	if len(p) > 0 {
-		out.write(p)
-		b.metrics.deliveries.Add(float64(n))
-	}
-	*buf = p
-	b.frames.Put(buf)
+	return p, n
 }
 
 // appendWatchEvent appends a watched room's presence event and, with its
