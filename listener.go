@@ -1,13 +1,12 @@
 package main
 
 import (
-	"errors"
 	"net"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/presence/presence/handlers"
 )
 
 // tunedListener sets two socket options on every accepted connection:
@@ -16,6 +15,10 @@ import (
 //     otherwise writes to it succeed for many minutes.
 //   - a small SO_SNDBUF, so that a client that stops reading pins little
 //     kernel memory before its writes stall and the write deadline cuts it.
+//
+// It hands each one out as a handlers.Conn, which tells a stream whether
+// the kernel gave up on its peer, and lets a stream over TLS write without
+// waiting.
 type tunedListener struct {
 	net.Listener
 	userTimeout time.Duration
@@ -41,39 +44,5 @@ func (l *tunedListener) Accept() (net.Conn, error) {
 			})
 		}
 	}
-	return &peerConn{TCPConn: tc}, nil
+	return handlers.NewConn(tc), nil
 }
-
-// peerConn remembers whether the kernel gave up on the peer
-// (ETIMEDOUT): TCP_USER_TIMEOUT fired because the peer acknowledged
-// nothing, or kept a zero window (stopped reading), for that long. The
-// stream then ends through whichever read or write sees the error first,
-// often net/http's background read, which only cancels the request; the
-// stream handler asks PeerTimedOut to count it as evicted, not as a
-// client that went away.
-type peerConn struct {
-	*net.TCPConn
-	timedOut atomic.Bool
-}
-
-func (c *peerConn) Read(p []byte) (int, error) {
-	n, err := c.TCPConn.Read(p)
-	c.check(err)
-	return n, err
-}
-
-func (c *peerConn) Write(p []byte) (int, error) {
-	n, err := c.TCPConn.Write(p)
-	c.check(err)
-	return n, err
-}
-
-func (c *peerConn) check(err error) {
-	if err != nil && errors.Is(err, syscall.ETIMEDOUT) {
-		c.timedOut.Store(true)
-	}
-}
-
-// PeerTimedOut reports whether the kernel dropped the connection because
-// the peer took no bytes for TCP_USER_TIMEOUT.
-func (c *peerConn) PeerTimedOut() bool { return c.timedOut.Load() }

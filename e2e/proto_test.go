@@ -15,19 +15,22 @@ import (
 )
 
 // protoServer is the service reached over one protocol: HTTP/1.1 over
-// plain TCP (raw sockets, as in the other tests), or HTTP/2 over TLS, every
-// stream on one connection.
+// plain TCP (raw sockets, as in the other tests), HTTP/1.1 over TLS (a
+// connection per stream, as a browser without HTTP/2 has), or HTTP/2 over
+// TLS, every stream on one connection.
 type protoServer struct {
 	*testServer
-	h2    *http.Transport // nil for HTTP/1.1
+	h2    *http.Transport // nil for plain HTTP/1.1
 	h1    *http.Transport // HTTP/1.1 over TLS, a connection per stream
+	tlsH1 bool            // streams over h1 rather than h2
 	mu    sync.Mutex
 	conns []net.Conn // the HTTP/2 transport's connections
 }
 
-// forEachProto runs test as parallel subtests, over HTTP/1.1 and HTTP/2.
+// forEachProto runs test as parallel subtests, over HTTP/1.1, HTTP/1.1
+// over TLS, and HTTP/2.
 func forEachProto(t *testing.T, test func(t *testing.T, proto string)) {
-	for _, proto := range []string{"http1", "http2"} {
+	for _, proto := range []string{"http1", "https1", "http2"} {
 		t.Run(proto, func(t *testing.T) {
 			t.Parallel()
 			test(t, proto)
@@ -35,7 +38,7 @@ func forEachProto(t *testing.T, test func(t *testing.T, proto string)) {
 	}
 }
 
-// startProto starts the service with args, over TLS for http2.
+// startProto starts the service with args, over TLS for https1 and http2.
 func startProto(t *testing.T, proto string, args ...string) *protoServer {
 	t.Helper()
 	if proto == "http1" {
@@ -63,6 +66,7 @@ func startProto(t *testing.T, proto string, args ...string) *protoServer {
 		TLSClientConfig: &tls.Config{RootCAs: pool},
 		TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{}, // no HTTP/2
 	}
+	p.tlsH1 = proto == "https1"
 	t.Cleanup(p.h2.CloseIdleConnections)
 	t.Cleanup(p.h1.CloseIdleConnections)
 	return p
@@ -80,10 +84,13 @@ func (p *protoServer) open(t *testing.T, path string) *sseClient {
 }
 
 func (p *protoServer) openErr(path string) (*sseClient, error) {
-	if p.h2 == nil {
+	switch {
+	case p.h2 == nil:
 		return dialErr(p.Addr, path)
+	case p.tlsH1:
+		return p.openTLS(p.h1, 1, path)
 	}
-	return p.openH2(path)
+	return p.openTLS(p.h2, 2, path)
 }
 
 // member opens a stream at path for a client that reads and discards
@@ -122,19 +129,20 @@ func (p *protoServer) member(path string) (io.Closer, error) {
 	return body, nil
 }
 
-func (p *protoServer) openH2(path string) (*sseClient, error) {
+// openTLS opens a stream at path through tr, in HTTP/major.
+func (p *protoServer) openTLS(tr *http.Transport, major int, path string) (*sseClient, error) {
 	req, err := http.NewRequest("GET", p.URL+path, nil)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Accept", "text/event-stream")
-	resp, err := p.h2.RoundTrip(req)
+	resp, err := tr.RoundTrip(req)
 	if err != nil {
 		return nil, err
 	}
-	if resp.ProtoMajor != 2 {
+	if resp.ProtoMajor != major {
 		resp.Body.Close()
-		return nil, fmt.Errorf("%s, want HTTP/2", resp.Proto)
+		return nil, fmt.Errorf("%s, want HTTP/%d", resp.Proto, major)
 	}
 	c := &sseClient{conn: h2Stream{body: resp.Body}, Status: resp.StatusCode, Header: resp.Header,
 		notify: make(chan struct{}, 1), done: make(chan struct{})}
@@ -144,8 +152,8 @@ func (p *protoServer) openH2(path string) (*sseClient, error) {
 
 // h2Stream lets sseClient.Close end one stream read through an
 // http.Transport (over HTTP/2 with RST_STREAM and CANCEL, as a browser
-// does) rather than the connection: Close is the only method the client
-// calls on it.
+// does, over HTTP/1.1 by closing its connection): Close is the only method
+// the client calls on it.
 type h2Stream struct {
 	net.Conn
 	body io.Closer

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -39,15 +40,22 @@ import (
 // (presence.WatchOptions.Woken) and written to by the wake workers
 // (detach_watch.go), with the same writes.
 //
-// Streams over TLS and over HTTP/2 stay on net/http's path (follow.go).
+// A stream over TLS (HTTP/1.1) is detached too, when its connection is
+// the service's own (Conn, which main's listener gives): crypto/tls
+// encrypts each write, and the Conn under it writes the records without
+// waiting and keeps for the drain what the socket did not take.
+//
+// Streams over HTTP/2 stay on net/http's path (follow.go): they share a
+// connection, and its goroutines and buffers, anyway.
 
 // detached is one stream whose connection the service took over. It is
 // kept small (256 bytes): it is most of what the service itself holds per
 // stream.
 type detached struct {
 	b     *Broadcaster
-	conn  net.Conn
-	raw   syscall.RawConn
+	conn  net.Conn        // the connection: plain TCP, or TLS
+	raw   syscall.RawConn // plain: the socket, written to with writeTry
+	sock  *Conn           // TLS: the socket under it, whose writes never wait
 	st    *presence.Stream
 	feed  *feed // guarded by b.feedsMu
 	index int   // in feed.streams, guarded by b.feedsMu
@@ -77,16 +85,21 @@ type tokenEnd struct {
 	timers [2]*time.Timer // the warning's and the end's
 }
 
-// detachable reports whether r's stream may leave net/http's path: plain
+// detachable reports whether r's stream may leave net/http's path:
 // HTTP/1.1 without a body, on a connection the service accepted itself (a
-// socket the kernel can be asked to write to without waiting).
+// socket the kernel can be asked to write to without waiting: any, for
+// plain HTTP; a Conn, under TLS).
 func detachable(r *http.Request) bool {
-	if r.ProtoMajor != 1 || r.TLS != nil || r.ContentLength > 0 || len(r.TransferEncoding) > 0 {
+	if r.ProtoMajor != 1 || r.ContentLength > 0 || len(r.TransferEncoding) > 0 {
 		return false
 	}
 	c := connOf(r)
 	if c == nil {
 		return false
+	}
+	if tc, ok := c.conn.(*tls.Conn); ok {
+		_, ok := tc.NetConn().(*Conn)
+		return ok
 	}
 	_, ok := c.conn.(syscall.Conn)
 	return ok
@@ -147,10 +160,15 @@ func (b *Broadcaster) detach(w http.ResponseWriter, r *http.Request, d *detached
 	d.mu.Unlock()
 	b.streams.Add(1)
 	var raw syscall.RawConn
-	if sc, ok := conn.(syscall.Conn); ok {
+	var sock *Conn
+	if tc, ok := conn.(*tls.Conn); ok {
+		if sock, _ = tc.NetConn().(*Conn); sock != nil {
+			err = sock.tryWrites()
+		}
+	} else if sc, ok := conn.(syscall.Conn); ok {
 		raw, err = sc.SyscallConn()
 	}
-	if kicked || raw == nil || err != nil || !d.strayOnly(rw.Reader) {
+	if kicked || (raw == nil && sock == nil) || err != nil || !d.strayOnly(rw.Reader) {
 		// Bytes after the request are a client that pipelines
 		// requests on a stream it was told would close: nothing to
 		// serve. (A connection without a descriptor cannot happen:
@@ -159,10 +177,10 @@ func (b *Broadcaster) detach(w http.ResponseWriter, r *http.Request, d *detached
 		go d.run()
 		return
 	}
-	d.raw = raw
 	_ = conn.SetDeadline(time.Time{}) // net/http's, if any, were for the request
 	wt := newWriteTry()
 	d.mu.Lock()
+	d.raw, d.sock = raw, sock
 	d.busy = false
 	x.heads.set(w.Header(), true)
 	d.send(append(responseHead(w.Header()), x.first...), 0, wt)
@@ -211,7 +229,7 @@ func (d *detached) run() {
 			break
 		}
 	}
-	d.conn.Close()
+	d.closeSocket() // no close_notify over TLS: the client went, or sent what it must not
 	d.finish(err)
 }
 
@@ -291,8 +309,26 @@ func (d *detached) cut(reason string) {
 	}
 	d.closed = true
 	conn := d.conn // nil if the hub ends the stream before detach took it
+	if d.sock != nil && d.busy {
+		// A drain may be waiting in a write of the socket: a TLS alert
+		// would wait behind it, so the socket closes without one.
+		conn = d.sock
+	}
 	d.mu.Unlock()
 	if conn != nil {
+		// Over TLS, with no write under way: the close_notify alert,
+		// written without waiting, so that a client can tell the end
+		// from a cut connection.
 		conn.Close()
 	}
+}
+
+// closeSocket closes the stream's connection without a word to the
+// client (no TLS alert).
+func (d *detached) closeSocket() {
+	if d.sock != nil {
+		d.sock.Close()
+		return
+	}
+	d.conn.Close()
 }

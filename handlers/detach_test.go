@@ -3,9 +3,10 @@ package handlers
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
@@ -18,42 +19,65 @@ import (
 	"go.uber.org/goleak"
 )
 
-// serveDetaching serves router as main.go does as far as detaching goes
-// (ConnContext set, so plain HTTP/1.1 streams leave net/http's path), on
-// a listener whose sockets take sendBuffer bytes at most (0: the
-// kernel's default).
-func serveDetaching(t *testing.T, router http.Handler, sendBuffer int) *httptest.Server {
-	t.Helper()
-	srv := httptest.NewUnstartedServer(router)
-	srv.Config.ConnContext = ConnContext
-	if sendBuffer > 0 {
-		srv.Listener = smallSendListener{srv.Listener, sendBuffer}
-	}
-	srv.Start()
-	return srv
+// detachServer is the service served as main.go does as far as detaching
+// goes (ConnContext set, and the listener's connections Conns), over plain
+// HTTP/1.1 or over TLS, on a listener whose sockets take sendBuffer bytes
+// at most (0: the kernel's default).
+type detachServer struct {
+	addr   string
+	b      *Broadcaster
+	client *tls.Config // nil for plain HTTP
 }
 
-type smallSendListener struct {
+// detachingServer starts a detachServer over TLS or not; stop stops it
+// (to defer, before a goleak check).
+func detachingServer(t *testing.T, sendBuffer int, overTLS bool) (s *detachServer, stop func()) {
+	t.Helper()
+	router, b := newTestRouter(t)
+	srv := httptest.NewUnstartedServer(router)
+	srv.Config.ConnContext = ConnContext
+	srv.Listener = connListener{srv.Listener, sendBuffer}
+	s = &detachServer{b: b}
+	if overTLS {
+		srv.StartTLS() // HTTP/1.1 only
+		pool := x509.NewCertPool()
+		pool.AddCert(srv.Certificate())
+		s.client = &tls.Config{RootCAs: pool}
+	} else {
+		srv.Start()
+	}
+	s.addr = srv.Listener.Addr().String()
+	return s, srv.Close
+}
+
+// forEachTransport runs test as subtests over plain HTTP/1.1 and over TLS.
+func forEachTransport(t *testing.T, test func(t *testing.T, overTLS bool)) {
+	for _, overTLS := range []bool{false, true} {
+		name := "plain"
+		if overTLS {
+			name = "tls"
+		}
+		t.Run(name, func(t *testing.T) { test(t, overTLS) })
+	}
+}
+
+// connListener hands out its connections as Conns, as main's listener
+// does, with a send buffer of size bytes (0: the kernel's default).
+type connListener struct {
 	net.Listener
 	size int
 }
 
-func (l smallSendListener) Accept() (net.Conn, error) {
+func (l connListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
-	if tc, ok := c.(*net.TCPConn); ok {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c, err
+	}
+	if l.size > 0 {
 		_ = tc.SetWriteBuffer(l.size)
 	}
-	return c, err
-}
-
-// detachingServer serves newTestRouter as main.go does (serveDetaching),
-// and returns its address, its broadcaster, and what stops it (to defer,
-// before a goleak check).
-func detachingServer(t *testing.T, sendBuffer int) (string, *Broadcaster, func()) {
-	t.Helper()
-	router, b := newTestRouter(t)
-	srv := serveDetaching(t, router, sendBuffer)
-	return srv.Listener.Addr().String(), b, srv.Close
+	return NewConn(tc), nil
 }
 
 // waitNoStreams waits, up to 5 s, for every stream to have left (what
@@ -68,15 +92,18 @@ func waitNoStreams(t *testing.T, b *Broadcaster, what string) {
 	b.streams.Wait()
 }
 
-// rawStream is a stream read over a bare TCP connection.
+// rawStream is a stream read over a bare TCP connection, or a bare TLS
+// one.
 type rawStream struct {
 	conn net.Conn
 	r    *bufio.Reader
 }
 
-func openRaw(t *testing.T, addr, path string, recvBuffer int) *rawStream {
+// openRaw opens a stream at path on s, whose socket receives recvBuffer
+// bytes at most (0: the kernel's default).
+func openRaw(t *testing.T, s *detachServer, path string, recvBuffer int) *rawStream {
 	t.Helper()
-	d := net.Dialer{}
+	d := &net.Dialer{}
 	if recvBuffer > 0 {
 		d.Control = func(_, _ string, c syscall.RawConn) error {
 			return c.Control(func(fd uintptr) {
@@ -84,7 +111,13 @@ func openRaw(t *testing.T, addr, path string, recvBuffer int) *rawStream {
 			})
 		}
 	}
-	conn, err := d.Dial("tcp", addr)
+	var conn net.Conn
+	var err error
+	if s.client != nil {
+		conn, err = tls.DialWithDialer(d, "tcp", s.addr, s.client)
+	} else {
+		conn, err = d.Dial("tcp", s.addr)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,91 +165,97 @@ func (s *rawStream) waitEOF(t *testing.T) {
 // room's changes, leaves when its client goes, and ends at shutdown, with
 // no goroutine left behind.
 func TestDetachedStreamsHoldOneGoroutineEach(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	addr, b, stop := detachingServer(t, 0)
-	defer stop()
+	forEachTransport(t, func(t *testing.T, overTLS bool) {
+		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+		s, stop := detachingServer(t, 0, overTLS)
+		defer stop()
+		b := s.b
 
-	base := runtime.NumGoroutine()
-	const n = 200
-	streams := make([]*rawStream, n)
-	for i := range streams {
-		streams[i] = openRaw(t, addr, "/rooms/r/events", 0)
-		head := streams[i].waitLine(t, fmt.Sprintf("data: %d", i+1))
-		if !strings.HasPrefix(head, "HTTP/1.1 200 OK\r\n") || !strings.Contains(head, "Content-Type: text/event-stream\r\n") || !strings.Contains(head, "\r\nretry: 1000\n") {
-			t.Fatalf("stream %d began %q", i, head)
+		base := runtime.NumGoroutine()
+		const n = 200
+		streams := make([]*rawStream, n)
+		for i := range streams {
+			streams[i] = openRaw(t, s, "/rooms/r/events", 0)
+			head := streams[i].waitLine(t, fmt.Sprintf("data: %d", i+1))
+			if !strings.HasPrefix(head, "HTTP/1.1 200 OK\r\n") || !strings.Contains(head, "Content-Type: text/event-stream\r\n") || !strings.Contains(head, "\r\nretry: 1000\n") {
+				t.Fatalf("stream %d began %q", i, head)
+			}
 		}
-	}
-	streams[0].waitLine(t, fmt.Sprintf("data: %d", n)) // the first saw everyone come
-	// The handlers' and net/http's goroutines end just after the first
-	// bytes went out.
-	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine()-base > n+1; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d streams hold %d goroutines, want one each and the room's feed", n, runtime.NumGoroutine()-base)
+		streams[0].waitLine(t, fmt.Sprintf("data: %d", n)) // the first saw everyone come
+		// The handlers' and net/http's goroutines end just after the first
+		// bytes went out.
+		for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine()-base > n+1; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d streams hold %d goroutines, want one each and the room's feed", n, runtime.NumGoroutine()-base)
+			}
 		}
-	}
 
-	for _, s := range streams[n/2:] {
-		s.conn.Close()
-	}
-	streams[0].waitLine(t, fmt.Sprintf("data: %d", n/2))
-	if got := counterValue(t, b.metrics.disconnect.WithLabelValues(reasonClient)); got != n/2 {
-		t.Errorf("disconnects of reason client: %v, want %d", got, n/2)
-	}
+		for _, s := range streams[n/2:] {
+			s.conn.Close()
+		}
+		streams[0].waitLine(t, fmt.Sprintf("data: %d", n/2))
+		if got := counterValue(t, b.metrics.disconnect.WithLabelValues(reasonClient)); got != n/2 {
+			t.Errorf("disconnects of reason client: %v, want %d", got, n/2)
+		}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := b.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range streams[:n/2] {
-		s.waitEOF(t)
-	}
-	if got := counterValue(t, b.metrics.disconnect.WithLabelValues(reasonShutdown)); got != n/2 {
-		t.Errorf("disconnects of reason shutdown: %v, want %d", got, n/2)
-	}
-	if s := b.hub.Stats().Streams; s != 0 {
-		t.Errorf("%d streams counted after shutdown", s)
-	}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := b.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range streams[:n/2] {
+			s.waitEOF(t)
+		}
+		if got := counterValue(t, b.metrics.disconnect.WithLabelValues(reasonShutdown)); got != n/2 {
+			t.Errorf("disconnects of reason shutdown: %v, want %d", got, n/2)
+		}
+		if s := b.hub.Stats().Streams; s != 0 {
+			t.Errorf("%d streams counted after shutdown", s)
+		}
+	})
 }
 
 // A detached stream whose client stops reading is handed to a goroutine of
 // its own when its socket fills, cut at the write timeout and counted as
 // evicted; the room's other streams go on getting every write meanwhile.
 func TestDetachedStalledReaderIsCut(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	addr, b, stop := detachingServer(t, 4096) // write timeout 1 s
-	defer stop()
+	forEachTransport(t, func(t *testing.T, overTLS bool) {
+		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+		s, stop := detachingServer(t, 4096, overTLS) // write timeout 1 s
+		defer stop()
+		b := s.b
 
-	reader := openRaw(t, addr, "/events", 0)
-	reader.waitLine(t, "data: 1")
-	stalled := openRaw(t, addr, "/events", 4096) // never read again
-	reader.waitLine(t, "data: 2")
-
-	// Heartbeats until the stalled stream is cut: a few bytes each, many
-	// times what both sockets' buffers hold, and the reader takes them all.
-	evicted := b.metrics.disconnect.WithLabelValues(reasonEvicted)
-	start := time.Now()
-	beats := 0
-	var read strings.Builder // what the reader got from here on
-	for counterValue(t, evicted) == 0 {
-		if time.Since(start) > 10*time.Second {
-			t.Fatalf("the stalled stream was not cut within 10 s (%d heartbeats)", beats)
-		}
-		b.hub.Heartbeat()
-		beats++
-		read.WriteString(reader.waitLine(t, ": hb")) // the reader is never held up
-	}
-	if took := time.Since(start); took < time.Second {
-		t.Errorf("cut after %s, before the write timeout", took)
-	}
-	// The stalled one left the room: the reader is told, perhaps already
-	// while it waited for a heartbeat.
-	if !strings.Contains(read.String(), "data: 1\n") {
+		reader := openRaw(t, s, "/events", 0)
 		reader.waitLine(t, "data: 1")
-	}
-	stalled.waitEOF(t) // what its buffers held, then the close
-	reader.conn.Close()
-	waitNoStreams(t, b, "the reader's stream did not leave")
+		stalled := openRaw(t, s, "/events", 4096) // never read again
+		reader.waitLine(t, "data: 2")
+
+		// Heartbeats until the stalled stream is cut: a few bytes each, many
+		// times what both sockets' buffers hold, and the reader takes them all.
+		evicted := b.metrics.disconnect.WithLabelValues(reasonEvicted)
+		start := time.Now()
+		beats := 0
+		var read strings.Builder // what the reader got from here on
+		for counterValue(t, evicted) == 0 {
+			if time.Since(start) > 10*time.Second {
+				t.Fatalf("the stalled stream was not cut within 10 s (%d heartbeats)", beats)
+			}
+			b.hub.Heartbeat()
+			beats++
+			read.WriteString(reader.waitLine(t, ": hb")) // the reader is never held up
+		}
+		if took := time.Since(start); took < time.Second {
+			t.Errorf("cut after %s, before the write timeout", took)
+		}
+		// The stalled one left the room: the reader is told, perhaps already
+		// while it waited for a heartbeat.
+		if !strings.Contains(read.String(), "data: 1\n") {
+			reader.waitLine(t, "data: 1")
+		}
+		stalled.waitEOF(t) // what its buffers held, then the close
+		reader.conn.Close()
+		waitNoStreams(t, b, "the reader's stream did not leave")
+	})
 }
 
 // counterValue reads a counter's value.
@@ -232,66 +271,72 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 // Line ends after a request are let pass, as servers do; a request
 // pipelined behind a stream, or anything else, ends the stream.
 func TestDetachedBytesAfterTheRequest(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	addr, b, stop := detachingServer(t, 0)
-	defer stop()
+	forEachTransport(t, func(t *testing.T, overTLS bool) {
+		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+		s, stop := detachingServer(t, 0, overTLS)
+		defer stop()
+		b := s.b
 
-	kept := openRaw(t, addr, "/events", 0)
-	kept.waitLine(t, "data: 1")
-	if _, err := kept.conn.Write([]byte("\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	piped := openRaw(t, addr, "/events", 0)
-	piped.waitLine(t, "data: 2")
-	kept.waitLine(t, "data: 2")
-	if _, err := piped.conn.Write([]byte("GET /events HTTP/1.1\r\nHost: test\r\n\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	piped.waitEOF(t)
-	kept.waitLine(t, "data: 1") // the pipelining one left; the other stays
-	kept.conn.Close()
-	waitNoStreams(t, b, "the stream did not leave")
+		kept := openRaw(t, s, "/events", 0)
+		kept.waitLine(t, "data: 1")
+		if _, err := kept.conn.Write([]byte("\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		piped := openRaw(t, s, "/events", 0)
+		piped.waitLine(t, "data: 2")
+		kept.waitLine(t, "data: 2")
+		if _, err := piped.conn.Write([]byte("GET /events HTTP/1.1\r\nHost: test\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		piped.waitEOF(t)
+		kept.waitLine(t, "data: 1") // the pipelining one left; the other stays
+		kept.conn.Close()
+		waitNoStreams(t, b, "the stream did not leave")
+	})
 }
 
 // A detached GET /watch stream holds one goroutine, gets the first counts
 // of its rooms, every change, the heartbeats, and ends at shutdown.
 func TestDetachedWatchers(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	addr, b, stop := detachingServer(t, 0)
-	defer stop()
+	forEachTransport(t, func(t *testing.T, overTLS bool) {
+		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+		s, stop := detachingServer(t, 0, overTLS)
+		defer stop()
+		b := s.b
 
-	base := runtime.NumGoroutine()
-	const n = 50
-	watchers := make([]*rawStream, n)
-	for i := range watchers {
-		watchers[i] = openRaw(t, addr, "/watch?rooms=a,b", 0)
-		watchers[i].waitLine(t, `data: {"room":"b","people":0,"connections":0}`)
-	}
-	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine()-base > n; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d watchers hold %d goroutines, want one each", n, runtime.NumGoroutine()-base)
+		base := runtime.NumGoroutine()
+		const n = 50
+		watchers := make([]*rawStream, n)
+		for i := range watchers {
+			watchers[i] = openRaw(t, s, "/watch?rooms=a,b", 0)
+			watchers[i].waitLine(t, `data: {"room":"b","people":0,"connections":0}`)
 		}
-	}
-	member := openRaw(t, addr, "/rooms/b/events", 0)
-	member.waitLine(t, "data: 1")
-	for _, w := range watchers {
-		w.waitLine(t, `data: {"room":"b","people":1,"connections":1}`)
-	}
-	b.hub.Heartbeat()
-	for _, w := range watchers {
-		w.waitLine(t, ": hb")
-	}
-	if s := b.hub.Stats().Streams; s != n+1 {
-		t.Errorf("%d streams counted, want %d: a watcher counts as a stream, in no room", s, n+1)
-	}
+		for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine()-base > n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d watchers hold %d goroutines, want one each", n, runtime.NumGoroutine()-base)
+			}
+		}
+		member := openRaw(t, s, "/rooms/b/events", 0)
+		member.waitLine(t, "data: 1")
+		for _, w := range watchers {
+			w.waitLine(t, `data: {"room":"b","people":1,"connections":1}`)
+		}
+		b.hub.Heartbeat()
+		for _, w := range watchers {
+			w.waitLine(t, ": hb")
+		}
+		if s := b.hub.Stats().Streams; s != n+1 {
+			t.Errorf("%d streams counted, want %d: a watcher counts as a stream, in no room", s, n+1)
+		}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := b.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range watchers {
-		w.waitEOF(t)
-	}
-	member.waitEOF(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := b.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range watchers {
+			w.waitEOF(t)
+		}
+		member.waitEOF(t)
+	})
 }

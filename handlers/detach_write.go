@@ -80,6 +80,30 @@ func newer(u, cur *presence.Update) bool {
 // not take goes to a drain goroutine. seq is the publish p delivers, 0 if
 // none.
 func (d *detached) send(p []byte, seq uint64, w *writeTry) {
+	rest, err := d.trySend(p, w)
+	switch {
+	case err != nil:
+		d.gone(err)
+	case len(rest) == 0:
+		if seq != 0 {
+			d.st.Delivered(seq)
+		}
+	default: // the socket took part or nothing: drain waits for it
+		d.busy = true
+		d.pending, d.pendSeq = rest, seq
+		go d.drain()
+	}
+}
+
+// trySend writes p without waiting, under d.mu, and returns what the
+// socket did not take, to be written as it is: the rest of p (a copy, p
+// being lent), or over TLS the rest of p's records. w is the plain
+// socket's write.
+func (d *detached) trySend(p []byte, w *writeTry) ([]byte, error) {
+	if d.sock != nil {
+		_, err := d.conn.Write(p) // TLS, over a socket whose writes never wait
+		return d.sock.takeOwed(), err
+	}
 	w.p, w.n, w.err = p, 0, nil
 	err := d.raw.Write(w.fn) // fails without calling w.fn once the socket is closed
 	n := w.n
@@ -87,24 +111,20 @@ func (d *detached) send(p []byte, seq uint64, w *writeTry) {
 		err = w.err
 	}
 	w.p, w.err = nil, nil
-	switch {
-	case err != nil && !errors.Is(err, syscall.EAGAIN):
-		// The connection is gone; run sees it too and ends the stream.
-		d.closed = true
-		if errors.Is(err, syscall.ETIMEDOUT) && d.reason == "" {
-			d.reason = reasonEvicted
-		}
-		d.conn.Close()
-	case n == len(p):
-		if seq != 0 {
-			d.st.Delivered(seq)
-		}
-	default: // the socket took part or nothing: drain waits for it
-		d.busy = true
-		d.pending = append(make([]byte, 0, len(p)-n), p[n:]...)
-		d.pendSeq = seq
-		go d.drain()
+	if err != nil || n == len(p) {
+		return nil, err
 	}
+	return append(make([]byte, 0, len(p)-n), p[n:]...), nil
+}
+
+// gone ends the stream after a write failed, under d.mu: the connection
+// is gone, and run sees it too and ends the stream.
+func (d *detached) gone(err error) {
+	d.closed = true
+	if errors.Is(err, syscall.ETIMEDOUT) && d.reason == "" {
+		d.reason = reasonEvicted
+	}
+	d.closeSocket()
 }
 
 // drain writes what the socket did not take, under the write timeout, and
@@ -112,14 +132,13 @@ func (d *detached) send(p []byte, seq uint64, w *writeTry) {
 // feed writes to it again. A write that stalls for the whole timeout cuts
 // the stream as evicted.
 func (d *detached) drain() {
+	var w *writeTry // for the catch-up's writes, made if needed
 	for {
 		d.mu.Lock()
 		p, seq := d.pending, d.pendSeq
 		d.mu.Unlock()
 		deadline := time.Now().Add(d.timeout)
-		_ = d.conn.SetWriteDeadline(deadline)
-		_, err := d.conn.Write(p)
-		if err != nil {
+		if err := d.writeWaiting(p, deadline); err != nil {
 			if !time.Now().Before(deadline) {
 				d.log.Debug("stream evicted: write stalled", "room", d.room, "err", err)
 				d.cut(reasonEvicted)
@@ -128,7 +147,6 @@ func (d *detached) drain() {
 			}
 			return
 		}
-		_ = d.conn.SetWriteDeadline(time.Time{})
 		if seq != 0 {
 			d.st.Delivered(seq)
 		}
@@ -153,14 +171,43 @@ func (d *detached) drain() {
 		if d.warnOwe {
 			p, d.warnOwe = append(p, d.signed.expiry.event...), false
 		}
-		if len(p) == 0 {
+		var rest []byte
+		var err error
+		if len(p) > 0 {
+			if w == nil {
+				w = newWriteTry()
+			}
+			rest, err = d.trySend(p, w)
+		}
+		switch {
+		case err != nil:
+			d.gone(err)
+			d.mu.Unlock()
+			return
+		case len(rest) == 0:
+			if seq != 0 {
+				d.st.Delivered(seq)
+			}
 			d.busy, d.pending, d.pendSeq = false, nil, 0
 			d.mu.Unlock()
 			return
 		}
-		d.pending, d.pendSeq = p, seq
+		d.pending, d.pendSeq = rest, seq
 		d.mu.Unlock()
 	}
+}
+
+// writeWaiting writes p to the socket, waiting for it until deadline.
+func (d *detached) writeWaiting(p []byte, deadline time.Time) error {
+	if d.sock != nil {
+		return d.sock.writeWaiting(p, deadline)
+	}
+	_ = d.conn.SetWriteDeadline(deadline)
+	_, err := d.conn.Write(p)
+	if err == nil {
+		_ = d.conn.SetWriteDeadline(time.Time{})
+	}
+	return err
 }
 
 // warn sends the token-expiring event, on the expiry's timer.

@@ -1,0 +1,136 @@
+package handlers
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Conn is a client connection as the service accepts it: main's listener
+// wraps every TCP connection it accepts in one. It adds two things a
+// stream needs of its socket that net.TCPConn does not give:
+//
+//   - whether the kernel gave up on the peer (PeerTimedOut);
+//   - writes that never wait (tryWrites), for a stream over TLS that
+//     leaves net/http's path (detach.go). crypto/tls encrypts a write and
+//     writes the records to the connection under it, so the only place a
+//     TLS stream's write can be kept from waiting for a slow reader is
+//     here, under TLS.
+type Conn struct {
+	*net.TCPConn
+	timedOut atomic.Bool
+	try      atomic.Pointer[tryWrites] // nil: writes wait, as a TCPConn's
+}
+
+// NewConn wraps an accepted connection.
+func NewConn(c *net.TCPConn) *Conn { return &Conn{TCPConn: c} }
+
+// tryWrites is the state of a Conn whose writes never wait: what the
+// socket did not take at once, owed to it in order. A detached stream
+// takes what is owed after each write (takeOwed) and, while anything is,
+// only its drain goroutine writes, so owed holds at most one frame's
+// records (and a close_notify alert).
+type tryWrites struct {
+	raw  syscall.RawConn
+	mu   sync.Mutex
+	w    *writeTry // guarded by mu
+	owed []byte    // guarded by mu
+}
+
+// Read reads as a TCPConn does, noting a peer the kernel gave up on.
+func (c *Conn) Read(p []byte) (int, error) {
+	n, err := c.TCPConn.Read(p)
+	c.check(err)
+	return n, err
+}
+
+// Write writes as a TCPConn does, or, once tryWrites was called, writes
+// what the socket takes at once, keeps the rest for takeOwed, and reports
+// all of p written.
+func (c *Conn) Write(p []byte) (int, error) {
+	if t := c.try.Load(); t != nil {
+		n, err := t.write(p)
+		c.check(err)
+		return n, err
+	}
+	n, err := c.TCPConn.Write(p)
+	c.check(err)
+	return n, err
+}
+
+// tryWrites makes the connection's writes never wait from now on.
+func (c *Conn) tryWrites() error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	c.try.Store(&tryWrites{raw: raw, w: newWriteTry()})
+	return nil
+}
+
+// takeOwed returns, and forgets, what writes kept since it was last
+// called.
+func (c *Conn) takeOwed() []byte {
+	t := c.try.Load()
+	if t == nil {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.owed
+	t.owed = nil
+	return p
+}
+
+// writeWaiting writes p to the socket itself, waiting for it until
+// deadline: a detached stream's drain, writing what it was owed.
+func (c *Conn) writeWaiting(p []byte, deadline time.Time) error {
+	_ = c.TCPConn.SetWriteDeadline(deadline)
+	_, err := c.TCPConn.Write(p)
+	c.check(err)
+	if err == nil {
+		_ = c.TCPConn.SetWriteDeadline(time.Time{})
+	}
+	return err
+}
+
+func (t *tryWrites) write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.owed) > 0 { // behind: p goes after what is owed
+		t.owed = append(t.owed, p...)
+		return len(p), nil
+	}
+	w := t.w
+	w.p, w.n, w.err = p, 0, nil
+	err := t.raw.Write(w.fn) // fails without calling w.fn once the socket is closed
+	n := w.n
+	if err == nil {
+		err = w.err
+	}
+	w.p, w.err = nil, nil
+	if err != nil {
+		return n, err
+	}
+	if n < len(p) {
+		t.owed = append(t.owed, p[n:]...)
+	}
+	return len(p), nil
+}
+
+func (c *Conn) check(err error) {
+	if err != nil && errors.Is(err, syscall.ETIMEDOUT) {
+		c.timedOut.Store(true)
+	}
+}
+
+// PeerTimedOut reports whether the kernel dropped the connection because
+// the peer acknowledged nothing, or kept a zero window (stopped reading),
+// for TCP_USER_TIMEOUT. The stream then ends through whichever read or
+// write sees the error first, often net/http's background read, which
+// only cancels the request; the stream asks PeerTimedOut to count it as
+// evicted, not as a client that went away.
+func (c *Conn) PeerTimedOut() bool { return c.timedOut.Load() }
