@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -18,10 +19,19 @@ import (
 // ip netns exec, so that this process never changes namespace.
 const peerEnv = "PRESENCE_E2E_PEER"
 
-// peerMain opens a stream of /events at addr, prints the status line, and
-// holds the stream until its standard input closes or it is killed.
+// peerMain opens a stream of /events at addr (over TLS if it begins with
+// tls://), prints the status line, and holds the stream until its standard
+// input closes or it is killed.
 func peerMain(addr string) int {
-	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	var conn net.Conn
+	var err error
+	if a, ok := strings.CutPrefix(addr, "tls://"); ok {
+		addr = a
+		// The peer checks no certificate: the test's own, for its server.
+		conn, err = tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	} else {
+		conn, err = net.DialTimeout("tcp", addr, 5*time.Second)
+	}
 	if err != nil {
 		fmt.Println("dial:", err)
 		return 1
@@ -48,7 +58,8 @@ type peer struct {
 }
 
 // startPeer runs a peer in netns n that opens a stream of the service at
-// addr, and waits for the status line, which must be 200.
+// addr (tls://host:port: over TLS), and waits for the status line, which
+// must be 200.
 func (n *testNetns) startPeer(t *testing.T, addr string) *peer {
 	t.Helper()
 	self, err := os.Executable()

@@ -44,7 +44,15 @@ func startProto(t *testing.T, proto string, args ...string) *protoServer {
 	if proto == "http1" {
 		return &protoServer{testServer: startServer(t, args...)}
 	}
-	cert, key, pool := selfSigned(t, t.TempDir())
+	var ips []net.IP // the address the service listens on, if not loopback
+	for i, a := range args {
+		if a == "--addr" && i+1 < len(args) {
+			if host, _, err := net.SplitHostPort(args[i+1]); err == nil && net.ParseIP(host) != nil {
+				ips = append(ips, net.ParseIP(host))
+			}
+		}
+	}
+	cert, key, pool := selfSigned(t, t.TempDir(), ips...)
 	p := &protoServer{testServer: startServer(t, append([]string{"--tls-cert", cert, "--tls-key", key}, args...)...)}
 	if !strings.HasPrefix(p.URL, "https://") {
 		t.Fatalf("listening on %q, want https", p.URL)

@@ -10,25 +10,41 @@ import (
 )
 
 // A client whose network vanishes without a FIN or RST (a pulled cable)
-// leaves the count within 30 s with default settings. The client is a
-// process in a network namespace of the test's own, joined to the server's
-// by a veth pair, whose far end then goes down. (netem is not in this
-// machine's kernel.)
+// leaves the count within 30 s with default settings, over plain HTTP/1.1
+// and over TLS. The client is a process in a network namespace of the
+// test's own, joined to the server's by a veth pair, whose far end then
+// goes down. (netem is not in this machine's kernel.) The two run one
+// after the other: a namespace's name is the test process's.
 func TestVanishedPeerLeavesWithin30s(t *testing.T) {
 	t.Parallel()
-	ns := newTestNetns(t)
-	s := startServer(t, "--addr", ns.hostIP+":0") // default heartbeat and TCP settings
-	obs := dial(t, s, "/events")
-	obs.waitCount(t, 1)
+	for _, proto := range []string{"http1", "https1"} {
+		t.Run(proto, func(t *testing.T) {
+			ns := newTestNetns(t)
+			// Default heartbeat and TCP settings.
+			s := startProto(t, proto, "--addr", ns.hostIP+":0")
+			obs := s.open(t, "/events")
+			obs.waitCount(t, 1)
 
-	p := ns.startPeer(t, s.Addr) // a process in the namespace, holding a stream
-	obs.waitCount(t, 2)
+			addr := s.Addr
+			if proto == "https1" {
+				addr = "tls://" + addr
+			}
+			p := ns.startPeer(t, addr) // a process in the namespace, holding a stream
+			obs.waitCount(t, 2)
 
-	ns.pullCable(t)
-	p.kill() // its FIN goes nowhere
-	start := time.Now()
-	obs.waitFor(t, 30*time.Second, "the vanished peer to leave", func() bool { return obs.Last() == 1 })
-	t.Logf("vanished peer left the count after %s", time.Since(start).Round(100*time.Millisecond))
+			ns.pullCable(t)
+			p.kill() // its FIN goes nowhere
+			start := time.Now()
+			obs.waitFor(t, 30*time.Second, "the vanished peer to leave", func() bool { return obs.Last() == 1 })
+			t.Logf("vanished peer left the count after %s", time.Since(start).Round(100*time.Millisecond))
+			// Counted as the kernel cutting a peer that took nothing,
+			// whether it reports ETIMEDOUT or the EHOSTUNREACH it saw
+			// while it retried.
+			if n := s.disconnects(t, "evicted"); n != 1 {
+				t.Errorf("%v streams evicted, want 1: the vanished peer", n)
+			}
+		})
+	}
 }
 
 type testNetns struct {

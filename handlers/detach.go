@@ -3,7 +3,6 @@ package handlers
 import (
 	"bufio"
 	"crypto/tls"
-	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -284,7 +283,7 @@ func (d *detached) finish(readErr error) {
 	}
 	if reason == "" {
 		switch {
-		case peerTimedOut(d.conn) || errors.Is(readErr, syscall.ETIMEDOUT):
+		case peerTimedOut(d.conn) || gaveUp(readErr):
 			d.log.Debug("stream evicted: peer took nothing for the TCP user timeout", "room", d.room)
 			reason = reasonEvicted
 		case b.closing.Err() != nil:

@@ -2,7 +2,6 @@ package handlers
 
 import (
 	"bytes"
-	"errors"
 	"net/http"
 	"syscall"
 	"time"
@@ -121,7 +120,7 @@ func (d *detached) trySend(p []byte, w *writeTry) ([]byte, error) {
 // is gone, and run sees it too and ends the stream.
 func (d *detached) gone(err error) {
 	d.closed = true
-	if errors.Is(err, syscall.ETIMEDOUT) && d.reason == "" {
+	if gaveUp(err) && d.reason == "" {
 		d.reason = reasonEvicted
 	}
 	d.closeSocket()

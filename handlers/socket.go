@@ -122,9 +122,20 @@ func (t *tryWrites) write(p []byte) (int, error) {
 }
 
 func (c *Conn) check(err error) {
-	if err != nil && errors.Is(err, syscall.ETIMEDOUT) {
+	if gaveUp(err) {
 		c.timedOut.Store(true)
 	}
+}
+
+// gaveUp reports whether err is the kernel giving up on an established
+// connection's peer after TCP_USER_TIMEOUT (or its retransmissions). The
+// kernel reports ETIMEDOUT, or the last soft error it saw while it
+// retried: a peer whose network vanished often leaves EHOSTUNREACH (its
+// address no longer answers ARP) or ENETUNREACH. Neither ends an
+// established connection by itself, so either, as a read or write error,
+// means the kernel gave up.
+func gaveUp(err error) bool {
+	return err != nil && (errors.Is(err, syscall.ETIMEDOUT) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH))
 }
 
 // PeerTimedOut reports whether the kernel dropped the connection because
