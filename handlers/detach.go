@@ -153,20 +153,23 @@ func (b *Broadcaster) detach(w http.ResponseWriter, r *http.Request, d *detached
 		writeError(w, http.StatusInternalServerError, "the stream's connection could not be taken over")
 		return
 	}
-	d.mu.Lock()
-	d.conn, d.st, d.fs = conn, st, x.fs
-	kicked := d.closed // by the hub, since the join
-	d.mu.Unlock()
-	b.streams.Add(1)
 	var raw syscall.RawConn
 	var sock *Conn
 	if tc, ok := conn.(*tls.Conn); ok {
+		// Before anyone may cut the stream: a TLS alert must never
+		// wait.
 		if sock, _ = tc.NetConn().(*Conn); sock != nil {
 			err = sock.tryWrites()
 		}
 	} else if sc, ok := conn.(syscall.Conn); ok {
 		raw, err = sc.SyscallConn()
 	}
+	d.mu.Lock()
+	d.conn, d.st, d.fs = conn, st, x.fs
+	d.raw, d.sock = raw, sock
+	kicked := d.closed // by the hub, since the join
+	d.mu.Unlock()
+	b.streams.Add(1)
 	if kicked || (raw == nil && sock == nil) || err != nil || !d.strayOnly(rw.Reader) {
 		// Bytes after the request are a client that pipelines
 		// requests on a stream it was told would close: nothing to
@@ -179,7 +182,6 @@ func (b *Broadcaster) detach(w http.ResponseWriter, r *http.Request, d *detached
 	_ = conn.SetDeadline(time.Time{}) // net/http's, if any, were for the request
 	wt := newWriteTry()
 	d.mu.Lock()
-	d.raw, d.sock = raw, sock
 	d.busy = false
 	x.heads.set(w.Header(), true)
 	d.send(append(responseHead(w.Header()), x.first...), 0, wt)
@@ -307,26 +309,27 @@ func (d *detached) cut(reason string) {
 		d.reason = reason
 	}
 	d.closed = true
+	// Over TLS, the close_notify alert, written without waiting, so that
+	// a client can tell the end from a cut connection; but not while a
+	// drain owns the socket (busy: it may be waiting in a write, and the
+	// alert would go behind it) or before detach made writes never wait.
+	alert := d.sock != nil && !d.busy
 	conn := d.conn // nil if the hub ends the stream before detach took it
-	if d.sock != nil && d.busy {
-		// A drain may be waiting in a write of the socket: a TLS alert
-		// would wait behind it, so the socket closes without one.
-		conn = d.sock
-	}
 	d.mu.Unlock()
-	if conn != nil {
-		// Over TLS, with no write under way: the close_notify alert,
-		// written without waiting, so that a client can tell the end
-		// from a cut connection.
+	switch {
+	case conn == nil:
+	case alert:
 		conn.Close()
+	default:
+		d.closeSocket()
 	}
 }
 
 // closeSocket closes the stream's connection without a word to the
 // client (no TLS alert).
 func (d *detached) closeSocket() {
-	if d.sock != nil {
-		d.sock.Close()
+	if tc, ok := d.conn.(*tls.Conn); ok {
+		tc.NetConn().Close()
 		return
 	}
 	d.conn.Close()

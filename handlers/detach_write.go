@@ -172,11 +172,16 @@ func (d *detached) drain() {
 		}
 		var rest []byte
 		var err error
-		if len(p) > 0 {
-			if w == nil {
+		if len(p) == 0 {
+			seq = 0 // a publish that told the stream nothing new
+		} else {
+			if w == nil && d.sock == nil {
 				w = newWriteTry()
 			}
 			rest, err = d.trySend(p, w)
+		}
+		if err == nil && len(rest) == 0 && d.sock != nil {
+			rest = d.sock.release() // what TLS wrote meanwhile, if anything
 		}
 		switch {
 		case err != nil:

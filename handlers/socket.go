@@ -30,14 +30,19 @@ func NewConn(c *net.TCPConn) *Conn { return &Conn{TCPConn: c} }
 
 // tryWrites is the state of a Conn whose writes never wait: what the
 // socket did not take at once, owed to it in order. A detached stream
-// takes what is owed after each write (takeOwed) and, while anything is,
-// only its drain goroutine writes, so owed holds at most one frame's
-// records (and a close_notify alert).
+// takes what is owed after each write (takeOwed); from then on its drain
+// goroutine owns the socket (held), and every write, its own catch-up or
+// a record crypto/tls writes by itself (an alert, or the answer to a
+// client's KeyUpdate, from the stream's reading goroutine), goes after
+// what the drain is writing, until the drain finds nothing owed
+// (release). So owed holds at most one frame's records and the few
+// records a client can make TLS answer between two of its frames.
 type tryWrites struct {
 	raw  syscall.RawConn
 	mu   sync.Mutex
 	w    *writeTry // guarded by mu
 	owed []byte    // guarded by mu
+	held bool      // guarded by mu: the drain writes what it took
 }
 
 // Read reads as a TCPConn does, noting a peer the kernel gave up on.
@@ -72,16 +77,27 @@ func (c *Conn) tryWrites() error {
 }
 
 // takeOwed returns, and forgets, what writes kept since it was last
-// called.
+// called. If it returns anything, the caller's drain owns the socket until
+// release returns nothing.
 func (c *Conn) takeOwed() []byte {
 	t := c.try.Load()
-	if t == nil {
-		return nil
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p := t.owed
 	t.owed = nil
+	t.held = t.held || len(p) > 0
+	return p
+}
+
+// release ends the drain's hold of the socket, unless writes were owed
+// meanwhile: then it returns them, for the drain to write first.
+func (c *Conn) release() []byte {
+	t := c.try.Load()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.owed
+	t.owed = nil
+	t.held = len(p) > 0
 	return p
 }
 
@@ -100,7 +116,7 @@ func (c *Conn) writeWaiting(p []byte, deadline time.Time) error {
 func (t *tryWrites) write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.owed) > 0 { // behind: p goes after what is owed
+	if len(t.owed) > 0 || t.held { // behind: p goes after what is owed
 		t.owed = append(t.owed, p...)
 		return len(p), nil
 	}
