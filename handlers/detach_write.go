@@ -50,6 +50,19 @@ func (w *writeTry) write(fd uintptr) bool {
 	return true
 }
 
+// to writes p to raw without waiting, and returns how much of it the
+// socket took.
+func (w *writeTry) to(raw syscall.RawConn, p []byte) (int, error) {
+	w.p, w.n, w.err = p, 0, nil
+	err := raw.Write(w.fn) // fails without calling w.fn once the socket is closed
+	n := w.n
+	if err == nil {
+		err = w.err
+	}
+	w.p, w.err = nil, nil
+	return n, err
+}
+
 // offer brings the stream up to next, unless a drain goroutine owns its
 // writes (it catches up itself when it is done) or it is closed. scratch
 // is a buffer the caller lends for the frame; the write either takes
@@ -103,13 +116,7 @@ func (d *detached) trySend(p []byte, w *writeTry) ([]byte, error) {
 		_, err := d.conn.Write(p) // TLS, over a socket whose writes never wait
 		return d.sock.takeOwed(), err
 	}
-	w.p, w.n, w.err = p, 0, nil
-	err := d.raw.Write(w.fn) // fails without calling w.fn once the socket is closed
-	n := w.n
-	if err == nil {
-		err = w.err
-	}
-	w.p, w.err = nil, nil
+	n, err := w.to(d.raw, p)
 	if err != nil || n == len(p) {
 		return nil, err
 	}

@@ -120,14 +120,7 @@ func (t *tryWrites) write(p []byte) (int, error) {
 		t.owed = append(t.owed, p...)
 		return len(p), nil
 	}
-	w := t.w
-	w.p, w.n, w.err = p, 0, nil
-	err := t.raw.Write(w.fn) // fails without calling w.fn once the socket is closed
-	n := w.n
-	if err == nil {
-		err = w.err
-	}
-	w.p, w.err = nil, nil
+	n, err := t.w.to(t.raw, p)
 	if err != nil {
 		return n, err
 	}
