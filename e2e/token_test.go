@@ -173,97 +173,102 @@ func TestAPIKeepsPrivateRoomsPrivate(t *testing.T) {
 
 // A signed-in stream ends with its token, at exp plus the allowed skew (5
 // s), and is told so once shortly before: the count drops when it ends.
-// Anonymous streams and longer tokens in the same room go on.
+// Anonymous streams and longer tokens in the same room go on. Over each
+// protocol: over HTTP/1.1, plain or TLS, the stream's timers end it.
 func TestSignedStreamEndsWithToken(t *testing.T) {
 	t.Parallel()
-	const leeway = 5 * time.Second // main's
-	s := startServer(t, "--token-secret", testSecret, "--grace", "300ms")
-	obs := dial(t, s, "/rooms/exp/events") // anonymous
-	long := dial(t, s, "/rooms/exp/events?token="+token(t, testSecret, "long", "", nil))
-	obs.waitCount(t, 2)
+	forEachProto(t, func(t *testing.T, proto string) {
+		const leeway = 5 * time.Second // main's
+		s := startProto(t, proto, "--token-secret", testSecret, "--grace", "300ms")
+		obs := s.open(t, "/rooms/exp/events") // anonymous
+		long := s.open(t, "/rooms/exp/events?token="+token(t, testSecret, "long", "", nil))
+		obs.waitCount(t, 2)
 
-	exp := time.Now().Add(3 * time.Second).Unix()
-	join := time.Now()
-	short := dial(t, s, "/rooms/exp/events?token="+token(t, testSecret, "short", "", jwt.MapClaims{"exp": exp}))
-	obs.waitCount(t, 3)
-	end := time.Unix(exp, 0).Add(leeway)
-	warnAt := end.Add(-min(30*time.Second, end.Sub(join)/2))
+		exp := time.Now().Add(3 * time.Second).Unix()
+		join := time.Now()
+		short := s.open(t, "/rooms/exp/events?token="+token(t, testSecret, "short", "", jwt.MapClaims{"exp": exp}))
+		obs.waitCount(t, 3)
+		end := time.Unix(exp, 0).Add(leeway)
+		warnAt := end.Add(-min(30*time.Second, end.Sub(join)/2))
 
-	short.waitFor(t, end.Sub(join)+2*time.Second, "token-expiring", func() bool { return len(short.Events("token-expiring")) > 0 })
-	warned := time.Now()
-	if want := fmt.Sprintf(`{"ends_at_ms":%d}`, end.UnixMilli()); short.Events("token-expiring")[0] != want {
-		t.Errorf("token-expiring data %s, want %s", short.Events("token-expiring")[0], want)
-	}
-	if warned.Before(warnAt.Add(-100*time.Millisecond)) || warned.After(warnAt.Add(time.Second)) {
-		t.Errorf("warned %v before the end, want %v before it", end.Sub(warned).Round(time.Millisecond), end.Sub(warnAt).Round(time.Millisecond))
-	}
-	// The event is whole, and the stream goes on carrying counts.
-	lines := short.Lines()
-	if i := slices.Index(lines, "event: token-expiring"); i < 1 || lines[i-1] != "" || !strings.HasPrefix(lines[i+1], "data: ") || lines[i+2] != "" {
-		t.Errorf("token-expiring is not an event of its own: %q", lines)
-	}
-	dial(t, s, "/rooms/exp/events")
-	short.waitCount(t, 4)
+		short.waitFor(t, end.Sub(join)+2*time.Second, "token-expiring", func() bool { return len(short.Events("token-expiring")) > 0 })
+		warned := time.Now()
+		if want := fmt.Sprintf(`{"ends_at_ms":%d}`, end.UnixMilli()); short.Events("token-expiring")[0] != want {
+			t.Errorf("token-expiring data %s, want %s", short.Events("token-expiring")[0], want)
+		}
+		if warned.Before(warnAt.Add(-100*time.Millisecond)) || warned.After(warnAt.Add(time.Second)) {
+			t.Errorf("warned %v before the end, want %v before it", end.Sub(warned).Round(time.Millisecond), end.Sub(warnAt).Round(time.Millisecond))
+		}
+		// The event is whole, and the stream goes on carrying counts.
+		lines := short.Lines()
+		if i := slices.Index(lines, "event: token-expiring"); i < 1 || lines[i-1] != "" || !strings.HasPrefix(lines[i+1], "data: ") || lines[i+2] != "" {
+			t.Errorf("token-expiring is not an event of its own: %q", lines)
+		}
+		s.open(t, "/rooms/exp/events")
+		short.waitCount(t, 4)
 
-	short.waitEnd(t, time.Until(end)+2*time.Second)
-	ended := time.Now()
-	if d := ended.Sub(end); d < -100*time.Millisecond || d > time.Second {
-		t.Errorf("the stream ended %v after exp+%v, want within [-0.1 s, 1 s]", d.Round(time.Millisecond), leeway)
-	}
-	t.Logf("warned %v before the end (want %v), ended %v after exp+%v",
-		end.Sub(warned).Round(time.Millisecond), end.Sub(warnAt).Round(time.Millisecond), ended.Sub(end).Round(time.Millisecond), leeway)
-	obs.waitCount(t, 3)
-	if n := len(short.Events("token-expiring")); n != 1 {
-		t.Errorf("%d token-expiring events, want 1", n)
-	}
-	if got := metric(t, s, `presence_disconnects_total{reason="expired"}`); got != 1 {
-		t.Errorf("disconnects for expired tokens: %v, want 1", got)
-	}
+		short.waitEnd(t, time.Until(end)+2*time.Second)
+		ended := time.Now()
+		if d := ended.Sub(end); d < -100*time.Millisecond || d > time.Second {
+			t.Errorf("the stream ended %v after exp+%v, want within [-0.1 s, 1 s]", d.Round(time.Millisecond), leeway)
+		}
+		t.Logf("warned %v before the end (want %v), ended %v after exp+%v",
+			end.Sub(warned).Round(time.Millisecond), end.Sub(warnAt).Round(time.Millisecond), ended.Sub(end).Round(time.Millisecond), leeway)
+		obs.waitCount(t, 3)
+		if n := len(short.Events("token-expiring")); n != 1 {
+			t.Errorf("%d token-expiring events, want 1", n)
+		}
+		if got := s.metric(t, `presence_disconnects_total{reason="expired"}`); got != 1 {
+			t.Errorf("disconnects for expired tokens: %v, want 1", got)
+		}
 
-	// The others are still there, and told nothing of it.
-	select {
-	case <-obs.done:
-		t.Errorf("the anonymous stream ended: %v", obs.err)
-	case <-long.done:
-		t.Errorf("the stream with a long token ended: %v", long.err)
-	default:
-	}
-	long.waitCount(t, 3)
-	if n := len(obs.Events("token-expiring")) + len(long.Events("token-expiring")); n != 0 {
-		t.Errorf("%d token-expiring events on the other streams", n)
-	}
+		// The others are still there, and told nothing of it.
+		select {
+		case <-obs.done:
+			t.Errorf("the anonymous stream ended: %v", obs.err)
+		case <-long.done:
+			t.Errorf("the stream with a long token ended: %v", long.err)
+		default:
+		}
+		long.waitCount(t, 3)
+		if n := len(obs.Events("token-expiring")) + len(long.Events("token-expiring")); n != 0 {
+			t.Errorf("%d token-expiring events on the other streams", n)
+		}
+	})
 }
 
 // A signed-in GET /watch stream ends with its token too, told once before,
 // and counted as expired; it gets its rooms' changes until then.
 func TestSignedWatchEndsWithToken(t *testing.T) {
 	t.Parallel()
-	const leeway = 5 * time.Second // main's
-	s := startServer(t, "--token-secret", testSecret)
-	exp := time.Now().Add(2 * time.Second).Unix()
-	join := time.Now()
-	w := dial(t, s, "/watch?rooms=wx&token="+token(t, testSecret, "watcher", "", jwt.MapClaims{"exp": exp}))
-	if w.Status != 200 {
-		t.Fatalf("GET /watch with a token: %d", w.Status)
-	}
-	end := time.Unix(exp, 0).Add(leeway)
-	dial(t, s, "/rooms/wx/events")
-	w.waitFor(t, 5*time.Second, "the room's change", func() bool {
-		ev := w.Events("presence")
-		return len(ev) > 0 && strings.Contains(ev[len(ev)-1], `"people":1`)
-	})
-	w.waitFor(t, end.Sub(join)+2*time.Second, "token-expiring", func() bool { return len(w.Events("token-expiring")) > 0 })
-	if want := fmt.Sprintf(`{"ends_at_ms":%d}`, end.UnixMilli()); w.Events("token-expiring")[0] != want {
-		t.Errorf("token-expiring data %s, want %s", w.Events("token-expiring")[0], want)
-	}
-	w.waitEnd(t, time.Until(end)+2*time.Second)
-	if d := time.Since(end); d < -100*time.Millisecond || d > time.Second {
-		t.Errorf("the watch ended %v after exp+%v, want within [-0.1 s, 1 s]", d.Round(time.Millisecond), leeway)
-	}
-	if n := len(w.Events("token-expiring")); n != 1 {
-		t.Errorf("%d token-expiring events, want 1", n)
-	}
-	waitUntil(t, 5*time.Second, "one disconnect for an expired token", func() bool {
-		return metric(t, s, `presence_disconnects_total{reason="expired"}`) == 1
+	forEachProto(t, func(t *testing.T, proto string) {
+		const leeway = 5 * time.Second // main's
+		s := startProto(t, proto, "--token-secret", testSecret)
+		exp := time.Now().Add(2 * time.Second).Unix()
+		join := time.Now()
+		w := s.open(t, "/watch?rooms=wx&token="+token(t, testSecret, "watcher", "", jwt.MapClaims{"exp": exp}))
+		if w.Status != 200 {
+			t.Fatalf("GET /watch with a token: %d", w.Status)
+		}
+		end := time.Unix(exp, 0).Add(leeway)
+		s.open(t, "/rooms/wx/events")
+		w.waitFor(t, 5*time.Second, "the room's change", func() bool {
+			ev := w.Events("presence")
+			return len(ev) > 0 && strings.Contains(ev[len(ev)-1], `"people":1`)
+		})
+		w.waitFor(t, end.Sub(join)+2*time.Second, "token-expiring", func() bool { return len(w.Events("token-expiring")) > 0 })
+		if want := fmt.Sprintf(`{"ends_at_ms":%d}`, end.UnixMilli()); w.Events("token-expiring")[0] != want {
+			t.Errorf("token-expiring data %s, want %s", w.Events("token-expiring")[0], want)
+		}
+		w.waitEnd(t, time.Until(end)+2*time.Second)
+		if d := time.Since(end); d < -100*time.Millisecond || d > time.Second {
+			t.Errorf("the watch ended %v after exp+%v, want within [-0.1 s, 1 s]", d.Round(time.Millisecond), leeway)
+		}
+		if n := len(w.Events("token-expiring")); n != 1 {
+			t.Errorf("%d token-expiring events, want 1", n)
+		}
+		waitUntil(t, 5*time.Second, "one disconnect for an expired token", func() bool {
+			return s.metric(t, `presence_disconnects_total{reason="expired"}`) == 1
+		})
 	})
 }
