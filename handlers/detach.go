@@ -159,7 +159,7 @@ func (b *Broadcaster) detach(w http.ResponseWriter, r *http.Request, d *detached
 		// Before anyone may cut the stream: a TLS alert must never
 		// wait.
 		if sock, _ = tc.NetConn().(*Conn); sock != nil {
-			err = sock.tryWrites()
+			err = sock.tryWrites(func() { go d.drainOwed() })
 		}
 	} else if sc, ok := conn.(syscall.Conn); ok {
 		raw, err = sc.SyscallConn()

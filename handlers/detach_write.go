@@ -208,6 +208,23 @@ func (d *detached) drain() {
 	}
 }
 
+// drainOwed hands to a drain what a TLS stream's socket owes while no
+// write of the stream's is under way: a record crypto/tls wrote by itself
+// (an alert, the answer to a client's KeyUpdate) that the socket did not
+// take whole. A writer under way, or its drain, takes it itself.
+func (d *detached) drainOwed() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.busy || d.closed {
+		return
+	}
+	if rest := d.sock.takeOwed(); len(rest) > 0 {
+		d.busy = true
+		d.pending, d.pendSeq = rest, 0
+		go d.drain()
+	}
+}
+
 // writeWaiting writes p to the socket, waiting for it until deadline.
 func (d *detached) writeWaiting(p []byte, deadline time.Time) error {
 	if d.sock != nil {

@@ -43,6 +43,7 @@ type tryWrites struct {
 	w    *writeTry // guarded by mu
 	owed []byte    // guarded by mu
 	held bool      // guarded by mu: the drain writes what it took
+	left func()    // see Conn.tryWrites
 }
 
 // Read reads as a TCPConn does, noting a peer the kernel gave up on.
@@ -66,13 +67,18 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// tryWrites makes the connection's writes never wait from now on.
-func (c *Conn) tryWrites() error {
+// tryWrites makes the connection's writes never wait from now on. left is
+// called, without waiting and under no lock of the Conn's, when a write
+// leaves bytes owed with no drain holding them: most often the stream's
+// own writer, which takes them at once, but it may be a record crypto/tls
+// wrote by itself from the reading goroutine, which nobody else would take
+// until the stream's next write.
+func (c *Conn) tryWrites(left func()) error {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return err
 	}
-	c.try.Store(&tryWrites{raw: raw, w: newWriteTry()})
+	c.try.Store(&tryWrites{raw: raw, w: newWriteTry(), left: left})
 	return nil
 }
 
@@ -115,17 +121,23 @@ func (c *Conn) writeWaiting(p []byte, deadline time.Time) error {
 
 func (t *tryWrites) write(p []byte) (int, error) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	if len(t.owed) > 0 || t.held { // behind: p goes after what is owed
 		t.owed = append(t.owed, p...)
+		t.mu.Unlock()
 		return len(p), nil
 	}
 	n, err := t.w.to(t.raw, p)
 	if err != nil {
+		t.mu.Unlock()
 		return n, err
 	}
-	if n < len(p) {
+	left := n < len(p)
+	if left {
 		t.owed = append(t.owed, p[n:]...)
+	}
+	t.mu.Unlock()
+	if left {
+		t.left()
 	}
 	return len(p), nil
 }

@@ -33,7 +33,8 @@ func TestConnWritesNeverWaitAndKeepOrder(t *testing.T) {
 	_ = tc.SetWriteBuffer(4096)
 	c := NewConn(tc)
 	defer c.Close()
-	if err := c.tryWrites(); err != nil {
+	var left atomic.Int32 // writes that left bytes owed with no drain holding them
+	if err := c.tryWrites(func() { left.Add(1) }); err != nil {
 		t.Fatal(err)
 	}
 
@@ -44,6 +45,9 @@ func TestConnWritesNeverWaitAndKeepOrder(t *testing.T) {
 	}
 	if took := time.Since(start); took > 500*time.Millisecond {
 		t.Errorf("a write to a client that reads nothing took %s", took)
+	}
+	if n := left.Load(); n != 1 {
+		t.Errorf("told of bytes left owed %d times, want 1", n)
 	}
 	owed := c.takeOwed()
 	if len(owed) == 0 || len(owed) >= len(big) {
@@ -77,6 +81,9 @@ func TestConnWritesNeverWaitAndKeepOrder(t *testing.T) {
 	}
 	if p := c.takeOwed(); len(p) != 0 {
 		t.Fatalf("%q owed after the drain let go", p)
+	}
+	if n := left.Load(); n != 1 {
+		t.Errorf("told of bytes left owed %d times, want 1 (the writes while held, and after, left none)", n)
 	}
 	c.Close()
 	want := append(append(big, 'B'), 'C')
