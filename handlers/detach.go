@@ -14,10 +14,11 @@ import (
 	"github.com/presence/presence/presence"
 )
 
-// A stream over plain HTTP/1.1 does not keep its request's goroutine and
-// net/http's buffers for its whole life: once the handler has validated
-// the request, joined the room and framed the first events, it takes the
-// connection over (Hijack) and lets go of everything net/http held for it.
+// A stream over HTTP/1.1 (plain, or TLS: below) does not keep its
+// request's goroutine and net/http's buffers for its whole life: once the
+// handler has validated the request, joined the room and framed the first
+// events, it takes the connection over (Hijack) and lets go of everything
+// net/http held for it.
 // What is left per stream is:
 //
 //   - a detached (below) and the connection;

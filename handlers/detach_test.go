@@ -160,8 +160,9 @@ func (s *rawStream) waitEOF(t *testing.T) {
 	}
 }
 
-// A plain HTTP/1.1 stream keeps neither its handler's goroutine nor
-// net/http's: one goroutine per stream, and a feed's per room. It gets its
+// An HTTP/1.1 stream, plain or over TLS, keeps neither its handler's
+// goroutine nor net/http's: one goroutine per stream, and a feed's per
+// room. It gets its
 // room's changes, leaves when its client goes, and ends at shutdown, with
 // no goroutine left behind.
 func TestDetachedStreamsHoldOneGoroutineEach(t *testing.T) {
