@@ -162,9 +162,8 @@ func (s *rawStream) waitEOF(t *testing.T) {
 
 // An HTTP/1.1 stream, plain or over TLS, keeps neither its handler's
 // goroutine nor net/http's: one goroutine per stream, and a feed's per
-// room. It gets its
-// room's changes, leaves when its client goes, and ends at shutdown, with
-// no goroutine left behind.
+// room. It gets its room's changes, leaves when its client goes, and ends
+// at shutdown, with no goroutine left behind.
 func TestDetachedStreamsHoldOneGoroutineEach(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, overTLS bool) {
 		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
