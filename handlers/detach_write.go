@@ -114,7 +114,7 @@ func (d *detached) send(p []byte, seq uint64, w *writeTry) {
 func (d *detached) trySend(p []byte, w *writeTry) ([]byte, error) {
 	if d.sock != nil {
 		_, err := d.conn.Write(p) // TLS, over a socket whose writes never wait
-		return d.sock.takeOwed(), err
+		return d.sock.takeOwed(false), err
 	}
 	n, err := w.to(d.raw, p)
 	if err != nil || n == len(p) {
@@ -188,7 +188,7 @@ func (d *detached) drain() {
 			rest, err = d.trySend(p, w)
 		}
 		if err == nil && len(rest) == 0 && d.sock != nil {
-			rest = d.sock.release() // what TLS wrote meanwhile, if anything
+			rest = d.sock.takeOwed(true) // what TLS wrote meanwhile, if anything
 		}
 		switch {
 		case err != nil:
@@ -218,7 +218,7 @@ func (d *detached) drainOwed() {
 	if d.busy || d.closed {
 		return
 	}
-	if rest := d.sock.takeOwed(); len(rest) > 0 {
+	if rest := d.sock.takeOwed(false); len(rest) > 0 {
 		d.busy = true
 		d.pending, d.pendSeq = rest, 0
 		go d.drain()

@@ -35,8 +35,8 @@ func NewConn(c *net.TCPConn) *Conn { return &Conn{TCPConn: c} }
 // a record crypto/tls writes by itself (an alert, or the answer to a
 // client's KeyUpdate, from the stream's reading goroutine), goes after
 // what the drain is writing, until the drain finds nothing owed
-// (release). So owed holds at most one frame's records and the few
-// records a client can make TLS answer between two of its frames.
+// (takeOwed with release). So owed holds at most one frame's records and
+// the few records a client can make TLS answer between two of its frames.
 type tryWrites struct {
 	raw  syscall.RawConn
 	mu   sync.Mutex
@@ -83,27 +83,17 @@ func (c *Conn) tryWrites(left func()) error {
 }
 
 // takeOwed returns, and forgets, what writes kept since it was last
-// called. If it returns anything, the caller's drain owns the socket until
-// release returns nothing.
-func (c *Conn) takeOwed() []byte {
+// called. If it returns anything, the caller's drain holds the socket
+// from then on; with release, a drain that found nothing more to write
+// lets go of it, unless writes were owed meanwhile: then it gets them, to
+// write first, and holds on.
+func (c *Conn) takeOwed(release bool) []byte {
 	t := c.try.Load()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p := t.owed
 	t.owed = nil
-	t.held = t.held || len(p) > 0
-	return p
-}
-
-// release ends the drain's hold of the socket, unless writes were owed
-// meanwhile: then it returns them, for the drain to write first.
-func (c *Conn) release() []byte {
-	t := c.try.Load()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	p := t.owed
-	t.owed = nil
-	t.held = len(p) > 0
+	t.held = (t.held && !release) || len(p) > 0
 	return p
 }
 

@@ -49,7 +49,7 @@ func TestConnWritesNeverWaitAndKeepOrder(t *testing.T) {
 	if n := left.Load(); n != 1 {
 		t.Errorf("told of bytes left owed %d times, want 1", n)
 	}
-	owed := c.takeOwed()
+	owed := c.takeOwed(false)
 	if len(owed) == 0 || len(owed) >= len(big) {
 		t.Fatalf("%d bytes owed of %d, want the part the socket did not take", len(owed), len(big))
 	}
@@ -71,7 +71,7 @@ func TestConnWritesNeverWaitAndKeepOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
-	for p := owed; len(p) > 0; p = c.release() {
+	for p := owed; len(p) > 0; p = c.takeOwed(true) {
 		if err := c.writeWaiting(p, deadline); err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +79,7 @@ func TestConnWritesNeverWaitAndKeepOrder(t *testing.T) {
 	if _, err := c.Write([]byte("C")); err != nil { // released: straight to the socket
 		t.Fatal(err)
 	}
-	if p := c.takeOwed(); len(p) != 0 {
+	if p := c.takeOwed(false); len(p) != 0 {
 		t.Fatalf("%q owed after the drain let go", p)
 	}
 	if n := left.Load(); n != 1 {
