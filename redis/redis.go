@@ -152,7 +152,30 @@ func (b *Backend) Close(ctx context.Context) error {
 
 // askResync asks the resyncer for one more full read, unless one is asked
 // for and not started yet: it would read the same.
-func (b *Backend) askResync() { poke(b.resync) }
+func (b *Backend) askResync() {
+	b.mu.Lock()
+	b.status.resyncAsked = true // with the poke, under mu: see takeResync
+	poke(b.resync)
+	b.mu.Unlock()
+}
+
+// takeResync is the resyncer taking every read asked for so far: the one
+// it starts serves them all. It returns a func to call when the read is
+// over. Between the two, and from an ask until its take, resyncDue is true.
+func (b *Backend) takeResync() (done func()) {
+	b.mu.Lock()
+	select { // asked again during the pause: this read serves that too
+	case <-b.resync:
+	default:
+	}
+	b.status.resyncAsked, b.status.resyncing = false, true
+	b.mu.Unlock()
+	return func() {
+		b.mu.Lock()
+		b.status.resyncing = false
+		b.mu.Unlock()
+	}
+}
 
 // poke wakes the goroutine behind ch without blocking.
 func poke(ch chan struct{}) {

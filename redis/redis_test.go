@@ -86,6 +86,23 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 	return time.Since(start)
 }
 
+// settled reports whether no node has a full read asked for or under way:
+// the reads a start asks for (its first tick, its subscriptions, the first
+// word from a node it did not know) come a random pause later.
+func settled(nodes ...*testNode) func() bool {
+	return func() bool {
+		for _, n := range nodes {
+			n.Backend.mu.Lock()
+			due := n.status.resyncAsked || n.status.resyncing
+			n.Backend.mu.Unlock()
+			if due {
+				return false
+			}
+		}
+		return true
+	}
+}
+
 func counts(room string, nodes ...*testNode) func() []int {
 	return func() []int {
 		var out []int
@@ -146,6 +163,7 @@ func TestChurnNeedsNoResync(t *testing.T) {
 	a.Join("warm", presence.Member{})
 	b.Join("warm", presence.Member{})
 	waitFor(t, 2*time.Second, "both nodes know each other", allAre(2, counts("warm", a, b)))
+	waitFor(t, 2*time.Second, "the reads their start asked for done", settled(a, b))
 	ra, rb, ca := a.Stats().Resyncs, b.Stats().Resyncs, a.Stats().Commands
 	start := time.Now()
 	want := 0

@@ -24,14 +24,12 @@ func (b *Backend) resyncLoop(ctx context.Context) {
 		if !sleep(ctx, rand.N(b.tick/4+time.Millisecond)) {
 			return
 		}
-		select { // asked again during the pause: this read serves that too
-		case <-b.resync:
-		default:
-		}
+		done := b.takeResync()
 		if b.snapshot(ctx) {
 			b.readBlocks(ctx) // before: a node ready refuses the blocked
 			b.healed()
 		}
+		done()
 	}
 }
 

@@ -24,6 +24,9 @@ type status struct {
 	warnedOf error     // the reason then
 	since    time.Time // when the trouble began
 	subbed   bool      // the subscription is up and confirmed
+
+	resyncAsked bool // a full read is asked for and not yet taken (redis.go)
+	resyncing   bool // the resyncer is reading everything
 }
 
 // Ready is nil once this node has read every node's shares and listens to
