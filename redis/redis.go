@@ -161,7 +161,8 @@ func (b *Backend) askResync() {
 
 // takeResync is the resyncer taking every read asked for so far: the one
 // it starts serves them all. It returns a func to call when the read is
-// over. Between the two, and from an ask until its take, resyncDue is true.
+// over. From an ask until the read is over, status says a read is due:
+// tests wait for it to end before they count reads.
 func (b *Backend) takeResync() (done func()) {
 	b.mu.Lock()
 	select { // asked again during the pause: this read serves that too
