@@ -156,8 +156,6 @@ func TestServerAPIAcrossNodes(t *testing.T) {
 	// Alice's streams and the room's; more if one of alice's probes above
 	// was not closed yet.
 	for i, want := range []float64{4, 4, 4, 1} {
-		if v := metric(t, nodes[i], `presence_disconnects_total{reason="disconnected"}`); v < want {
-			t.Errorf("%s counted %v streams disconnected, want %v", nodes[i].URL, v, want)
-		}
+		metricAtLeast(t, nodes[i], `presence_disconnects_total{reason="disconnected"}`, want)
 	}
 }

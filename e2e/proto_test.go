@@ -180,6 +180,13 @@ func (p *protoServer) disconnects(t *testing.T, reason string) float64 {
 	return p.metric(t, `presence_disconnects_total{reason="`+reason+`"}`)
 }
 
+// disconnectsAtLeast is metricAtLeast for the streams that ended for
+// reason.
+func (p *protoServer) disconnectsAtLeast(t *testing.T, reason string, want float64) float64 {
+	t.Helper()
+	return metricAtLeast(t, p.testServer, `presence_disconnects_total{reason="`+reason+`"}`, want)
+}
+
 // stayOpen fails if c ends within d.
 func stayOpen(t *testing.T, c *sseClient, d time.Duration, what string) {
 	t.Helper()

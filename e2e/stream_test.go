@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
@@ -197,6 +198,21 @@ func metric(t *testing.T, s *testServer, name string) float64 {
 		t.Fatalf("metric %s not found", name)
 	}
 	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
+}
+
+// metricAtLeast waits until name on s reads at least want, and returns
+// what it reads then. A stream's end is counted once the server has
+// finished it, a moment after its client saw the connection close, so a
+// test that saw the close waits for the count. A test that wants an exact
+// figure compares what it returns.
+func metricAtLeast(t *testing.T, s *testServer, name string, want float64) float64 {
+	t.Helper()
+	var v float64
+	waitUntil(t, 2*time.Second, fmt.Sprintf("%s at %v or more", name, want), func() bool {
+		v = metric(t, s, name)
+		return v >= want
+	})
 	return v
 }
 

@@ -218,7 +218,7 @@ func TestSignedStreamEndsWithToken(t *testing.T) {
 		if n := len(short.Events("token-expiring")); n != 1 {
 			t.Errorf("%d token-expiring events, want 1", n)
 		}
-		if got := s.metric(t, `presence_disconnects_total{reason="expired"}`); got != 1 {
+		if got := s.disconnectsAtLeast(t, "expired", 1); got != 1 {
 			t.Errorf("disconnects for expired tokens: %v, want 1", got)
 		}
 
