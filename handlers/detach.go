@@ -275,15 +275,6 @@ func (d *detached) finish(readErr error) {
 		}
 	}
 	b := d.b
-	if d.st != nil {
-		b.detachFeed(d)
-		d.st.Leave()
-	} else {
-		b.detachAlone(d)
-	}
-	if d.watch != nil {
-		d.watch.wt.Close()
-	}
 	if reason == "" {
 		switch {
 		case peerTimedOut(d.conn) || gaveUp(readErr):
@@ -295,9 +286,20 @@ func (d *detached) finish(readErr error) {
 			reason = reasonClient
 		}
 	}
-	// Not counted as an early end of its connection (conn.go): an
-	// HTTP/1.1 connection carries one stream, which ends with it.
+	// Counted before it leaves its room, as on net/http's path: whoever
+	// sees the room's count drop finds the end counted. Not counted as an
+	// early end of its connection (conn.go): an HTTP/1.1 connection
+	// carries one stream, which ends with it.
 	b.metrics.disconnect.WithLabelValues(reason).Inc()
+	if d.st != nil {
+		b.detachFeed(d)
+		d.st.Leave()
+	} else {
+		b.detachAlone(d)
+	}
+	if d.watch != nil {
+		d.watch.wt.Close()
+	}
 	b.streams.Done()
 }
 
