@@ -97,12 +97,20 @@ func detachable(r *http.Request) bool {
 	if c == nil {
 		return false
 	}
-	if tc, ok := c.conn.(*tls.Conn); ok {
-		_, ok := tc.NetConn().(*Conn)
-		return ok
+	sock, plain := sockets(c.conn)
+	return sock != nil || plain != nil
+}
+
+// sockets returns what a detached stream on conn writes to without
+// waiting: under TLS, the service's own Conn (nil if the connection under
+// TLS is not one); otherwise the plain socket (nil if there is none).
+func sockets(conn net.Conn) (sock *Conn, plain syscall.Conn) {
+	if tc, ok := conn.(*tls.Conn); ok {
+		sock, _ = tc.NetConn().(*Conn)
+		return sock, nil
 	}
-	_, ok := c.conn.(syscall.Conn)
-	return ok
+	plain, _ = conn.(syscall.Conn)
+	return nil, plain
 }
 
 // detachment is what a stream's handler hands over with its connection.
@@ -155,15 +163,14 @@ func (b *Broadcaster) detach(w http.ResponseWriter, r *http.Request, d *detached
 		return
 	}
 	var raw syscall.RawConn
-	var sock *Conn
-	if tc, ok := conn.(*tls.Conn); ok {
+	sock, plain := sockets(conn)
+	switch {
+	case sock != nil:
 		// Before anyone may cut the stream: a TLS alert must never
 		// wait.
-		if sock, _ = tc.NetConn().(*Conn); sock != nil {
-			err = sock.tryWrites(func() { go d.drainOwed() })
-		}
-	} else if sc, ok := conn.(syscall.Conn); ok {
-		raw, err = sc.SyscallConn()
+		err = sock.tryWrites(func() { go d.drainOwed() })
+	case plain != nil:
+		raw, err = plain.SyscallConn()
 	}
 	d.mu.Lock()
 	d.conn, d.st, d.fs = conn, st, x.fs

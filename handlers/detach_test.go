@@ -92,6 +92,18 @@ func waitNoStreams(t *testing.T, b *Broadcaster, what string) {
 	b.streams.Wait()
 }
 
+// waitGoroutines waits, up to 5 s, until at most want goroutines run
+// besides the base ones: the handlers' and net/http's end just after a
+// stream's first bytes went out.
+func waitGoroutines(t *testing.T, base, want int, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine()-base > want; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %d goroutines, want %d", what, runtime.NumGoroutine()-base, want)
+		}
+	}
+}
+
 // rawStream is a stream read over a bare TCP connection, or a bare TLS
 // one.
 type rawStream struct {
@@ -182,13 +194,7 @@ func TestDetachedStreamsHoldOneGoroutineEach(t *testing.T) {
 			}
 		}
 		streams[0].waitLine(t, fmt.Sprintf("data: %d", n)) // the first saw everyone come
-		// The handlers' and net/http's goroutines end just after the first
-		// bytes went out.
-		for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine()-base > n+1; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d streams hold %d goroutines, want one each and the room's feed", n, runtime.NumGoroutine()-base)
-			}
-		}
+		waitGoroutines(t, base, n+1, fmt.Sprintf("%d streams: one each and the room's feed", n))
 
 		for _, s := range streams[n/2:] {
 			s.conn.Close()
@@ -311,11 +317,7 @@ func TestDetachedWatchers(t *testing.T) {
 			watchers[i] = openRaw(t, s, "/watch?rooms=a,b", 0)
 			watchers[i].waitLine(t, `data: {"room":"b","people":0,"connections":0}`)
 		}
-		for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine()-base > n; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d watchers hold %d goroutines, want one each", n, runtime.NumGoroutine()-base)
-			}
-		}
+		waitGoroutines(t, base, n, fmt.Sprintf("%d watchers: one each", n))
 		member := openRaw(t, s, "/rooms/b/events", 0)
 		member.waitLine(t, "data: 1")
 		for _, w := range watchers {

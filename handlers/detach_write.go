@@ -230,12 +230,7 @@ func (d *detached) writeWaiting(p []byte, deadline time.Time) error {
 	if d.sock != nil {
 		return d.sock.writeWaiting(p, deadline)
 	}
-	_ = d.conn.SetWriteDeadline(deadline)
-	_, err := d.conn.Write(p)
-	if err == nil {
-		_ = d.conn.SetWriteDeadline(time.Time{})
-	}
-	return err
+	return writeBefore(d.conn, p, deadline)
 }
 
 // warn sends the token-expiring event, on the expiry's timer.

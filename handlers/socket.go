@@ -56,13 +56,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 // Write writes as a TCPConn does, or, once tryWrites was called, writes
 // what the socket takes at once, keeps the rest for takeOwed, and reports
 // all of p written.
-func (c *Conn) Write(p []byte) (int, error) {
+func (c *Conn) Write(p []byte) (n int, err error) {
 	if t := c.try.Load(); t != nil {
-		n, err := t.write(p)
-		c.check(err)
-		return n, err
+		n, err = t.write(p)
+	} else {
+		n, err = c.TCPConn.Write(p)
 	}
-	n, err := c.TCPConn.Write(p)
 	c.check(err)
 	return n, err
 }
@@ -100,11 +99,18 @@ func (c *Conn) takeOwed(release bool) []byte {
 // writeWaiting writes p to the socket itself, waiting for it until
 // deadline: a detached stream's drain, writing what it was owed.
 func (c *Conn) writeWaiting(p []byte, deadline time.Time) error {
-	_ = c.TCPConn.SetWriteDeadline(deadline)
-	_, err := c.TCPConn.Write(p)
+	err := writeBefore(c.TCPConn, p, deadline)
 	c.check(err)
+	return err
+}
+
+// writeBefore writes p to c, waiting for it until deadline, and clears
+// the deadline after a write that went through.
+func writeBefore(c net.Conn, p []byte, deadline time.Time) error {
+	_ = c.SetWriteDeadline(deadline)
+	_, err := c.Write(p)
 	if err == nil {
-		_ = c.TCPConn.SetWriteDeadline(time.Time{})
+		_ = c.SetWriteDeadline(time.Time{})
 	}
 	return err
 }
