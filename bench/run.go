@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/presence/presence/bench/proc"
 )
 
 // Result is what one run (one target, one N) measured. Durations that timed
@@ -425,12 +427,12 @@ func doRun(ctx context.Context, cfg runConfig) (res Result, err error) {
 	// 4. Fan-out latency at rest.
 	self := os.Getpid()
 	scpu0, _ := l.cpu()
-	ccpu0, _ := procCPU(self)
+	ccpu0, _ := proc.CPU(self)
 	if err := l.fanout(ctx, cfg, &res); err != nil {
 		return res, err
 	}
 	scpu1, _ := l.cpu()
-	ccpu1, _ := procCPU(self)
+	ccpu1, _ := proc.CPU(self)
 	res.FanoutServerCPUS, res.FanoutClientCPUS = scpu1-scpu0, ccpu1-ccpu0
 	progress("  fan-out CPU: server %.2f s, load tool %.2f s", res.FanoutServerCPUS, res.FanoutClientCPUS)
 
@@ -486,10 +488,10 @@ func (l *load) killOne(ctx context.Context, res *Result) error {
 }
 
 // cpu is the servers' CPU seconds so far (a killed one no longer counts).
-func (l *load) cpu() (float64, error) { return sumLive(l, procCPU) }
+func (l *load) cpu() (float64, error) { return sumLive(l, proc.CPU) }
 
 // rss is the servers' resident memory in KiB.
-func (l *load) rss() (int64, error) { return sumLive(l, procRSS) }
+func (l *load) rss() (int64, error) { return sumLive(l, proc.RSS) }
 
 // usage is the servers' CPU seconds and resident KiB.
 func (l *load) usage() (float64, int64, error) {

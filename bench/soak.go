@@ -22,6 +22,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/presence/presence/bench/proc"
 )
 
 // soakConfig holds the settings of the soak target (the --soak-* flags).
@@ -1062,12 +1064,12 @@ func (s *soak) takeSample(ctx context.Context, prev *soakSample) (soakSample, er
 		return soakSample{}, err
 	}
 	pid := s.srv.cmd.Process.Pid
-	rss, err := procRSS(pid)
+	rss, err := proc.RSS(pid)
 	if err != nil {
 		return soakSample{}, err
 	}
-	cpu, _ := procCPU(pid)
-	toolCPU, _ := procCPU(os.Getpid())
+	cpu, _ := proc.CPU(pid)
+	toolCPU, _ := proc.CPU(os.Getpid())
 	now := time.Now()
 	smp := soakSample{
 		TS: now.Sub(s.base).Seconds(), Streams: int(m["presence_streams_open"]), RSSKiB: rss,

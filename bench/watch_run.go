@@ -6,6 +6,8 @@ import (
 	"os"
 	"slices"
 	"time"
+
+	"github.com/presence/presence/bench/proc"
 )
 
 // WatchResult is what one run of the watch target measured.
@@ -256,7 +258,7 @@ func (wr *watchRun) fanout(ctx context.Context, res *WatchResult) error {
 	}
 	self := os.Getpid()
 	scpu0, _ := wr.l.cpu()
-	ccpu0, _ := procCPU(self)
+	ccpu0, _ := proc.CPU(self)
 	var watched, own []int64
 	for range wr.cfg.Probes {
 		r := wr.rng.IntN(wr.cfg.Rooms)
@@ -272,7 +274,7 @@ func (wr *watchRun) fanout(ctx context.Context, res *WatchResult) error {
 		}
 	}
 	scpu1, _ := wr.l.cpu()
-	ccpu1, _ := procCPU(self)
+	ccpu1, _ := proc.CPU(self)
 	res.FanoutCPUS, res.FanoutToolS = scpu1-scpu0, ccpu1-ccpu0
 	res.FanoutSamples, res.RefSamples = len(watched), len(own)
 	if len(watched) > 0 {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/presence/presence/bench/proc"
 	"github.com/presence/presence/webhook"
 )
 
@@ -231,7 +232,7 @@ func doWebhookRun(ctx context.Context, cfg webhookConfig, mode, bin string, args
 	}
 	sink.reset()
 	pid := srv.cmd.Process.Pid
-	cpu0, err := procCPU(pid)
+	cpu0, err := proc.CPU(pid)
 	if err != nil {
 		return res, window, err
 	}
@@ -272,7 +273,7 @@ func doWebhookRun(ctx context.Context, cfg webhookConfig, mode, bin string, args
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	cpu1, err := procCPU(pid)
+	cpu1, err := proc.CPU(pid)
 	if err != nil {
 		return res, window, err
 	}
@@ -293,7 +294,7 @@ func doWebhookRun(ctx context.Context, cfg webhookConfig, mode, bin string, args
 	if sleepCtx(ctx, time.Until(leaveStart.Add(leaveWindow))) != nil {
 		return res, window, ctx.Err()
 	}
-	cpu2, err := procCPU(pid)
+	cpu2, err := proc.CPU(pid)
 	if err != nil {
 		return res, window, err
 	}

@@ -18,9 +18,10 @@ import (
 	"io"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/presence/presence/bench/proc"
 )
 
 func main() {
@@ -39,7 +40,7 @@ func run(addr string, pid, n, sources int) error {
 	if pid <= 0 || n <= 0 || sources <= 0 || sources > 250 {
 		return errors.New("-pid, -n and -sources (at most 250) must be positive")
 	}
-	before, err := rssKiB(pid)
+	before, err := proc.RSS(pid)
 	if err != nil {
 		return err
 	}
@@ -78,25 +79,11 @@ func run(addr string, pid, n, sources int) error {
 	}
 	opened := time.Since(start)
 	time.Sleep(3 * time.Second) // the last counts of the ramp, and their writes, go out
-	after, err := rssKiB(pid)
+	after, err := proc.RSS(pid)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("%d TLS streams opened in %.1f s: RSS %d KiB before, %d KiB after, %.1f KiB per stream\n",
 		n, opened.Seconds(), before, after, float64(after-before)/float64(n))
 	return nil
-}
-
-// rssKiB reads a process's resident set size.
-func rssKiB(pid int) (int64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0, err
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
-			return strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-		}
-	}
-	return 0, errors.New("no VmRSS")
 }
