@@ -29,15 +29,18 @@ type detachServer struct {
 	client *tls.Config // nil for plain HTTP
 }
 
-// detachingServer starts a detachServer over TLS or not; stop stops it
-// (to defer, before a goleak check).
-func detachingServer(t *testing.T, sendBuffer int, overTLS bool) (s *detachServer, stop func()) {
+// detachingServer starts a detachServer over TLS or not. When the test
+// ends, it stops the server and checks that no goroutine started since is
+// left (goleak).
+func detachingServer(t *testing.T, sendBuffer int, overTLS bool) *detachServer {
 	t.Helper()
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) }) // runs after the cleanups below
 	router, b := newTestRouter(t)
 	srv := httptest.NewUnstartedServer(router)
 	srv.Config.ConnContext = ConnContext
 	srv.Listener = connListener{srv.Listener, sendBuffer}
-	s = &detachServer{b: b}
+	s := &detachServer{b: b}
 	if overTLS {
 		srv.StartTLS() // HTTP/1.1 only
 		pool := x509.NewCertPool()
@@ -47,7 +50,8 @@ func detachingServer(t *testing.T, sendBuffer int, overTLS bool) (s *detachServe
 		srv.Start()
 	}
 	s.addr = srv.Listener.Addr().String()
-	return s, srv.Close
+	t.Cleanup(srv.Close)
+	return s
 }
 
 // forEachTransport runs test as subtests over plain HTTP/1.1 and over TLS.
@@ -178,9 +182,7 @@ func (s *rawStream) waitEOF(t *testing.T) {
 // at shutdown, with no goroutine left behind.
 func TestDetachedStreamsHoldOneGoroutineEach(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, overTLS bool) {
-		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-		s, stop := detachingServer(t, 0, overTLS)
-		defer stop()
+		s := detachingServer(t, 0, overTLS)
 		b := s.b
 
 		base := runtime.NumGoroutine()
@@ -226,9 +228,7 @@ func TestDetachedStreamsHoldOneGoroutineEach(t *testing.T) {
 // evicted; the room's other streams go on getting every write meanwhile.
 func TestDetachedStalledReaderIsCut(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, overTLS bool) {
-		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-		s, stop := detachingServer(t, 4096, overTLS) // write timeout 1 s
-		defer stop()
+		s := detachingServer(t, 4096, overTLS) // write timeout 1 s
 		b := s.b
 
 		reader := openRaw(t, s, "/events", 0)
@@ -278,9 +278,7 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 // pipelined behind a stream, or anything else, ends the stream.
 func TestDetachedBytesAfterTheRequest(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, overTLS bool) {
-		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-		s, stop := detachingServer(t, 0, overTLS)
-		defer stop()
+		s := detachingServer(t, 0, overTLS)
 		b := s.b
 
 		kept := openRaw(t, s, "/events", 0)
@@ -305,9 +303,7 @@ func TestDetachedBytesAfterTheRequest(t *testing.T) {
 // of its rooms, every change, the heartbeats, and ends at shutdown.
 func TestDetachedWatchers(t *testing.T) {
 	forEachTransport(t, func(t *testing.T, overTLS bool) {
-		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-		s, stop := detachingServer(t, 0, overTLS)
-		defer stop()
+		s := detachingServer(t, 0, overTLS)
 		b := s.b
 
 		base := runtime.NumGoroutine()
